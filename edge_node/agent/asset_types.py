@@ -1,0 +1,56 @@
+"""The asset types the simulated fleet ships, with each metric's unit and valid range.
+
+One definition shared by the edge agent's sensor sources (which emit these metrics) and
+the platform's demo loader (which creates the matching AssetType rows). Free of Django.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class MetricSpec(NamedTuple):
+    name: str
+    unit: str
+    min_value: float
+    max_value: float
+    label: str
+
+
+ASSET_TYPES: dict[str, dict] = {
+    "induction_motor": {
+        "label": "Induction motor",
+        "metrics": [
+            MetricSpec("current_a", "A", 0.0, 400.0, "Current"),
+            MetricSpec("power_kw", "kW", 0.0, 250.0, "Power"),
+            MetricSpec("vib_rms", "mm/s", 0.0, 100.0, "Vibration RMS"),
+            MetricSpec("vib_peak", "mm/s", 0.0, 400.0, "Vibration peak"),
+            MetricSpec("vib_kurtosis", "", 0.0, 100.0, "Vibration kurtosis"),
+            MetricSpec("vib_crest", "", 0.0, 50.0, "Vibration crest factor"),
+            MetricSpec("vib_band_bearing", "(mm/s)^2", 0.0, 10000.0, "Bearing band energy"),
+            MetricSpec("temperature_c", "°C", -40.0, 200.0, "Winding temperature"),
+            MetricSpec("acoustic_db", "dB", 0.0, 140.0, "Acoustic level"),
+        ],
+    },
+    "centrifugal_pump": {
+        "label": "Centrifugal pump",
+        "metrics": [
+            MetricSpec("flow_m3h", "m³/h", 0.0, 1000.0, "Flow"),
+            MetricSpec("pressure_bar", "bar", 0.0, 60.0, "Discharge pressure"),
+            MetricSpec("power_kw", "kW", 0.0, 300.0, "Power"),
+            MetricSpec("vib_rms", "mm/s", 0.0, 100.0, "Vibration RMS"),
+            MetricSpec("temperature_c", "°C", -40.0, 200.0, "Bearing temperature"),
+        ],
+    },
+    "hvac_unit": {
+        "label": "HVAC unit",
+        "metrics": [
+            MetricSpec("supply_temp_c", "°C", -30.0, 80.0, "Supply temperature"),
+            MetricSpec("return_temp_c", "°C", -30.0, 80.0, "Return temperature"),
+            MetricSpec("humidity_pct", "%", 0.0, 100.0, "Relative humidity"),
+            MetricSpec("co2_ppm", "ppm", 0.0, 10000.0, "CO₂"),
+            MetricSpec("occupancy", "people", 0.0, 2000.0, "Occupancy"),
+            MetricSpec("energy_kw", "kW", 0.0, 500.0, "Power draw"),
+        ],
+    },
+}
