@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class EdgeNodeConfig(AppConfig):
+    name = "edge_node"
+    verbose_name = "Edge nodes"

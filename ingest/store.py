@@ -1,0 +1,195 @@
+"""Store a batch of parsed messages in one transaction, with a fixed number of queries.
+
+Duplicates (a (node, channel, seq) already stored: MQTT redelivery after a crash, or a
+node resending) are detected by the unique key of ReceivedMessage inside the same
+transaction, so a message is stored exactly once even with several workers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from ingest import const, timeseries
+from ingest.models import DeadLetter, EdgeEvent
+from ingest.payloads import ParsedMessage
+
+log = logging.getLogger(__name__)
+
+CHANNEL_CODES = {"telemetry": "t", "events": "e"}
+
+
+@dataclass
+class Incoming:
+    parsed: ParsedMessage
+    payload: bytes
+
+
+@dataclass
+class BatchResult:
+    stored_rows: int = 0
+    stored_events: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    dead_letters: int = 0
+    # asset_id -> {metric_id: (ts, value)}: what changed, for live updates after commit
+    latest: dict[int, dict[int, tuple[datetime, float]]] = field(default_factory=dict)
+    statuses: dict[str, dict] = field(default_factory=dict)
+    event_ids: list[int] = field(default_factory=list)
+
+
+def _claim_seqs(items: list[Incoming], now: datetime) -> set[tuple[str, str, int]]:
+    """Insert the batch's (node, channel, seq) keys; return those that were new."""
+    keys: dict[tuple[str, str, int], None] = {}
+    for item in items:
+        p = item.parsed
+        if p.seq is not None and not p.rejected_whole and p.channel in CHANNEL_CODES:
+            keys[(p.node_key, CHANNEL_CODES[p.channel], p.seq)] = None
+    if not keys:
+        return set()
+    placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(keys))
+    params: list = []
+    for node_key, channel, seq in keys:
+        params.extend((node_key, channel, seq, now))
+    with connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO ingest_receivedmessage (node_key, channel, seq, received_at) VALUES {placeholders} "
+            "ON CONFLICT (node_key, channel, seq) DO NOTHING RETURNING node_key, channel, seq",
+            params,
+        )
+        return {(n, c, int(s)) for n, c, s in cur.fetchall()}
+
+
+def store_batch(items: list[Incoming], now: datetime) -> BatchResult:
+    """Store every valid reading, event and status of ``items``; dead-letter every reject."""
+    result = BatchResult()
+    raw_limit = settings.INGEST_DEAD_LETTER_RAW_BYTES
+    with transaction.atomic():
+        fresh = _claim_seqs(items, now)
+        rows: list = []
+        events: list[EdgeEvent] = []
+        dead: list[DeadLetter] = []
+        counts: dict[tuple[str, str], int] = defaultdict(int)
+        streams: dict[str, list] = {}  # node -> [first_seq, max_seq, messages, readings, dups, rejected]
+        latest: dict[tuple[int, int], tuple[datetime, float]] = {}
+        nodes_seen: set[str] = set()
+        for item in items:
+            p = item.parsed
+            stream = None
+            if p.node_key and not (p.rejected_whole and p.rejects and p.rejects[0].reason == const.UNKNOWN_NODE):
+                stream = streams.setdefault(p.node_key, [None, None, 0, 0, 0, 0])
+            if p.seq is not None and not p.rejected_whole and p.channel in CHANNEL_CODES:
+                if (p.node_key, CHANNEL_CODES[p.channel], p.seq) not in fresh:
+                    result.duplicates += 1
+                    if stream is not None:
+                        stream[4] += 1
+                    continue
+                if p.channel == "telemetry" and stream is not None:
+                    stream[0] = p.seq if stream[0] is None else min(stream[0], p.seq)
+                    stream[1] = p.seq if stream[1] is None else max(stream[1], p.seq)
+                    stream[2] += 1
+            if p.node_key and not p.rejected_whole:
+                nodes_seen.add(p.node_key)
+            if p.rows:
+                rows.extend(p.rows)
+                if stream is not None:
+                    stream[3] += len(p.rows)
+                for ts, asset_id, metric_id, value in p.rows:
+                    key = (asset_id, metric_id)
+                    current = latest.get(key)
+                    if current is None or current[0] <= ts:
+                        latest[key] = (ts, value)
+            for ev in p.events:
+                events.append(
+                    EdgeEvent(
+                        node_key=p.node_key, asset_id=ev.asset_id, ts=ev.ts, received_at=now, kind=ev.kind,
+                        severity=ev.severity, message=ev.message, data=ev.data,
+                    )
+                )
+            if p.status is not None:
+                result.statuses[p.node_key] = p.status
+            for rej in p.rejects:
+                counts[(p.node_key[:64], rej.reason)] += rej.count
+                result.rejected += rej.count
+                if stream is not None:
+                    stream[5] += rej.count
+                dead.append(
+                    DeadLetter(
+                        received_at=now, node_key=p.node_key[:64], topic=p.topic[:256], reason=rej.reason,
+                        detail=(f"{rej.count}x: " if rej.count > 1 else "") + rej.detail[:2000], seq=p.seq,
+                        payload=item.payload[:raw_limit], payload_size=len(item.payload),
+                    )
+                )
+        result.stored_rows = timeseries.write_rows(rows)
+        if events:
+            created = EdgeEvent.objects.bulk_create(events)
+            result.stored_events = len(created)
+            result.event_ids = [e.pk for e in created if e.pk is not None]
+        if dead:
+            DeadLetter.objects.bulk_create(dead)
+            result.dead_letters = len(dead)
+            _add_dead_letter_counts(counts, now)
+        _add_streams(streams, now)
+        timeseries.upsert_latest(latest)
+        _touch(latest, nodes_seen, result.statuses, now)
+    for (asset_id, metric_id), (ts, value) in latest.items():
+        result.latest.setdefault(asset_id, {})[metric_id] = (ts, value)
+    return result
+
+
+def _add_dead_letter_counts(counts: dict[tuple[str, str], int], now: datetime) -> None:
+    values = ", ".join(["(%s, %s, %s, %s)"] * len(counts))
+    params: list = []
+    for (node_key, reason), n in counts.items():
+        params.extend((node_key, reason, n, now))
+    with connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO ingest_deadlettercount (node_key, reason, count, last_at) VALUES {values} "
+            "ON CONFLICT (node_key, reason) DO UPDATE SET count = ingest_deadlettercount.count + excluded.count, "
+            "last_at = excluded.last_at",
+            params,
+        )
+
+
+def _add_streams(streams: dict[str, list], now: datetime) -> None:
+    if not streams:
+        return
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(streams))
+    params: list = []
+    for node_key, (first, last, messages, readings, dups, rejected) in streams.items():
+        params.extend((node_key, first, last, messages, readings, dups, rejected, now))
+    t = "ingest_nodestream"
+    with connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {t} (node_key, first_seq, max_seq, messages, readings, duplicates, rejected, last_at) "
+            f"VALUES {values} ON CONFLICT (node_key) DO UPDATE SET "
+            f"first_seq = CASE WHEN {t}.first_seq IS NULL OR excluded.first_seq < {t}.first_seq "
+            f"THEN excluded.first_seq ELSE {t}.first_seq END, "
+            f"max_seq = CASE WHEN {t}.max_seq IS NULL OR excluded.max_seq > {t}.max_seq "
+            f"THEN excluded.max_seq ELSE {t}.max_seq END, "
+            f"messages = {t}.messages + excluded.messages, readings = {t}.readings + excluded.readings, "
+            f"duplicates = {t}.duplicates + excluded.duplicates, rejected = {t}.rejected + excluded.rejected, "
+            "last_at = excluded.last_at",
+            params,
+        )
+
+
+def _touch(latest: dict, nodes_seen: set[str], statuses: dict[str, dict], now: datetime) -> None:
+    from edge_node.models import EdgeNode
+    from twins.models import Asset
+
+    asset_ids = {asset_id for asset_id, _metric in latest}
+    if asset_ids:
+        Asset.objects.filter(id__in=asset_ids).update(last_seen=now)
+    plain = nodes_seen - statuses.keys()
+    if plain:
+        EdgeNode.objects.filter(node_id__in=plain).update(last_seen=now)
+    for node_key, status in statuses.items():
+        EdgeNode.objects.filter(node_id=node_key).update(
+            status=status, status_at=now, last_seen=now, online=status.get("state") == "online"
+        )

@@ -1,0 +1,274 @@
+"""The telemetry store: every dialect difference lives in this one module.
+
+Three shapes of one table ``ingest_telemetry (time, asset_id, metric_id, value)``:
+
+- PostgreSQL with the TimescaleDB extension available: a hypertable (1-day chunks) with
+  compression (segment by asset and metric) and retention policies; ``time_bucket``.
+- plain PostgreSQL: native range partitioning by time (one partition per
+  TELEMETRY_PARTITION_DAYS, created ahead by ``maintain``; a DEFAULT partition catches the
+  rest so an insert never fails), retention by dropping whole partitions; ``date_bin``.
+- SQLite (the embedded default): a plain table, time as epoch seconds (REAL).
+
+Writes: binary COPY on PostgreSQL, executemany on SQLite. Both serve the same index shape,
+(asset_id, metric_id, time), for "one asset's metric over a time range".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import connection as default_connection
+
+log = logging.getLogger(__name__)
+
+TABLE = "ingest_telemetry"
+Row = tuple[datetime, int, int, float]  # (time, asset_id, metric_id, value)
+
+
+def dialect(connection=default_connection) -> str:
+    """'timescale', 'postgres' or 'sqlite' for the table as it exists (or would be created)."""
+    if connection.vendor == "sqlite":
+        return "sqlite"
+    if connection.vendor != "postgresql":
+        raise RuntimeError(f"unsupported database vendor {connection.vendor!r}")
+    with connection.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
+        if cur.fetchone():
+            return "timescale"
+    return "postgres"
+
+
+def timescale_available(connection=default_connection) -> bool:
+    with connection.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
+        return cur.fetchone() is not None
+
+
+# --- schema -------------------------------------------------------------------------------
+
+
+def create_schema(connection=default_connection, use_timescale: bool | None = None) -> str:
+    """Create the telemetry table in the best shape this database offers; return that shape."""
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cur:
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {TABLE} (time REAL NOT NULL, asset_id INTEGER NOT NULL, "
+                "metric_id INTEGER NOT NULL, value REAL NOT NULL)"
+            )
+            cur.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_asset_metric_time ON {TABLE} (asset_id, metric_id, time)")
+        return "sqlite"
+    if use_timescale is None:
+        use_timescale = timescale_available(connection)
+    with connection.cursor() as cur:
+        if use_timescale:
+            cur.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {TABLE} (time timestamptz NOT NULL, asset_id integer NOT NULL, "
+                "metric_id integer NOT NULL, value double precision NOT NULL)"
+            )
+            cur.execute(f"SELECT create_hypertable('{TABLE}', by_range('time', INTERVAL '1 day'), if_not_exists => TRUE)")
+            cur.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_asset_metric_time ON {TABLE} (asset_id, metric_id, time DESC)")
+            cur.execute(
+                f"ALTER TABLE {TABLE} SET (timescaledb.compress, timescaledb.compress_segmentby = 'asset_id, metric_id', "
+                "timescaledb.compress_orderby = 'time DESC')"
+            )
+            cur.execute(
+                f"SELECT add_compression_policy('{TABLE}', INTERVAL '{int(settings.TELEMETRY_COMPRESS_AFTER_DAYS)} days', if_not_exists => TRUE)"
+            )
+            cur.execute(
+                f"SELECT add_retention_policy('{TABLE}', INTERVAL '{int(settings.TELEMETRY_RETENTION_DAYS)} days', if_not_exists => TRUE)"
+            )
+            return "timescale"
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {TABLE} (time timestamptz NOT NULL, asset_id integer NOT NULL, "
+            "metric_id integer NOT NULL, value double precision NOT NULL) PARTITION BY RANGE (time)"
+        )
+        cur.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_asset_metric_time ON {TABLE} (asset_id, metric_id, time DESC)")
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {TABLE}_default PARTITION OF {TABLE} DEFAULT")
+    maintain(connection)
+    return "postgres"
+
+
+def drop_schema(connection=default_connection) -> None:
+    with connection.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {TABLE}" + ("" if connection.vendor == "sqlite" else " CASCADE"))
+
+
+def _partition_name(day: datetime) -> str:
+    return f"{TABLE}_p{day:%Y%m%d}"
+
+
+def maintain(connection=default_connection, now: datetime | None = None) -> dict[str, int]:
+    """Plain PostgreSQL: create partitions ahead and drop those past retention.
+
+    TimescaleDB runs its own policies and SQLite has no partitions; for them this only
+    applies retention with a DELETE on SQLite. Safe to call often (workers call it hourly).
+    """
+    now = now or datetime.now(UTC)
+    shape = dialect(connection)
+    retention_start = now - timedelta(days=settings.TELEMETRY_RETENTION_DAYS)
+    if shape == "sqlite":
+        with connection.cursor() as cur:
+            cur.execute(f"DELETE FROM {TABLE} WHERE time < %s", [retention_start.timestamp()])
+            return {"created": 0, "dropped": 0, "deleted": cur.rowcount}
+    if shape == "timescale":
+        return {"created": 0, "dropped": 0, "deleted": 0}
+    step = timedelta(days=settings.TELEMETRY_PARTITION_DAYS)
+    epoch = datetime(2000, 1, 1, tzinfo=UTC)
+    # Partitions cover the accepted window: max past age (capped by retention) to 2 steps ahead.
+    oldest = max(now - timedelta(seconds=settings.INGEST_MAX_PAST_SECONDS), retention_start)
+    start = epoch + ((oldest - epoch) // step) * step
+    stop = now + timedelta(seconds=settings.INGEST_MAX_FUTURE_SECONDS) + 2 * step
+    created = dropped = 0
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s",
+            [TABLE],
+        )
+        existing = {name for name, _bound in cur.fetchall()}
+        day = start
+        while day < stop:
+            name = _partition_name(day)
+            if name not in existing:
+                # A partition may not be created while the DEFAULT partition holds rows of its
+                # range; move such rows in the same transaction (rare: only after downtime).
+                cur.execute(
+                    f"CREATE TABLE {name} (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+                )
+                cur.execute(
+                    f"WITH moved AS (DELETE FROM {TABLE}_default WHERE time >= %s AND time < %s RETURNING *) "
+                    f"INSERT INTO {name} SELECT * FROM moved",
+                    [day, day + step],
+                )
+                cur.execute(f"ALTER TABLE {TABLE} ATTACH PARTITION {name} FOR VALUES FROM (%s) TO (%s)", [day, day + step])
+                created += 1
+            day += step
+        for name in sorted(existing):
+            if not name.startswith(f"{TABLE}_p"):
+                continue
+            day = datetime.strptime(name[len(TABLE) + 2 :], "%Y%m%d").replace(tzinfo=UTC)
+            if day + step <= retention_start:
+                cur.execute(f"DROP TABLE {name}")
+                dropped += 1
+        cur.execute(f"DELETE FROM {TABLE}_default WHERE time < %s", [retention_start])
+    if created or dropped:
+        log.info("telemetry partitions: %d created, %d dropped", created, dropped)
+    return {"created": created, "dropped": dropped, "deleted": 0}
+
+
+# --- writes -------------------------------------------------------------------------------
+
+
+def write_rows(rows: Sequence[Row], connection=default_connection) -> int:
+    """Store rows in the current transaction: binary COPY on PostgreSQL, executemany on SQLite."""
+    if not rows:
+        return 0
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO {TABLE} (time, asset_id, metric_id, value) VALUES (%s, %s, %s, %s)",
+                [(t.timestamp(), a, m, v) for t, a, m, v in rows],
+            )
+        return len(rows)
+    connection.ensure_connection()
+    with connection.connection.cursor() as cur:
+        with cur.copy(f"COPY {TABLE} (time, asset_id, metric_id, value) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["timestamptz", "int4", "int4", "float8"])
+            write_row = copy.write_row
+            for row in rows:
+                write_row(row)
+    return len(rows)
+
+
+def upsert_latest(latest: dict[tuple[int, int], tuple[datetime, float]], connection=default_connection) -> None:
+    """One statement for many (asset, metric) latest values; an older reading never wins."""
+    if not latest:
+        return
+    params: list = []
+    for (asset_id, metric_id), (ts, value) in latest.items():
+        params.extend((asset_id, metric_id, value, ts))
+    values = ", ".join(["(%s, %s, %s, %s)"] * len(latest))
+    with connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO ingest_latestvalue (asset_id, metric_id, value, ts) VALUES {values} "
+            "ON CONFLICT (asset_id, metric_id) DO UPDATE SET value = excluded.value, ts = excluded.ts "
+            "WHERE ingest_latestvalue.ts <= excluded.ts",
+            params,
+        )
+
+
+# --- queries ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bucket:
+    start: datetime
+    min: float
+    avg: float
+    max: float
+    count: int
+
+
+def bucketed(
+    asset_id: int, metric_id: int, start: datetime, end: datetime, bucket: timedelta, connection=default_connection
+) -> list[Bucket]:
+    """min/avg/max/count of one asset's metric per time bucket in [start, end), oldest first."""
+    seconds = bucket.total_seconds()
+    if seconds <= 0:
+        raise ValueError("bucket must be positive")
+    shape = dialect(connection)
+    with connection.cursor() as cur:
+        if shape == "sqlite":
+            cur.execute(
+                f"SELECT CAST(time / %s AS INTEGER) * %s AS b, MIN(value), AVG(value), MAX(value), COUNT(*) FROM {TABLE} "
+                "WHERE asset_id = %s AND metric_id = %s AND time >= %s AND time < %s GROUP BY b ORDER BY b",
+                [seconds, seconds, asset_id, metric_id, start.timestamp(), end.timestamp()],
+            )
+            return [Bucket(datetime.fromtimestamp(b, UTC), lo, avg, hi, n) for b, lo, avg, hi, n in cur.fetchall()]
+        bucket_fn = "time_bucket(%s, time)" if shape == "timescale" else "date_bin(%s, time, TIMESTAMPTZ '2000-01-01')"
+        cur.execute(
+            f"SELECT {bucket_fn} AS b, MIN(value), AVG(value), MAX(value), COUNT(*) FROM {TABLE} "
+            "WHERE asset_id = %s AND metric_id = %s AND time >= %s AND time < %s GROUP BY b ORDER BY b",
+            [bucket, asset_id, metric_id, start, end],
+        )
+        return [Bucket(b, lo, avg, hi, n) for b, lo, avg, hi, n in cur.fetchall()]
+
+
+def latest_values(asset_ids: Iterable[int] | None = None) -> dict[int, dict[str, tuple[float, datetime]]]:
+    """{asset_id: {metric_key: (value, ts)}} from the latest-value table (one query)."""
+    from ingest.models import LatestValue
+
+    qs = LatestValue.objects.select_related("metric").only("asset_id", "value", "ts", "metric__key")
+    if asset_ids is not None:
+        qs = qs.filter(asset_id__in=list(asset_ids))
+    out: dict[int, dict[str, tuple[float, datetime]]] = {}
+    for lv in qs:
+        out.setdefault(lv.asset_id, {})[lv.metric.key] = (lv.value, lv.ts)
+    return out
+
+
+def count_rows(asset_id: int | None = None, connection=default_connection) -> int:
+    with connection.cursor() as cur:
+        if asset_id is None:
+            cur.execute(f"SELECT COUNT(*) FROM {TABLE}")
+        else:
+            cur.execute(f"SELECT COUNT(*) FROM {TABLE} WHERE asset_id = %s", [asset_id])
+        return cur.fetchone()[0]
+
+
+def fetch_rows(asset_id: int, metric_id: int, connection=default_connection) -> list[tuple[datetime, float]]:
+    """Every stored (time, value) of one asset's metric, oldest first (tests, exports)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT time, value FROM {TABLE} WHERE asset_id = %s AND metric_id = %s ORDER BY time", [asset_id, metric_id]
+        )
+        rows = cur.fetchall()
+    if connection.vendor == "sqlite":
+        return [(datetime.fromtimestamp(t, UTC), v) for t, v in rows]
+    return rows
+

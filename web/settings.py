@@ -1,0 +1,162 @@
+"""Settings for the AIoT platform, all read from the environment (see README: Configuration).
+
+Unset means the embedded default: SQLite (WAL), the in-memory channel layer, an MQTT broker
+started in-process (amqtt) and Celery running in-process. Set AIOT_PRODUCTION=1 for a
+deployment: it refuses to start with DEBUG on, the default secret or no ALLOWED_HOSTS.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from web.env import database_from_url, env_bool, env_float, env_int, env_list, env_secret, env_str, env_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("AIOT_VAR_DIR", str(BASE_DIR / "var")))
+
+DEFAULT_SECRET = "insecure-embedded-default-secret-change-me"
+PRODUCTION = env_bool("AIOT_PRODUCTION", False)
+SECRET_KEY = env_secret("SECRET_KEY", DEFAULT_SECRET)
+DEBUG = env_bool("DEBUG", not PRODUCTION)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+if PRODUCTION:
+    if DEBUG:
+        raise ImproperlyConfigured("AIOT_PRODUCTION=1 refuses DEBUG=1: unset DEBUG or set DEBUG=0")
+    if SECRET_KEY == DEFAULT_SECRET or len(SECRET_KEY) < 32:
+        raise ImproperlyConfigured("AIOT_PRODUCTION=1 needs SECRET_KEY (or SECRET_KEY_FILE), 32+ characters, not the default")
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfigured("AIOT_PRODUCTION=1 needs ALLOWED_HOSTS (comma-separated host names)")
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "web",
+    "twins",
+    "edge_node",
+    "ingest",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "web.middleware.LoginRequiredMiddleware",
+]
+
+ROOT_URLCONF = "web.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "web.roles.roles_context",
+            ]
+        },
+    }
+]
+ASGI_APPLICATION = "web.asgi.application"
+WSGI_APPLICATION = None
+
+DATABASE_URL = env_url("DATABASE_URL", ("postgres", "postgresql", "sqlite"))
+DATABASES = {"default": database_from_url(DATABASE_URL, VAR_DIR / "aiot.sqlite3")}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+]
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
+
+# Channels: Redis when REDIS_URL is set, otherwise in-memory (one process only).
+REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"))
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Celery: Redis when REDIS_URL is set, otherwise an in-process transport that the embedded
+# runner drives with a worker thread (see web/embedded.py).
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "memory://")
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL or "cache+memory://")
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_EMBEDDED = not REDIS_URL and CELERY_BROKER_URL == "memory://"
+
+# MQTT: the broker URL; unset means the embedded amqtt broker on AIOT_EMBEDDED_MQTT_PORT.
+MQTT_URL = env_url("MQTT_URL", ("mqtt", "mqtts", "tcp", "ssl"))
+MQTT_EMBEDDED = not MQTT_URL
+MQTT_EMBEDDED_PORT = env_int("AIOT_EMBEDDED_MQTT_PORT", 1884, 1, 65535)
+if MQTT_EMBEDDED:
+    MQTT_URL = f"mqtt://127.0.0.1:{MQTT_EMBEDDED_PORT}"
+MQTT_CA_FILE = env_str("MQTT_CA_FILE", "")
+MQTT_CLIENT_ID_PREFIX = env_str("MQTT_CLIENT_ID_PREFIX", "aiot")
+
+# Ingest tuning.
+INGEST_MAX_PAYLOAD_BYTES = env_int("INGEST_MAX_PAYLOAD_BYTES", 256 * 1024, 1024)
+INGEST_MAX_READINGS_PER_MESSAGE = env_int("INGEST_MAX_READINGS_PER_MESSAGE", 5000, 1)
+INGEST_BATCH_MAX_MESSAGES = env_int("INGEST_BATCH_MAX_MESSAGES", 500, 1)
+INGEST_BATCH_MAX_WAIT_MS = env_int("INGEST_BATCH_MAX_WAIT_MS", 50, 1)
+INGEST_MAX_PAST_SECONDS = env_int("INGEST_MAX_PAST_SECONDS", 30 * 24 * 3600, 60)
+INGEST_MAX_FUTURE_SECONDS = env_int("INGEST_MAX_FUTURE_SECONDS", 300, 1)
+INGEST_DEAD_LETTER_RAW_BYTES = env_int("INGEST_DEAD_LETTER_RAW_BYTES", 2048, 0)
+INGEST_LIVE_INTERVAL_S = env_float("INGEST_LIVE_INTERVAL_S", 0.5)
+TELEMETRY_RETENTION_DAYS = env_int("TELEMETRY_RETENTION_DAYS", 90, 1)
+TELEMETRY_PARTITION_DAYS = env_int("TELEMETRY_PARTITION_DAYS", 1, 1, 31)
+TELEMETRY_COMPRESS_AFTER_DAYS = env_int("TELEMETRY_COMPRESS_AFTER_DAYS", 7, 1)
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        "amqtt": {"level": "WARNING"},
+        "transitions": {"level": "WARNING"},
+    },
+}
