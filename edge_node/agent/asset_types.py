@@ -53,4 +53,26 @@ ASSET_TYPES: dict[str, dict] = {
             MetricSpec("energy_kw", "kW", 0.0, 500.0, "Power draw"),
         ],
     },
+    "turbofan": {
+        # Replayed from C-MAPSS (NASA turbofan run-to-failure data); the ranges are wide
+        # enough for all four operating-condition sets FD001..FD004.
+        "label": "Turbofan engine",
+        "metrics": [
+            MetricSpec("cycle", "cycles", 0.0, 1000.0, "Cycle"),
+            MetricSpec("s2", "°R", 400.0, 800.0, "LPC outlet temperature (T24)"),
+            MetricSpec("s3", "°R", 1000.0, 2000.0, "HPC outlet temperature (T30)"),
+            MetricSpec("s4", "°R", 900.0, 1800.0, "LPT outlet temperature (T50)"),
+            MetricSpec("s7", "psia", 100.0, 700.0, "HPC outlet pressure (P30)"),
+            MetricSpec("s8", "rpm", 1500.0, 3000.0, "Fan speed (Nf)"),
+            MetricSpec("s9", "rpm", 7000.0, 10000.0, "Core speed (Nc)"),
+            MetricSpec("s11", "psia", 20.0, 70.0, "HPC outlet static pressure (Ps30)"),
+            MetricSpec("s12", "pps/psi", 100.0, 700.0, "Fuel flow / Ps30 (phi)"),
+            MetricSpec("s13", "rpm", 1500.0, 3000.0, "Corrected fan speed (NRf)"),
+            MetricSpec("s14", "rpm", 7000.0, 10000.0, "Corrected core speed (NRc)"),
+            MetricSpec("s15", "", 5.0, 15.0, "Bypass ratio (BPR)"),
+            MetricSpec("s17", "", 200.0, 500.0, "Bleed enthalpy (htBleed)"),
+            MetricSpec("s20", "lbm/s", 5.0, 60.0, "HPT coolant bleed (W31)"),
+            MetricSpec("s21", "lbm/s", 3.0, 40.0, "LPT coolant bleed (W32)"),
+        ],
+    },
 }

@@ -1,0 +1,396 @@
+"""The edge agent core: sample sources, compute features, detect anomalies, filter,
+buffer in the outbox, and drain the outbox over MQTT.
+
+``Agent.tick(now)`` does one non-blocking round of all of it and returns when it next
+needs to run; ``Agent.run(stop)`` loops over ticks for a standalone gateway, and
+``fleet.run_fleet`` drives many agents' ticks from one thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import const, contract
+from .config import AgentConfig, ConfigError, SourceConfig
+from .detectors import EwmaDetector
+from .filtering import ReadingFilter
+from .models import AnomalyModel, ModelError, ModelSlot, load_model
+from .mqtt_link import MqttLink
+from .outbox import Outbox
+from .resources import CpuMeter, memory_mb
+from .sources import Sample, Source, SourceError, make_source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AssetRuntime:
+    cfg: SourceConfig
+    source: Source
+    slot: ModelSlot | None
+    detector: EwmaDetector
+    next_due: float = 0.0
+    anomalous: bool = False
+    severity: str | None = None
+    last_alert: float = 0.0
+    normal_run: int = 0
+    history: dict[str, deque] = field(default_factory=dict)
+
+    @property
+    def asset_id(self) -> str:
+        return self.cfg.asset
+
+
+@dataclass
+class AgentStats:
+    raw_bytes: int = 0  # what shipping every raw sample would have cost
+    sent_bytes: int = 0  # MQTT payload + topic bytes handed to the broker (first sends)
+    samples: int = 0
+    readings_sent: int = 0
+    batches: int = 0
+    events: int = 0
+    events_by_asset: dict[str, int] = field(default_factory=dict)
+
+
+def _round(v: float) -> float:
+    return float(f"{v:.6g}")
+
+
+def load_models_for(cfg: AgentConfig, cache: dict[str, ModelSlot] | None = None) -> dict[str, ModelSlot | None]:
+    """Model slot per asset (None: statistical detection only). Explicitly named models must
+    load; the default ``<asset_type>-anomaly`` is used only when present. ``cache`` shares
+    one loaded model between agents of a fleet."""
+    cache = {} if cache is None else cache
+    out: dict[str, ModelSlot | None] = {}
+    for sc in cfg.sources:
+        asset_type = make_source_class_type(sc.plugin)
+        name = sc.model or f"{asset_type}{const.DEFAULT_MODEL_SUFFIX}"
+        if cfg.models_dir is None:
+            if sc.model:
+                raise ModelError(f"source {sc.asset}: model {sc.model!r} named but no models_dir configured")
+            out[sc.asset] = None
+            continue
+        if not sc.model and not (cfg.models_dir / name).is_dir():
+            out[sc.asset] = None
+            continue
+        if name not in cache:
+            model = load_model(cfg.models_dir, name)
+            if model.asset_type != asset_type:
+                raise ModelError(f"model {model.label} is for {model.asset_type!r}, source {sc.asset} is {asset_type!r}")
+            cache[name] = ModelSlot(model)
+        out[sc.asset] = cache[name]
+    return out
+
+
+def make_source_class_type(plugin: str) -> str:
+    from .sources import source_class
+
+    return source_class(plugin).asset_type
+
+
+class Agent:
+    def __init__(self, cfg: AgentConfig, *, wake: threading.Event | None = None,
+                 model_cache: dict[str, ModelSlot] | None = None, t0: float | None = None) -> None:
+        """Build everything and validate it (sources, models, state dir); connect nothing.
+        Raises ConfigError or ModelError naming the problem."""
+        self.cfg = cfg
+        self.node_id = cfg.node_id
+        self.wake = wake or threading.Event()
+        self.stats = AgentStats()
+        self.filter = ReadingFilter(cfg.filter)
+        self.t0 = time.time() if t0 is None else t0
+        self.speedup = cfg.speedup
+        slots = load_models_for(cfg, model_cache)
+        self.assets: dict[str, AssetRuntime] = {}
+        for sc in cfg.sources:
+            try:
+                source = make_source(sc.plugin, sc.asset, seed=sc.seed, params=sc.params, fail_at=sc.fail_at_s)
+                for fc in sc.faults:
+                    source.inject_fault(fc.kind, at=fc.at_s, duration_s=fc.duration_s, magnitude=fc.magnitude)
+            except (SourceError, ValueError) as exc:
+                raise ConfigError(f"source {sc.asset} ({sc.plugin}): {exc}") from None
+            det = EwmaDetector(const.DETECT_METRICS.get(source.asset_type), cfg.detect.ewma_alpha,
+                               cfg.detect.z_threshold, cfg.detect.warmup)
+            self.assets[sc.asset] = AssetRuntime(sc, source, slots.get(sc.asset), det, next_due=self.t0)
+        try:
+            cfg.state_dir.mkdir(parents=True, exist_ok=True)
+            self.outbox = Outbox(cfg.state_dir / f"{cfg.node_id}.outbox.sqlite", cfg.buffer.max_bytes,
+                                 cfg.buffer.max_rows)
+        except OSError as exc:
+            raise ConfigError(f"state_dir {cfg.state_dir}: cannot create the buffer: {exc}") from None
+        except Exception as exc:  # sqlite3.DatabaseError: a corrupt or foreign file
+            raise ConfigError(f"state_dir {cfg.state_dir}: buffer database unusable: {exc}") from None
+        self.link = MqttLink(cfg, on_command=self._on_command, wake=self.wake,
+                             offline_payload=contract.encode({"state": "offline"}))
+        self._pending: list[contract.Reading] = []
+        self._last_flush = self.t0
+        self._urgent = False
+        self._inflight: dict[int, tuple[int, float]] = {}  # mid -> (row id, sent at)
+        self._cursor = 0
+        self._next_heartbeat = self.t0
+        self._cpu = CpuMeter()
+        self._commands: deque[bytes] = deque()
+        self._lock = threading.RLock()  # tick vs inject_fault from other threads
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> None:
+        self.link.start()
+
+    def stop(self) -> None:
+        """Flush what is pending into the outbox (it survives), say offline, disconnect."""
+        with self._lock:
+            if self._pending:
+                self._flush_batch()
+        self.link.stop(final_status=self._encode(self._status("offline", time.time())))
+        self.outbox.close()
+
+    def run(self, stop: threading.Event) -> None:
+        self.start()
+        try:
+            while not stop.is_set():
+                next_at = self.tick(time.time())
+                self.wake.wait(max(0.0, min(0.5, next_at - time.time())))
+                self.wake.clear()
+        finally:
+            self.stop()
+
+    # -- control -----------------------------------------------------------------
+    def sim_time(self, now: float) -> float:
+        return (now - self.t0) * self.speedup
+
+    def inject_fault(self, asset: str, kind: str | None = None, duration_s: float = 30.0,
+                     magnitude: float = 1.0, now: float | None = None) -> None:
+        """Start a fault on ``asset`` now (sim time) and sample it at once."""
+        now = time.time() if now is None else now
+        with self._lock:
+            rt = self.assets[asset]
+            rt.source.inject_fault(kind, at=self.sim_time(now), duration_s=duration_s * self.speedup,
+                                   magnitude=magnitude)
+            rt.next_due = now
+        self.wake.set()
+
+    def model_versions(self) -> dict[str, str]:
+        seen = {}
+        for rt in self.assets.values():
+            if rt.slot is not None:
+                m = rt.slot.model
+                seen[m.name] = m.version
+        return seen
+
+    # -- the loop step -----------------------------------------------------------
+    def tick(self, now: float) -> float:
+        with self._lock:
+            self._handle_commands(now)
+            sim_t = self.sim_time(now)
+            for rt in self.assets.values():
+                if now < rt.next_due:
+                    continue
+                for sample in rt.source.step(sim_t):
+                    ts = now - (sim_t - sample.sim_t) / self.speedup
+                    self._process(rt, sample, ts, now)
+                interval = rt.cfg.sample_interval_s
+                rt.next_due += interval
+                if rt.next_due <= now:
+                    rt.next_due = now + interval
+            if self._pending and (self._urgent or now - self._last_flush >= self.cfg.publish_interval_s):
+                self._flush_batch()
+                self._last_flush = now
+            if not self._pending:
+                self._last_flush = max(self._last_flush, now - self.cfg.publish_interval_s)
+            self._urgent = False
+            self._drain(now)
+            if now >= self._next_heartbeat and self.link.connected:
+                self._heartbeat(now)
+            nxt = min((rt.next_due for rt in self.assets.values()), default=now + 1.0)
+            nxt = min(nxt, self._next_heartbeat if self.link.connected else nxt)
+            if self._pending:
+                nxt = min(nxt, self._last_flush + self.cfg.publish_interval_s)
+            return nxt
+
+    def _process(self, rt: AssetRuntime, sample: Sample, ts: float, now: float) -> None:
+        st = self.stats
+        st.samples += 1
+        st.raw_bytes += sample.raw_bytes
+        values = sample.values
+        for k, v in values.items():
+            h = rt.history.get(k)
+            if h is None:
+                h = rt.history[k] = deque(maxlen=const.SNIPPET_HISTORY)
+            h.append(v)
+        finding = self._detect(rt, values)
+        if finding is not None:
+            rt.normal_run = 0
+            severity = finding["severity"]
+            escalated = rt.severity == "warning" and severity == "critical"
+            if not rt.anomalous or escalated or now - rt.last_alert >= self.cfg.detect.realert_s > 0:
+                rt.anomalous = True
+                rt.severity = severity
+                rt.last_alert = now
+                self._emit_event(rt, sample, ts, finding)
+                self._add_reading(rt.asset_id, ts, self.filter.flush(rt.asset_id, ts, values))
+                self._urgent = True
+                return
+        elif rt.anomalous:
+            rt.normal_run += 1
+            if rt.normal_run >= const.CLEAR_AFTER_SAMPLES:
+                rt.anomalous = False
+                rt.severity = None
+                self._emit_event(rt, sample, ts, {"kind": "anomaly_cleared", "severity": "info",
+                                                  "message": f"{rt.asset_id} back to normal"})
+                self._add_reading(rt.asset_id, ts, self.filter.flush(rt.asset_id, ts, values))
+                self._urgent = True
+                return
+        out = self.filter.add(rt.asset_id, ts, values)
+        if out:
+            self._add_reading(rt.asset_id, ts, out)
+
+    def _detect(self, rt: AssetRuntime, values: dict[str, float]) -> dict[str, Any] | None:
+        model: AnomalyModel | None = rt.slot.model if rt.slot is not None else None
+        if model is not None:
+            score = model.score(values)
+            if score is not None and score > model.threshold:
+                severity = "critical" if score > model.critical_threshold else "warning"
+                return {"kind": "anomaly", "severity": severity, "score": score, "model_version": model.label,
+                        "message": f"{rt.asset_id}: model {model.label} anomaly score {score:.3f} > {model.threshold:.3f}",
+                        "metrics": model.features}
+        z = rt.detector.update(values)
+        if z is not None:
+            metric, zval = z
+            severity = "critical" if abs(zval) > 2 * rt.detector.z_threshold else "warning"
+            return {"kind": "anomaly", "severity": severity, "score": abs(zval), "model_version": "ewma-z",
+                    "message": f"{rt.asset_id}: {metric} jumped to {values[metric]:.4g} (z = {zval:+.1f})",
+                    "metrics": [metric]}
+        return None
+
+    def _snippet(self, rt: AssetRuntime, sample: Sample, metrics: list[str]) -> dict[str, list[float]]:
+        snippet: dict[str, list[float]] = {}
+        if sample.raw:
+            for name, x in sample.raw.items():
+                centre = int(np.argmax(np.abs(x)))
+                half = const.SNIPPET_RAW_SAMPLES // 2
+                lo = max(0, min(len(x) - const.SNIPPET_RAW_SAMPLES, centre - half))
+                snippet[name] = [round(float(v), 3) for v in x[lo: lo + const.SNIPPET_RAW_SAMPLES]]
+        for m in metrics[:4]:
+            if m in rt.history:
+                snippet[m] = [_round(v) for v in rt.history[m]]
+        return snippet
+
+    def _emit_event(self, rt: AssetRuntime, sample: Sample, ts: float, finding: dict[str, Any]) -> None:
+        event: dict[str, Any] = {"asset": rt.asset_id, "ts": float(ts), "kind": finding["kind"],
+                                 "severity": finding["severity"], "message": finding.get("message", "")}
+        if "score" in finding:
+            event["score"] = _round(finding["score"])
+            event["model_version"] = finding["model_version"]
+            event["snippet"] = self._snippet(rt, sample, finding.get("metrics", []))
+
+        def build(seq: int) -> bytes:
+            event["seq"] = seq
+            return self._encode(event)
+
+        self.outbox.put("events", build)
+        self.stats.events += 1
+        self.stats.events_by_asset[rt.asset_id] = self.stats.events_by_asset.get(rt.asset_id, 0) + 1
+        log.info("node %s: %s %s on %s", self.node_id, finding["severity"], finding["kind"], rt.asset_id)
+
+    def _add_reading(self, asset: str, ts: float, values: dict[str, float]) -> None:
+        self._pending.append({"asset": asset, "ts": float(ts), "values": {k: _round(v) for k, v in values.items()}})
+
+    def _flush_batch(self) -> None:
+        pending, self._pending = self._pending, []
+        for i in range(0, len(pending), const.MAX_READINGS_PER_BATCH):
+            chunk = pending[i: i + const.MAX_READINGS_PER_BATCH]
+            self.outbox.put("telemetry", lambda seq, chunk=chunk: self._encode({"seq": seq, "readings": chunk}))
+            self.stats.batches += 1
+            self.stats.readings_sent += len(chunk)
+
+    def _encode(self, payload: dict[str, Any]) -> bytes:
+        return contract.encode(payload, self.cfg.payload_format)  # type: ignore[arg-type]
+
+    # -- sending -----------------------------------------------------------------
+    def _drain(self, now: float) -> None:
+        done = []
+        for mid in self.link.pop_acked():
+            entry = self._inflight.pop(mid, None)
+            if entry is not None:
+                done.append(entry[0])
+        self.outbox.delete(done)
+        if not self.link.connected:
+            return
+        if self._inflight and now - min(t for _, t in self._inflight.values()) > const.INFLIGHT_TIMEOUT_S:
+            log.warning("node %s: %d message(s) unacknowledged for %.0f s; sending them again",
+                        self.node_id, len(self._inflight), const.INFLIGHT_TIMEOUT_S)
+            self._inflight.clear()
+            self._cursor = 0
+        room = const.MAX_INFLIGHT - len(self._inflight)
+        while room > 0:
+            rows = self.outbox.peek(self._cursor, min(room, const.DRAIN_CHUNK))
+            if not rows:
+                break
+            for row in rows:
+                mid = self.link.publish(row.channel, row.payload, qos=1)  # type: ignore[arg-type]
+                self._inflight[mid] = (row.id, now)
+                self._cursor = row.id
+                self.stats.sent_bytes += len(row.payload) + len(self.node_id) + len(row.channel) + 16
+                room -= 1
+
+    # -- status and commands -------------------------------------------------------
+    def _status(self, state: str, now: float) -> dict[str, Any]:
+        versions = {"agent": const.AGENT_VERSION, "contract": "v1"}
+        models = self.model_versions()
+        if models:
+            versions["model"] = ",".join(f"{n}@{v}" for n, v in sorted(models.items()))
+            versions.update({f"model:{n}": v for n, v in models.items()})
+        return {
+            "state": state, "ts": now, "versions": versions, "cpu_percent": self._cpu.percent(),
+            "memory_mb": memory_mb(), "buffer_depth": self.outbox.depth, "dropped": self.outbox.dropped,
+            "assets": len(self.assets), "raw_bytes": self.stats.raw_bytes, "sent_bytes": self.stats.sent_bytes,
+        }
+
+    def _heartbeat(self, now: float) -> None:
+        self._next_heartbeat = now + self.cfg.heartbeat_interval_s
+        payload = self._encode(self._status("online", now))
+        self.link.publish("status", payload, qos=1, retain=True)
+
+    def _on_command(self, payload: bytes) -> None:
+        # Network thread: queue it; tick() handles it under the agent's lock.
+        self._commands.append(payload)
+        self.wake.set()
+
+    def _handle_commands(self, now: float) -> None:
+        while self._commands:
+            raw = self._commands.popleft()
+            try:
+                cmd = contract.decode(raw)
+                cid = str(cmd["id"])
+                ctype = cmd["type"]
+                args = cmd.get("args") or {}
+            except (contract.PayloadError, KeyError, TypeError) as exc:
+                log.warning("node %s: unreadable command ignored: %s", self.node_id, exc)
+                continue
+            ok, detail = False, f"unsupported command type {ctype!r}"
+            if ctype == "inject_fault":
+                try:
+                    self.inject_fault(str(args["asset"]), args.get("kind"), float(args.get("duration_s", 30.0)),
+                                      float(args.get("magnitude", 1.0)), now=now)
+                    ok, detail = True, f"fault injected on {args['asset']}"
+                except (KeyError, SourceError, ValueError, TypeError) as exc:
+                    ok, detail = False, f"cannot inject fault: {exc}"
+            elif ctype == "ping":
+                ok, detail = True, "pong"
+            ack = {"id": cid, "ok": ok, "detail": detail}
+            self.link.publish("cmd/ack", self._encode(ack), qos=1)
+
+
+def build_agent(cfg: AgentConfig, **kwargs: Any) -> Agent:
+    """Validate and build an agent; ConfigError/ModelError carry a message naming the problem."""
+    if cfg.models_dir is not None and not Path(cfg.models_dir).is_dir():
+        raise ConfigError(f"models_dir {cfg.models_dir} does not exist")
+    return Agent(cfg, **kwargs)

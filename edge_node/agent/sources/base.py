@@ -1,0 +1,138 @@
+"""What every simulated sensor source provides, and the plugin registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+class SourceError(ValueError):
+    """A source cannot be built from its parameters (named in the message)."""
+
+
+@dataclass
+class Sample:
+    """One reading of an asset at sim time ``sim_t``.
+
+    ``raw`` holds the high-rate window the features were computed from (for event
+    snippets); ``raw_bytes`` is what shipping every raw sample behind this reading would
+    have cost (high-rate channels as float32, slow ones as float64), so the agent can
+    report its bandwidth saving.
+    """
+
+    sim_t: float
+    values: dict[str, float]
+    raw: dict[str, np.ndarray] | None = None
+    raw_bytes: int = 0
+    fault: str | None = None  # ground truth for tests and benchmarks, never published
+
+
+@dataclass
+class Fault:
+    kind: str
+    start: float  # sim seconds
+    duration_s: float
+    magnitude: float
+
+    def active(self, sim_t: float) -> bool:
+        return self.start <= sim_t < self.start + self.duration_s
+
+
+@dataclass
+class SourceState:
+    faults: list[Fault] = field(default_factory=list)
+
+
+class Source:
+    """A deterministic simulated asset. Subclasses set ``asset_type``, ``PARAMS``
+    (name -> default) and ``FAULT_KINDS``, and implement ``_sample``.
+
+    Determinism: two sources with the same seed and params, stepped at the same sim
+    times, give identical samples. Degradation: ``wear(sim_t)`` rises from 0 (healthy)
+    to 1 (failed) between an onset and ``fail_at``; without ``fail_at`` the asset stays
+    healthy.
+    """
+
+    asset_type: ClassVar[str] = ""
+    PARAMS: ClassVar[dict[str, Any]] = {}
+    FAULT_KINDS: ClassVar[tuple[str, ...]] = ()
+    # Fraction of the life before fail_at during which the asset looks healthy.
+    ONSET_FRACTION: ClassVar[float] = 0.4
+
+    def __init__(self, asset_id: str, seed: int = 0, params: dict[str, Any] | None = None,
+                 fail_at: float | None = None) -> None:
+        params = dict(params or {})
+        unknown = sorted(set(params) - set(self.PARAMS))
+        if unknown:
+            raise SourceError(
+                f"unknown parameter(s) {', '.join(unknown)} for {type(self).__name__} "
+                f"(known: {', '.join(sorted(self.PARAMS)) or 'none'})"
+            )
+        self.asset_id = asset_id
+        self.seed = int(seed)
+        self.params = {**self.PARAMS, **params}
+        self.rng = np.random.default_rng(self.seed)
+        self.fail_at: float | None = None
+        self.set_failure_time(fail_at)
+        self.faults: list[Fault] = []
+
+    # -- control -----------------------------------------------------------------
+    def set_failure_time(self, fail_at: float | None) -> None:
+        if fail_at is not None and fail_at <= 0:
+            raise SourceError(f"fail_at must be > 0 sim seconds, got {fail_at}")
+        self.fail_at = fail_at
+
+    def inject_fault(self, kind: str | None = None, at: float = 0.0, duration_s: float = 30.0,
+                     magnitude: float = 1.0) -> Fault:
+        """Schedule a sudden fault from sim time ``at`` for ``duration_s`` seconds."""
+        kind = kind or self.FAULT_KINDS[0]
+        if kind not in self.FAULT_KINDS:
+            raise SourceError(f"unknown fault {kind!r} for {self.asset_type} (known: {', '.join(self.FAULT_KINDS)})")
+        fault = Fault(kind, float(at), float(duration_s), float(magnitude))
+        self.faults.append(fault)
+        return fault
+
+    def active_fault(self, sim_t: float, kind: str | None = None) -> Fault | None:
+        for f in self.faults:
+            if f.active(sim_t) and (kind is None or f.kind == kind):
+                return f
+        return None
+
+    def wear(self, sim_t: float) -> float:
+        if self.fail_at is None:
+            return 0.0
+        onset = self.ONSET_FRACTION * self.fail_at
+        if sim_t <= onset:
+            return 0.0
+        # Quadratic growth: slow at first, accelerating towards failure, as wear does.
+        return float(min(1.0, ((sim_t - onset) / (self.fail_at - onset)) ** 2))
+
+    # -- sampling ----------------------------------------------------------------
+    def step(self, sim_t: float) -> list[Sample]:
+        """Samples up to sim time ``sim_t`` (usually one)."""
+        sample = self._sample(sim_t)
+        fault = self.active_fault(sim_t)
+        if fault is not None:
+            sample.fault = fault.kind
+        return [sample]
+
+    def _sample(self, sim_t: float) -> Sample:
+        raise NotImplementedError
+
+    def metric_names(self) -> list[str]:
+        from ..asset_types import ASSET_TYPES
+
+        return [m.name for m in ASSET_TYPES[self.asset_type]["metrics"]]
+
+
+def clamp_to_spec(asset_type: str, values: dict[str, float]) -> dict[str, float]:
+    """Keep every value inside the platform's valid range (a real sensor saturates too)."""
+    from ..asset_types import ASSET_TYPES
+
+    out = {}
+    for m in ASSET_TYPES[asset_type]["metrics"]:
+        if m.name in values:
+            out[m.name] = float(min(m.max_value, max(m.min_value, values[m.name])))
+    return out
