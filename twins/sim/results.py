@@ -1,0 +1,210 @@
+"""Merge chunks into a scenario result: distributions, risk curves, costs, recommendations.
+
+Statistics are computed once, on the replications concatenated in order, never combined from
+per-chunk statistics: that is what makes the result independent of the split.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from twins.sim import const
+from twins.sim.assumptions import asset_assumptions, scenario_assumptions
+from twins.sim.laws import asset_stress
+from twins.sim.recommend import recommend_replacement
+from twins.sim.runner import CHUNK_VERSION, FIELDS, ChunkResult, decode_array
+from twins.sim.scenario import Scenario, scenario_from_dict, scenario_to_dict
+from twins.sim.schedule import Schedule
+
+RESULT_VERSION = 1
+ScenarioResult = dict[str, Any]  # JSON-ready; shape documented in twins/sim/__init__.py
+
+
+class MergeError(ValueError):
+    """Chunks that do not add up to one scenario's replications."""
+
+
+def _round(value: float, digits: int) -> float | None:
+    return None if not math.isfinite(value) else round(float(value), digits)
+
+
+def summarise(values: np.ndarray, digits: int = 2) -> dict[str, float | None]:
+    """Mean and p10/p50/p90 of a sample (linear interpolation between order statistics)."""
+    q = np.quantile(values, const.QUANTILES)
+    return {
+        "mean": _round(float(np.mean(values)), digits),
+        "p10": _round(q[0], digits),
+        "p50": _round(q[1], digits),
+        "p90": _round(q[2], digits),
+    }
+
+
+def censored_quantiles(values: np.ndarray, digits: int = 2) -> dict[str, float | None]:
+    """Quantiles of a sample with inf for 'not within the horizon'; None where not reached."""
+    ordered = np.sort(values)
+    n = ordered.size
+    out: dict[str, float | None] = {}
+    for q, name in zip(const.QUANTILES, ("p10", "p50", "p90")):
+        out[name] = _round(ordered[max(0, math.ceil(q * n) - 1)], digits)
+    return out
+
+
+def histogram(values: np.ndarray, upper: float, digits: int = 1) -> dict[str, Any]:
+    finite = values[np.isfinite(values)]
+    upper = upper if upper > 0 else 1.0
+    counts, edges = np.histogram(finite, bins=const.HISTOGRAM_BINS, range=(0.0, upper))
+    return {
+        "edges": [round(float(e), digits) for e in edges],
+        "counts": counts.tolist(),
+        "above": int(values.size - counts.sum()),
+    }
+
+
+def day_grid(horizon_days: int) -> list[int]:
+    step = max(1, math.ceil(horizon_days / const.MAX_CURVE_POINTS))
+    grid = list(range(0, horizon_days + 1, step))
+    if grid[-1] != horizon_days:
+        grid.append(horizon_days)
+    return grid
+
+
+def _gather(chunks: Sequence[ChunkResult]) -> tuple[Scenario, dict[str, np.ndarray]]:
+    if not chunks:
+        raise MergeError("no chunks to merge")
+    ordered = sorted(chunks, key=lambda chunk: chunk["start"])
+    keys = {chunk.get("scenario_key") for chunk in ordered}
+    if len(keys) != 1:
+        raise MergeError("chunks come from different scenarios")
+    if any(chunk.get("version") != CHUNK_VERSION for chunk in ordered):
+        raise MergeError(f"chunk version must be {CHUNK_VERSION}")
+    scenario = scenario_from_dict(ordered[0]["scenario"])
+    expected = 0
+    for chunk in ordered:
+        if chunk["start"] != expected:
+            raise MergeError(f"replications {expected}..{chunk['start'] - 1} are missing or "
+                             f"overlap (chunk starts at {chunk['start']})")
+        expected = chunk["stop"]
+    if expected != scenario.replications:
+        raise MergeError(f"chunks cover {expected} of {scenario.replications} replications")
+    arrays = {
+        name: np.concatenate(
+            [decode_array(chunk["arrays"][name]) for chunk in ordered]
+        ).astype(np.float64)
+        for name in FIELDS
+    }
+    return scenario, arrays
+
+
+def _asset_costs(scenario: Scenario) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def pick(name: str) -> np.ndarray:
+        default = getattr(scenario, name)
+        values = [getattr(a, name) for a in scenario.assets]
+        return np.array([default if v is None else v for v in values], dtype=float)
+
+    return pick("pm_cost"), pick("cm_cost"), pick("downtime_cost_per_hour")
+
+
+def merge(chunks: Sequence[ChunkResult]) -> ScenarioResult:
+    """Combine chunks (any order, any split) into the scenario's result."""
+    scenario, arrays = _gather(chunks)
+    schedule = Schedule(scenario.hours_per_day, scenario.days_per_week)
+    horizon_h = scenario.horizon_days * 24.0
+    production_h = schedule.to_operating(horizon_h)
+    grid = day_grid(scenario.horizon_days)
+    grid_h = np.array(grid, dtype=float) * 24.0
+    n = scenario.replications
+
+    first_failure = arrays["first_failure_h"]
+    rul = arrays["rul_h"]
+    failures = arrays["failures"]
+    preventive = arrays["preventive"]
+    downtime = arrays["downtime_h"]
+    pm_cost, cm_cost, downtime_rate = _asset_costs(scenario)
+    maintenance_cost = failures * cm_cost + preventive * pm_cost
+    downtime_cost = downtime * downtime_rate
+    availability = 1.0 - downtime / production_h
+    rul_days = schedule.to_calendar_array(rul) / 24.0
+    ttf_days = first_failure / 24.0
+    ttf_op = schedule.to_operating_array(first_failure)
+
+    assets_out = []
+    curves = []
+    for k, asset in enumerate(scenario.assets):
+        stress = asset_stress(asset, scenario)
+        ordered_ff = np.sort(first_failure[:, k])
+        curve = np.searchsorted(ordered_ff, grid_h, side="right") / n
+        curves.append(curve)
+        rul_upper = float(np.quantile(rul_days[:, k], 0.99))
+        recommendation = recommend_replacement(
+            rul[:, k],
+            preventive_cost=pm_cost[k] + downtime_rate[k] * asset.pm_hours * schedule.duty,
+            failure_cost=cm_cost[k] + downtime_rate[k] * asset.repair_hours * schedule.duty,
+            schedule=schedule,
+            horizon_h=horizon_h,
+        )
+        assets_out.append({
+            "asset_id": asset.asset_id,
+            "name": asset.name,
+            "stress": {
+                "load": _round(stress.load, 4),
+                "speed_rpm": _round(stress.speed_rpm, 2),
+                "temperature_c": _round(stress.temperature_c, 2),
+                "temperature_change_c": _round(stress.temperature_change_c, 2),
+                "bearing_life_ratio": _round(stress.bearing_life_ratio, 4),
+                "insulation_life_ratio": _round(stress.insulation_life_ratio, 4),
+                "acceleration": _round(stress.acceleration, 4),
+            },
+            "rul_operating_hours": summarise(rul[:, k], 1),
+            "rul_days": summarise(rul_days[:, k], 1),
+            "rul_histogram": histogram(rul_days[:, k], rul_upper),
+            "ttf_days": censored_quantiles(ttf_days[:, k], 1),
+            "ttf_operating_hours": censored_quantiles(ttf_op[:, k], 1),
+            "ttf_histogram": histogram(ttf_days[:, k], float(scenario.horizon_days)),
+            "failure_probability": [round(float(p), 4) for p in curve],
+            "failure_probability_horizon": round(float(curve[-1]), 4),
+            "expected_failures": round(float(failures[:, k].mean()), 4),
+            "expected_preventive": round(float(preventive[:, k].mean()), 4),
+            "downtime_hours": summarise(downtime[:, k]),
+            "wait_hours": summarise(arrays["wait_h"][:, k]),
+            "availability": summarise(availability[:, k], 5),
+            "maintenance_cost": summarise(maintenance_cost[:, k]),
+            "downtime_cost": summarise(downtime_cost[:, k]),
+            "total_cost": summarise(maintenance_cost[:, k] + downtime_cost[:, k]),
+            "recommendation": recommendation,
+            "assumptions": asset_assumptions(asset, stress),
+        })
+
+    any_failed = np.sort(first_failure.min(axis=1))
+    any_curve = np.searchsorted(any_failed, grid_h, side="right") / n
+    busy = arrays["busy_h"].sum(axis=1)
+    fleet = {
+        "expected_failures": round(float(failures.sum(axis=1).mean()), 4),
+        "expected_preventive": round(float(preventive.sum(axis=1).mean()), 4),
+        "downtime_hours": summarise(downtime.sum(axis=1)),
+        "wait_hours": summarise(arrays["wait_h"].sum(axis=1)),
+        "availability": summarise(availability.mean(axis=1), 5),
+        "maintenance_cost": summarise(maintenance_cost.sum(axis=1)),
+        "downtime_cost": summarise(downtime_cost.sum(axis=1)),
+        "total_cost": summarise(maintenance_cost.sum(axis=1) + downtime_cost.sum(axis=1)),
+        "crew_utilisation": round(float(busy.mean() / (scenario.crew_size * horizon_h)), 4),
+        "expected_failed_assets": [round(float(v), 4) for v in np.sum(curves, axis=0)],
+        "any_failure_probability": [round(float(p), 4) for p in any_curve],
+    }
+    return {
+        "version": RESULT_VERSION,
+        "name": scenario.name,
+        "scenario_key": chunks[0]["scenario_key"],
+        "scenario": scenario_to_dict(scenario),
+        "policy": scenario.policy.name,
+        "replications": n,
+        "horizon_days": scenario.horizon_days,
+        "production_hours": round(production_h, 2),
+        "day_grid": grid,
+        "assets": assets_out,
+        "fleet": fleet,
+        "assumptions": scenario_assumptions(scenario),
+    }

@@ -1,0 +1,71 @@
+"""The production schedule: mapping between calendar hours and operating hours.
+
+Assets run (and wear) only inside production windows: `hours_per_day` from the start of each
+of the first `days_per_week` days of every week. Both directions are closed-form, so the engine
+turns "this asset fails after x more operating hours" into one calendar timeout instead of
+stepping through shifts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+HOURS_PER_WEEK = 168.0
+
+
+class Schedule:
+    def __init__(self, hours_per_day: float, days_per_week: int) -> None:
+        self.hours_per_day = float(hours_per_day)
+        self.days_per_week = int(days_per_week)
+        self.week_hours = self.hours_per_day * self.days_per_week  # operating hours per week
+        self.continuous = self.hours_per_day >= 24.0 and self.days_per_week == 7
+
+    @property
+    def duty(self) -> float:
+        """Fraction of calendar time in production."""
+        return self.week_hours / HOURS_PER_WEEK
+
+    def to_calendar(self, op: float) -> float:
+        """Earliest calendar hour at which `op` operating hours have been worked."""
+        if self.continuous:
+            return op
+        week, rest = divmod(op, self.week_hours)
+        day, hour = divmod(rest, self.hours_per_day)
+        return week * HOURS_PER_WEEK + day * 24.0 + hour
+
+    def to_operating(self, cal: float) -> float:
+        """Operating hours worked between calendar hour 0 and `cal`."""
+        if self.continuous:
+            return cal
+        week, rest = divmod(cal, HOURS_PER_WEEK)
+        day, hour = divmod(rest, 24.0)
+        if day >= self.days_per_week:
+            return (week + 1) * self.week_hours
+        return week * self.week_hours + day * self.hours_per_day + min(hour, self.hours_per_day)
+
+    def production_hours(self, start: float, end: float) -> float:
+        """Production hours lost by an asset that stands still from `start` to `end` (calendar)."""
+        if end <= start:
+            return 0.0
+        return self.to_operating(end) - self.to_operating(start)
+
+    def to_calendar_array(self, op: np.ndarray) -> np.ndarray:
+        if self.continuous:
+            return np.asarray(op, dtype=float)
+        op = np.asarray(op, dtype=float)
+        week, rest = np.divmod(op, self.week_hours)
+        day, hour = np.divmod(rest, self.hours_per_day)
+        out = week * HOURS_PER_WEEK + day * 24.0 + hour
+        return np.where(np.isfinite(op), out, math.inf)
+
+    def to_operating_array(self, cal: np.ndarray) -> np.ndarray:
+        if self.continuous:
+            return np.asarray(cal, dtype=float)
+        cal = np.asarray(cal, dtype=float)
+        week, rest = np.divmod(cal, HOURS_PER_WEEK)
+        day, hour = np.divmod(rest, 24.0)
+        worked = week * self.week_hours + np.minimum(day, self.days_per_week) * self.hours_per_day
+        worked = worked + np.where(day < self.days_per_week, np.minimum(hour, self.hours_per_day), 0.0)
+        return np.where(np.isfinite(cal), worked, math.inf)
