@@ -84,11 +84,13 @@ def store_batch(items: list[Incoming], now: datetime) -> BatchResult:
             if p.node_key and not (p.rejected_whole and p.rejects and p.rejects[0].reason == const.UNKNOWN_NODE):
                 stream = streams.setdefault(p.node_key, [None, None, 0, 0, 0, 0])
             if p.seq is not None and not p.rejected_whole and p.channel in CHANNEL_CODES:
-                if (p.node_key, CHANNEL_CODES[p.channel], p.seq) not in fresh:
+                key = (p.node_key, CHANNEL_CODES[p.channel], p.seq)
+                if key not in fresh:
                     result.duplicates += 1
                     if stream is not None:
                         stream[4] += 1
                     continue
+                fresh.discard(key)  # a second copy in this same batch is a duplicate too
                 if p.channel == "telemetry" and stream is not None:
                     stream[0] = p.seq if stream[0] is None else min(stream[0], p.seq)
                     stream[1] = p.seq if stream[1] is None else max(stream[1], p.seq)

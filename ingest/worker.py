@@ -35,9 +35,7 @@ from ingest.store import BatchResult, Incoming, store_batch
 log = logging.getLogger(__name__)
 
 REGISTRY_TTL_S = 10.0
-REGISTRY_MISS_RELOAD_S = 1.0
 MAINTENANCE_EVERY_S = 3600.0
-SESSION_EXPIRY_S = 7 * 24 * 3600
 RECEIVE_MAXIMUM = 2000
 
 
@@ -47,6 +45,7 @@ class Received:
     qos: int
     topic: str
     payload: bytes
+    received_at: float  # time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -147,13 +146,13 @@ class IngestWorker:
             log.warning("disconnected from broker (%s); paho reconnects with backoff", reason_code)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
-        self.inbox.put(Received(msg.mid, msg.qos, msg.topic, msg.payload))
+        self.inbox.put(Received(msg.mid, msg.qos, msg.topic, msg.payload, time.monotonic()))
 
     def connect(self) -> None:
         kwargs = {}
         if self.protocol == mqtt.MQTTv5:
             props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = SESSION_EXPIRY_S
+            props.SessionExpiryInterval = settings.INGEST_SESSION_EXPIRY_S
             props.ReceiveMaximum = RECEIVE_MAXIMUM
             kwargs = {"clean_start": False, "properties": props}
         self.client.connect_async(self.address.host, self.address.port, keepalive=30, **kwargs)
@@ -228,8 +227,10 @@ class IngestWorker:
     def _parse(self, batch: list[Received]) -> list[Incoming]:
         now = time.time()
         items = [Incoming(parse_message(r.topic, r.payload, self.registry, now, self.limits), r.payload) for r in batch]
-        if any(_is_registry_miss(i.parsed) for i in items) and time.monotonic() - self.registry_loaded_at > REGISTRY_MISS_RELOAD_S:
-            # A node or asset registered seconds ago: reload once and parse those again.
+        misses = [r.received_at for r, i in zip(batch, items, strict=True) if _is_registry_miss(i.parsed)]
+        if misses and self.registry_loaded_at < max(misses):
+            # A node or asset may have been registered after the registry was loaded: reload
+            # once and parse those messages again (at most one reload per batch).
             self._load_registry()
             items = [
                 Incoming(parse_message(i.parsed.topic, i.payload, self.registry, now, self.limits), i.payload)

@@ -1,0 +1,102 @@
+"""Shared fixtures: real services, personas, factories.
+
+Tests that need a real service take the fixture for it. Without the service they skip with
+the reason, unless AIOT_REQUIRE_SERVICES=1 (set by .ci/run), where they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+
+REQUIRE = os.environ.get("AIOT_REQUIRE_SERVICES") == "1"
+
+
+def _missing(reason: str) -> None:
+    if REQUIRE:
+        pytest.fail(f"required service missing: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def mqtt_url() -> str:
+    """The real broker (Mosquitto) the MQTT contract is tested against."""
+    url = os.environ.get("MQTT_TEST_URL", "mqtt://127.0.0.1:1883")
+    parts = urlsplit(url)
+    if not _reachable(parts.hostname or "127.0.0.1", parts.port or 1883):
+        _missing(f"needs an MQTT broker at {url} (set MQTT_TEST_URL)")
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL", "")
+    if not url:
+        _missing("needs Redis: set REDIS_URL=redis://127.0.0.1:6379/0")
+    parts = urlsplit(url)
+    if not _reachable(parts.hostname or "127.0.0.1", parts.port or 6379):
+        _missing(f"needs Redis at {url}")
+    return url
+
+
+@pytest.fixture
+def postgres(db) -> None:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        _missing("needs PostgreSQL: set DATABASE_URL=postgres://postgres@127.0.0.1/test")
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique id: each test its own node ids, asset keys, topics."""
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(autouse=True)
+def _no_ssl_env(monkeypatch):
+    monkeypatch.delenv("SSLKEYLOGFILE", raising=False)
+
+
+# --- personas -----------------------------------------------------------------------------
+
+
+def _user(username: str, role: str | None):
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user(username=username, password="pw-" + username)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def manager(db):
+    return _user("fm", "facility_manager")
+
+
+@pytest.fixture
+def planner(db):
+    return _user("planner", "planner")
+
+
+@pytest.fixture
+def admin_user(db):
+    return _user("admin1", "admin")
+
+
+@pytest.fixture
+def outsider(db):
+    return _user("outsider", None)

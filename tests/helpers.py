@@ -1,0 +1,85 @@
+"""Small helpers for tests that talk to real services."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last value: {value!r})")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Publisher:
+    """A paho client (MQTT 5) that publishes with QoS 1 and waits for each PUBACK."""
+
+    def __init__(self, url: str, client_id: str | None = None) -> None:
+        parts = urlsplit(url)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"test-pub-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5)
+        if parts.username:
+            self.client.username_pw_set(parts.username, parts.password)
+        self.client.max_inflight_messages_set(200)
+        self.client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+        self.client.loop_start()
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False, wait: bool = True) -> mqtt.MQTTMessageInfo:
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        if wait:
+            info.wait_for_publish(10)
+        return info
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def database_url_for_subprocess() -> str:
+    """A DATABASE_URL that points a child process at the database the tests use."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def start_ingest_process(mqtt_url: str, client_id: str, share: str | None = None, extra_env: dict | None = None) -> subprocess.Popen:
+    env = dict(os.environ, DATABASE_URL=database_url_for_subprocess(), MQTT_URL=mqtt_url, INGEST_SESSION_EXPIRY_S="120")
+    env.pop("REDIS_URL", None)  # live updates are not under test here
+    env.update(extra_env or {})
+    cmd = [sys.executable, "manage.py", "ingest", "--client-id", client_id, "--protocol", "5", "--no-live"]
+    if share:
+        cmd += ["--share", share]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -1,0 +1,82 @@
+"""The demo data set: asset types from the simulator's catalogue, two sites, three edge
+nodes, thirty assets, and one user per role. Idempotent: running it twice changes nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import Group, User
+from django.db import transaction
+
+from edge_node.agent.asset_types import ASSET_TYPES
+from edge_node.models import EdgeNode
+from twins.models import Asset, AssetType, Metric, Site
+from web.roles import ADMIN, FACILITY_MANAGER, PLANNER
+
+DEMO_USERS = (
+    ("manager", "manager-demo", FACILITY_MANAGER),
+    ("planner", "planner-demo", PLANNER),
+    ("admin", "admin-demo", ADMIN),
+)
+
+# site key, site name, [(node id, [(asset type, count, name prefix)])]
+DEMO_LAYOUT = (
+    ("north-plant", "North Plant", [
+        ("north-gw-1", [("induction_motor", 6, "Conveyor motor"), ("centrifugal_pump", 3, "Coolant pump")]),
+        ("north-gw-2", [("induction_motor", 6, "Press motor"), ("centrifugal_pump", 3, "Feed pump")]),
+    ]),
+    ("south-campus", "South Campus", [
+        ("south-gw-1", [("hvac_unit", 9, "Air handler"), ("centrifugal_pump", 3, "Chilled-water pump")]),
+    ]),
+)
+
+
+@dataclass
+class DemoSummary:
+    sites: int
+    nodes: int
+    assets: int
+    users: list[tuple[str, str, str]]
+
+
+def sync_asset_types() -> dict[str, AssetType]:
+    """Create or update the asset types and metrics of the simulator's catalogue."""
+    types = {}
+    for key, spec in ASSET_TYPES.items():
+        asset_type, _ = AssetType.objects.update_or_create(key=key, defaults={"name": spec["label"]})
+        for m in spec["metrics"]:
+            Metric.objects.update_or_create(
+                asset_type=asset_type, key=m.name,
+                defaults={"label": m.label, "unit": m.unit, "min_value": m.min_value, "max_value": m.max_value},
+            )
+        types[key] = asset_type
+    return types
+
+
+@transaction.atomic
+def load_demo() -> DemoSummary:
+    types = sync_asset_types()
+    users = []
+    for username, password, role in DEMO_USERS:
+        user, created = User.objects.get_or_create(username=username, defaults={"is_staff": role == ADMIN})
+        if created:
+            user.set_password(password)
+            user.save()
+        user.groups.add(Group.objects.get(name=role))
+        users.append((username, password, role))
+    n_nodes = n_assets = 0
+    for site_key, site_name, nodes in DEMO_LAYOUT:
+        site, _ = Site.objects.get_or_create(key=site_key, defaults={"name": site_name})
+        site.members.add(*User.objects.filter(username__in=[u for u, _, _ in DEMO_USERS]))
+        for node_id, groups in nodes:
+            node, _ = EdgeNode.objects.get_or_create(node_id=node_id, defaults={"site": site, "name": f"Gateway {node_id}"})
+            n_nodes += 1
+            for type_key, count, prefix in groups:
+                for i in range(1, count + 1):
+                    key = f"{node_id.replace('-gw-', '-')}-{type_key.split('_')[-1]}-{i:02d}"
+                    Asset.objects.get_or_create(
+                        key=key,
+                        defaults={"name": f"{prefix} {i}", "site": site, "asset_type": types[type_key], "node": node},
+                    )
+                    n_assets += 1
+    return DemoSummary(sites=len(DEMO_LAYOUT), nodes=n_nodes, assets=n_assets, users=users)

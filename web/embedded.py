@@ -1,0 +1,120 @@
+"""The embedded default in one process: MQTT broker, ingest worker, Celery worker, simulated
+fleet and the daphne web server, sharing the in-memory channel layer.
+
+``make demo`` runs this through ``manage.py run_embedded``. Ctrl-C (or SIGTERM) stops the web
+server, then every component it started, in reverse order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import paho.mqtt.client as mqtt
+from django.conf import settings
+from django.db import close_old_connections
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Component:
+    name: str
+    stop: Callable[[], None]
+    thread: threading.Thread | None = None
+
+
+@dataclass
+class EmbeddedStack:
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    mqtt_port: int = settings.MQTT_EMBEDDED_PORT
+    fleet: bool = True
+    fleet_speedup: float = 1.0
+    components: list[Component] = field(default_factory=list)
+
+    def start_background(self) -> None:
+        """Start everything but the web server (which runs in the calling thread)."""
+        if settings.MQTT_EMBEDDED:
+            from web.embedded_broker import EmbeddedBroker
+
+            broker = EmbeddedBroker(port=self.mqtt_port)
+            broker.start()
+            self.components.append(Component("mqtt broker", broker.stop))
+        self._start_ingest()
+        if settings.CELERY_EMBEDDED:
+            self._start_celery()
+        if self.fleet:
+            self._start_fleet()
+
+    def broker_url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.mqtt_port}" if settings.MQTT_EMBEDDED else settings.MQTT_URL
+
+    def _thread(self, name: str, target: Callable[[], None]) -> threading.Thread:
+        def run() -> None:
+            try:
+                target()
+            except Exception:
+                log.exception("%s stopped with an error", name)
+            finally:
+                close_old_connections()
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        thread.start()
+        return thread
+
+    def _start_ingest(self) -> None:
+        from ingest.worker import IngestWorker, default_client_id
+
+        worker = IngestWorker(
+            broker_url=self.broker_url(),
+            client_id=default_client_id("embedded", None),
+            protocol=mqtt.MQTTv311 if settings.MQTT_EMBEDDED else mqtt.MQTTv5,
+        )
+        thread = self._thread("ingest", worker.run)
+        self.components.append(Component("ingest worker", worker.stop, thread))
+
+    def _start_celery(self) -> None:
+        from celery.worker import WorkController
+
+        from web.celery import app
+
+        controller = WorkController(
+            app=app, pool_cls="threads", concurrency=2, hostname="embedded@localhost",
+            without_heartbeat=True, without_mingle=True, without_gossip=True,
+        )
+        thread = self._thread("celery", controller.start)
+        self.components.append(Component("celery worker", lambda: controller.stop(in_sighandler=False), thread))
+
+    def _start_fleet(self) -> None:
+        from edge_node.fleet_runner import start_fleet
+
+        stop = start_fleet(self.broker_url(), speedup=self.fleet_speedup)
+        self.components.append(Component("simulated fleet", stop))
+
+    def stop_all(self) -> None:
+        for component in reversed(self.components):
+            log.info("stopping %s", component.name)
+            try:
+                component.stop()
+            except Exception:
+                log.exception("stopping %s failed", component.name)
+            if component.thread is not None:
+                component.thread.join(timeout=10)
+        self.components.clear()
+
+    def serve_forever(self) -> None:
+        from daphne.endpoints import build_endpoint_description_strings
+        from daphne.server import Server
+
+        from web.asgi import application
+
+        server = Server(
+            application=application,
+            endpoints=build_endpoint_description_strings(host=self.http_host, port=self.http_port),
+            signal_handlers=True,
+            verbosity=0,
+        )
+        server.run()
