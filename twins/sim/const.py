@@ -40,7 +40,12 @@ POLICY_RUN_TO_FAILURE = "run_to_failure"
 POLICY_TIME_BASED = "time_based"
 POLICY_CONDITION_BASED = "condition_based"
 POLICY_RUL_BASED = "rul_based"
-POLICIES = (POLICY_RUN_TO_FAILURE, POLICY_TIME_BASED, POLICY_CONDITION_BASED, POLICY_RUL_BASED)
+POLICIES = (
+    POLICY_RUN_TO_FAILURE,
+    POLICY_TIME_BASED,
+    POLICY_CONDITION_BASED,
+    POLICY_RUL_BASED,
+)
 
 # --- input bounds (checked by validate_scenario) -----------------------------------------
 MAX_HORIZON_DAYS = 1826  # five years

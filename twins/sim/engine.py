@@ -44,7 +44,9 @@ class Plan:
     spare_stock: int | None
     spare_lead_h: float
     health: list[float]
-    current_median: list[float]  # remaining life now, at the scenario's stress (op hours)
+    current_median: list[
+        float
+    ]  # remaining life now, at the scenario's stress (op hours)
     current_sigma: list[float]
     new_scale: list[float]  # Weibull eta of a new component at the scenario's stress
     new_shape_inv: list[float]
@@ -71,8 +73,10 @@ def build_plan(scenario: Scenario) -> Plan:
         health=[life.health for life in lives],
         current_median=[life.current_median / a for life, a in zip(lives, accel)],
         current_sigma=[life.current_sigma for life in lives],
-        new_scale=[weibull_scale(life.new_median, life.weibull_shape) / a
-                   for life, a in zip(lives, accel)],
+        new_scale=[
+            weibull_scale(life.new_median, life.weibull_shape) / a
+            for life, a in zip(lives, accel)
+        ],
         new_shape_inv=[1.0 / life.weibull_shape for life in lives],
         age=[life.age_hours for life in lives],
         repair_h=[asset.repair_hours for asset in scenario.assets],
@@ -85,7 +89,9 @@ class ReplicationOutcome:
     """Per-asset outcomes of one replication (lists indexed like scenario.assets)."""
 
     first_failure_h: list[float]  # calendar hours; inf if no failure within the horizon
-    rul_h: list[float]  # remaining life of the component in place at t=0 (operating hours)
+    rul_h: list[
+        float
+    ]  # remaining life of the component in place at t=0 (operating hours)
     failures: list[int]
     preventive: list[int]
     downtime_h: list[float]  # production hours lost
@@ -139,14 +145,20 @@ def simulate_replication(plan: Plan, rng: np.random.Generator) -> ReplicationOut
     downtime = [0.0] * n
     wait = [0.0] * n
     busy = [0.0] * n
-    rul = [plan.current_median[k] * exp(plan.current_sigma[k] * z0[k]) for k in range(n)]
+    rul = [
+        plan.current_median[k] * exp(plan.current_sigma[k] * z0[k]) for k in range(n)
+    ]
     down_since: list[float | None] = [None] * n
     waiting_since: list[float | None] = [None] * n
     busy_since: list[float | None] = [None] * n
 
     env = simpy.Environment()
     crews = simpy.PriorityResource(env, capacity=plan.crew_size)
-    spares = None if plan.spare_stock is None else simpy.Container(env, init=plan.spare_stock)
+    spares = (
+        None
+        if plan.spare_stock is None
+        else simpy.Container(env, init=plan.spare_stock)
+    )
     spare_lead = plan.spare_lead_h
     corrective_p, preventive_p = const.PRIORITY_CORRECTIVE, const.PRIORITY_PREVENTIVE
 
@@ -157,7 +169,7 @@ def simulate_replication(plan: Plan, rng: np.random.Generator) -> ReplicationOut
         """Calendar time of the next event and whether it is a preventive trigger."""
         if trig > 0.0:
             dt = left - trig
-            return to_cal(op_now + (dt if dt > 0.0 else 0.0)), True
+            return to_cal(op_now + (max(0.0, dt))), True
         return to_cal(op_now + left), False
 
     def asset(k: int, left: float, trig: float, event_at: float, is_pm: bool):
@@ -168,14 +180,13 @@ def simulate_replication(plan: Plan, rng: np.random.Generator) -> ReplicationOut
             now = env.now
             failed = not is_pm
             if failed:
-                if now < first_failure[k]:
-                    first_failure[k] = now
+                first_failure[k] = min(first_failure[k], now)
                 failures[k] += 1
                 down_since[k] = waiting_since[k] = now
                 fail_at = INF
             else:
                 # the asset keeps running until a part and a crew are there, and may fail first
-                remaining = trig if trig < left else left
+                remaining = min(left, trig)
                 fail_at = to_cal(to_op(now) + remaining)
             if spares is not None:
                 get = spares.get(1)
@@ -192,8 +203,7 @@ def simulate_replication(plan: Plan, rng: np.random.Generator) -> ReplicationOut
                         yield get
                     if failed and down_since[k] is None:
                         now = env.now
-                        if now < first_failure[k]:
-                            first_failure[k] = now
+                        first_failure[k] = min(first_failure[k], now)
                         failures[k] += 1
                         down_since[k] = waiting_since[k] = now
                         yield get
@@ -205,8 +215,7 @@ def simulate_replication(plan: Plan, rng: np.random.Generator) -> ReplicationOut
                         # failed while queued for a crew: the job turns corrective and jumps ahead
                         request.cancel()
                         now = env.now
-                        if now < first_failure[k]:
-                            first_failure[k] = now
+                        first_failure[k] = min(first_failure[k], now)
                         failures[k] += 1
                         down_since[k] = waiting_since[k] = now
                         failed = True
@@ -253,4 +262,6 @@ def simulate_replication(plan: Plan, rng: np.random.Generator) -> ReplicationOut
             wait[k] += horizon - waiting_since[k]
         if busy_since[k] is not None:
             busy[k] += horizon - busy_since[k]
-    return ReplicationOutcome(first_failure, rul, failures, preventive, downtime, wait, busy)
+    return ReplicationOutcome(
+        first_failure, rul, failures, preventive, downtime, wait, busy
+    )

@@ -14,10 +14,13 @@ from twins.sim import const
 from twins.sim.scenario import AssetInit, Scenario
 
 
-def bearing_life_ratio(load_factor: float, speed_factor: float,
-                       load_exponent: float = const.BEARING_LOAD_EXPONENT) -> float:
+def bearing_life_ratio(
+    load_factor: float,
+    speed_factor: float,
+    load_exponent: float = const.BEARING_LOAD_EXPONENT,
+) -> float:
     """L10h = 10^6/(60 n) (C/P)^p: life in hours scales load^-p and rpm^-1."""
-    return load_factor ** -load_exponent * speed_factor ** -const.BEARING_SPEED_EXPONENT
+    return load_factor**-load_exponent * speed_factor**-const.BEARING_SPEED_EXPONENT
 
 
 def insulation_life_ratio(temperature_rise_c: float) -> float:
@@ -25,10 +28,12 @@ def insulation_life_ratio(temperature_rise_c: float) -> float:
     return 2.0 ** (-temperature_rise_c / const.INSULATION_HALVING_C)
 
 
-def operating_temperature_c(asset: AssetInit, load_factor: float, ambient_delta_c: float) -> float:
+def operating_temperature_c(
+    asset: AssetInit, load_factor: float, ambient_delta_c: float
+) -> float:
     """Steady-state temperature: ambient plus a rise that follows I²R losses (load squared)."""
     nominal_rise = asset.nominal_temp_c - asset.ambient_c
-    rise = nominal_rise * load_factor ** const.TEMPERATURE_RISE_LOAD_EXPONENT
+    rise = nominal_rise * load_factor**const.TEMPERATURE_RISE_LOAD_EXPONENT
     return asset.ambient_c + ambient_delta_c + rise
 
 
@@ -53,7 +58,9 @@ def asset_stress(asset: AssetInit, scenario: Scenario) -> Stress:
     reproduced.
     """
     bearing = bearing_life_ratio(scenario.load_factor, scenario.speed_factor)
-    temperature = operating_temperature_c(asset, scenario.load_factor, scenario.ambient_delta_c)
+    temperature = operating_temperature_c(
+        asset, scenario.load_factor, scenario.ambient_delta_c
+    )
     change = temperature - asset.nominal_temp_c
     insulation = insulation_life_ratio(change)
     share = asset.bearing_share
@@ -85,7 +92,11 @@ def life_model(asset: AssetInit) -> LifeModel:
     """Calibrate the asset's lives to the twin: median RUL exact, spread from the 80 % interval."""
     if asset.rul is not None:
         median = asset.rul.median
-        if asset.rul.low is not None and asset.rul.high is not None and asset.rul.high > asset.rul.low:
+        if (
+            asset.rul.low is not None
+            and asset.rul.high is not None
+            and asset.rul.high > asset.rul.low
+        ):
             sigma = math.log(asset.rul.high / asset.rul.low) / (2.0 * const.Z_P90)
         else:
             sigma = const.DEFAULT_RUL_LOG_SIGMA
@@ -95,7 +106,9 @@ def life_model(asset: AssetInit) -> LifeModel:
         rate = asset.rate
         median = asset.health / rate
         sigma = const.DEFAULT_RUL_LOG_SIGMA
-    age = asset.age_hours if asset.age_hours is not None else (1.0 - asset.health) / rate
+    age = (
+        asset.age_hours if asset.age_hours is not None else (1.0 - asset.health) / rate
+    )
     return LifeModel(
         health=asset.health,
         current_median=median,

@@ -53,7 +53,7 @@ def recommend_replacement(
             "cost_per_hour": round(rtf_rate, 4),
             "saving_pct": 0.0,
             "reason": "a planned replacement does not lower the expected cost per operating hour "
-                      "(failures are not costly enough, or wear-out is too weak)",
+            "(failures are not costly enough, or wear-out is too weak)",
         }
     best_t = float(candidates[best])
     calendar_h = schedule.to_calendar(best_t)
@@ -67,5 +67,5 @@ def recommend_replacement(
         "cost_per_hour": round(float(rates[best]), 4),
         "saving_pct": round(float(100.0 * (1.0 - rates[best] / rtf_rate)), 2),
         "reason": f"replacing after {best_t:,.0f} operating hours minimises the expected cost "
-                  f"per operating hour (age-replacement model)",
+        f"per operating hour (age-replacement model)",
     }

@@ -85,11 +85,15 @@ def _gather(chunks: Sequence[ChunkResult]) -> tuple[Scenario, dict[str, np.ndarr
     expected = 0
     for chunk in ordered:
         if chunk["start"] != expected:
-            raise MergeError(f"replications {expected}..{chunk['start'] - 1} are missing or "
-                             f"overlap (chunk starts at {chunk['start']})")
+            raise MergeError(
+                f"replications {expected}..{chunk['start'] - 1} are missing or "
+                f"overlap (chunk starts at {chunk['start']})"
+            )
         expected = chunk["stop"]
     if expected != scenario.replications:
-        raise MergeError(f"chunks cover {expected} of {scenario.replications} replications")
+        raise MergeError(
+            f"chunks cover {expected} of {scenario.replications} replications"
+        )
     arrays = {
         name: np.concatenate(
             [decode_array(chunk["arrays"][name]) for chunk in ordered]
@@ -141,42 +145,48 @@ def merge(chunks: Sequence[ChunkResult]) -> ScenarioResult:
         rul_upper = float(np.quantile(rul_days[:, k], 0.99))
         recommendation = recommend_replacement(
             rul[:, k],
-            preventive_cost=pm_cost[k] + downtime_rate[k] * asset.pm_hours * schedule.duty,
-            failure_cost=cm_cost[k] + downtime_rate[k] * asset.repair_hours * schedule.duty,
+            preventive_cost=pm_cost[k]
+            + downtime_rate[k] * asset.pm_hours * schedule.duty,
+            failure_cost=cm_cost[k]
+            + downtime_rate[k] * asset.repair_hours * schedule.duty,
             schedule=schedule,
             horizon_h=horizon_h,
         )
-        assets_out.append({
-            "asset_id": asset.asset_id,
-            "name": asset.name,
-            "stress": {
-                "load": _round(stress.load, 4),
-                "speed_rpm": _round(stress.speed_rpm, 2),
-                "temperature_c": _round(stress.temperature_c, 2),
-                "temperature_change_c": _round(stress.temperature_change_c, 2),
-                "bearing_life_ratio": _round(stress.bearing_life_ratio, 4),
-                "insulation_life_ratio": _round(stress.insulation_life_ratio, 4),
-                "acceleration": _round(stress.acceleration, 4),
-            },
-            "rul_operating_hours": summarise(rul[:, k], 1),
-            "rul_days": summarise(rul_days[:, k], 1),
-            "rul_histogram": histogram(rul_days[:, k], rul_upper),
-            "ttf_days": censored_quantiles(ttf_days[:, k], 1),
-            "ttf_operating_hours": censored_quantiles(ttf_op[:, k], 1),
-            "ttf_histogram": histogram(ttf_days[:, k], float(scenario.horizon_days)),
-            "failure_probability": [round(float(p), 4) for p in curve],
-            "failure_probability_horizon": round(float(curve[-1]), 4),
-            "expected_failures": round(float(failures[:, k].mean()), 4),
-            "expected_preventive": round(float(preventive[:, k].mean()), 4),
-            "downtime_hours": summarise(downtime[:, k]),
-            "wait_hours": summarise(arrays["wait_h"][:, k]),
-            "availability": summarise(availability[:, k], 5),
-            "maintenance_cost": summarise(maintenance_cost[:, k]),
-            "downtime_cost": summarise(downtime_cost[:, k]),
-            "total_cost": summarise(maintenance_cost[:, k] + downtime_cost[:, k]),
-            "recommendation": recommendation,
-            "assumptions": asset_assumptions(asset, stress),
-        })
+        assets_out.append(
+            {
+                "asset_id": asset.asset_id,
+                "name": asset.name,
+                "stress": {
+                    "load": _round(stress.load, 4),
+                    "speed_rpm": _round(stress.speed_rpm, 2),
+                    "temperature_c": _round(stress.temperature_c, 2),
+                    "temperature_change_c": _round(stress.temperature_change_c, 2),
+                    "bearing_life_ratio": _round(stress.bearing_life_ratio, 4),
+                    "insulation_life_ratio": _round(stress.insulation_life_ratio, 4),
+                    "acceleration": _round(stress.acceleration, 4),
+                },
+                "rul_operating_hours": summarise(rul[:, k], 1),
+                "rul_days": summarise(rul_days[:, k], 1),
+                "rul_histogram": histogram(rul_days[:, k], rul_upper),
+                "ttf_days": censored_quantiles(ttf_days[:, k], 1),
+                "ttf_operating_hours": censored_quantiles(ttf_op[:, k], 1),
+                "ttf_histogram": histogram(
+                    ttf_days[:, k], float(scenario.horizon_days)
+                ),
+                "failure_probability": [round(float(p), 4) for p in curve],
+                "failure_probability_horizon": round(float(curve[-1]), 4),
+                "expected_failures": round(float(failures[:, k].mean()), 4),
+                "expected_preventive": round(float(preventive[:, k].mean()), 4),
+                "downtime_hours": summarise(downtime[:, k]),
+                "wait_hours": summarise(arrays["wait_h"][:, k]),
+                "availability": summarise(availability[:, k], 5),
+                "maintenance_cost": summarise(maintenance_cost[:, k]),
+                "downtime_cost": summarise(downtime_cost[:, k]),
+                "total_cost": summarise(maintenance_cost[:, k] + downtime_cost[:, k]),
+                "recommendation": recommendation,
+                "assumptions": asset_assumptions(asset, stress),
+            }
+        )
 
     any_failed = np.sort(first_failure.min(axis=1))
     any_curve = np.searchsorted(any_failed, grid_h, side="right") / n
@@ -189,8 +199,12 @@ def merge(chunks: Sequence[ChunkResult]) -> ScenarioResult:
         "availability": summarise(availability.mean(axis=1), 5),
         "maintenance_cost": summarise(maintenance_cost.sum(axis=1)),
         "downtime_cost": summarise(downtime_cost.sum(axis=1)),
-        "total_cost": summarise(maintenance_cost.sum(axis=1) + downtime_cost.sum(axis=1)),
-        "crew_utilisation": round(float(busy.mean() / (scenario.crew_size * horizon_h)), 4),
+        "total_cost": summarise(
+            maintenance_cost.sum(axis=1) + downtime_cost.sum(axis=1)
+        ),
+        "crew_utilisation": round(
+            float(busy.mean() / (scenario.crew_size * horizon_h)), 4
+        ),
         "expected_failed_assets": [round(float(v), 4) for v in np.sum(curves, axis=0)],
         "any_failure_probability": [round(float(p), 4) for p in any_curve],
     }

@@ -20,7 +20,12 @@ import numpy as np
 
 from twins.sim import const
 from twins.sim.engine import build_plan, simulate_replication
-from twins.sim.scenario import Scenario, ScenarioError, scenario_to_dict, validate_scenario
+from twins.sim.scenario import (
+    Scenario,
+    ScenarioError,
+    scenario_to_dict,
+    validate_scenario,
+)
 
 CHUNK_VERSION = 1
 # Per-replication, per-asset outcomes a chunk carries, with their storage dtype.
@@ -63,7 +68,9 @@ class SimulationCancelled(Exception):
 
 def scenario_key(scenario: Scenario) -> str:
     """Fingerprint of a scenario: chunks of different scenarios must never be merged."""
-    canonical = json.dumps(scenario_to_dict(scenario), sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(
+        scenario_to_dict(scenario), sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -95,10 +102,17 @@ def run_chunk(
     should_stop() is polled as often and raises SimulationCancelled when it returns True.
     """
     validate_scenario(scenario)
-    if not (isinstance(start, int) and isinstance(stop, int)
-            and 0 <= start < stop <= scenario.replications):
-        raise ScenarioError({"chunk": f"need 0 <= start < stop <= {scenario.replications}, "
-                                      f"got {start}..{stop}"})
+    if not (
+        isinstance(start, int)
+        and isinstance(stop, int)
+        and 0 <= start < stop <= scenario.replications
+    ):
+        raise ScenarioError(
+            {
+                "chunk": f"need 0 <= start < stop <= {scenario.replications}, "
+                f"got {start}..{stop}"
+            }
+        )
     began = time.perf_counter()
     plan = build_plan(scenario)
     total = stop - start
@@ -122,8 +136,10 @@ def run_chunk(
         "start": start,
         "stop": stop,
         "seconds": round(time.perf_counter() - began, 4),
-        "arrays": {name: encode_array(np.array(columns[name]), dtype)
-                   for name, dtype in FIELDS.items()},
+        "arrays": {
+            name: encode_array(np.array(columns[name]), dtype)
+            for name, dtype in FIELDS.items()
+        },
     }
 
 

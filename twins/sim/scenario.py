@@ -19,7 +19,9 @@ class ScenarioError(ValueError):
 
     def __init__(self, errors: dict[str, str]) -> None:
         self.errors = dict(errors)
-        listing = "; ".join(f"{name}: {message}" for name, message in self.errors.items())
+        listing = "; ".join(
+            f"{name}: {message}" for name, message in self.errors.items()
+        )
         super().__init__(f"invalid scenario: {listing}")
 
 
@@ -39,20 +41,32 @@ class AssetInit:
     asset_id: str
     name: str = ""
     health: float = 1.0  # 0 (failed) .. 1 (as new)
-    rate: float | None = None  # health units lost per operating hour at the nominal profile
-    rul: RulEstimate | None = None  # takes precedence over `rate` for the current component
+    rate: float | None = (
+        None  # health units lost per operating hour at the nominal profile
+    )
+    rul: RulEstimate | None = (
+        None  # takes precedence over `rate` for the current component
+    )
     nominal_load: float = 1.0  # any unit (kW, N, %); only ratios matter
     nominal_speed_rpm: float = 1500.0
     nominal_temp_c: float = 70.0  # operating temperature at nominal load and ambient
     ambient_c: float = const.DEFAULT_AMBIENT_C
-    bearing_share: float = 0.5  # share of degradation from mechanical wear; rest is thermal
-    weibull_shape: float = const.DEFAULT_WEIBULL_SHAPE  # life dispersion of new components
+    bearing_share: float = (
+        0.5  # share of degradation from mechanical wear; rest is thermal
+    )
+    weibull_shape: float = (
+        const.DEFAULT_WEIBULL_SHAPE
+    )  # life dispersion of new components
     repair_hours: float = 8.0  # corrective repair, once crew and part are there
     pm_hours: float = 4.0  # preventive replacement job
-    age_hours: float | None = None  # operating hours since last renewal; None: (1-health)/rate
+    age_hours: float | None = (
+        None  # operating hours since last renewal; None: (1-health)/rate
+    )
     pm_cost: float | None = None  # overrides Scenario.pm_cost for this asset
     cm_cost: float | None = None  # overrides Scenario.cm_cost
-    downtime_cost_per_hour: float | None = None  # overrides Scenario.downtime_cost_per_hour
+    downtime_cost_per_hour: float | None = (
+        None  # overrides Scenario.downtime_cost_per_hour
+    )
 
 
 @dataclass(frozen=True)
@@ -61,8 +75,12 @@ class Policy:
 
     name: str = const.POLICY_RUN_TO_FAILURE
     interval_hours: float | None = None  # time_based: replace at this age
-    health_threshold: float | None = None  # condition_based: replace when health falls to it
-    lead_time_hours: float | None = None  # rul_based: replace when predicted RUL falls below it
+    health_threshold: float | None = (
+        None  # condition_based: replace when health falls to it
+    )
+    lead_time_hours: float | None = (
+        None  # rul_based: replace when predicted RUL falls below it
+    )
 
 
 @dataclass(frozen=True)
@@ -87,7 +105,11 @@ class Scenario:
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
 
 
 class _Checker:
@@ -117,7 +139,9 @@ class _Checker:
             return False
         return True
 
-    def integer(self, path: str, value: Any, low: int, high: int, *, optional: bool = False) -> bool:
+    def integer(
+        self, path: str, value: Any, low: int, high: int, *, optional: bool = False
+    ) -> bool:
         if value is None and optional:
             return True
         if not isinstance(value, int) or isinstance(value, bool):
@@ -146,39 +170,63 @@ def _check_asset(check: _Checker, path: str, asset: Any, seen: set[str]) -> None
     if asset.rul is not None:
         _check_rul(check, f"{path}.rul", asset.rul)
     check.number(f"{path}.nominal_load", asset.nominal_load, 0.0, 1e12, low_open=True)
-    check.number(f"{path}.nominal_speed_rpm", asset.nominal_speed_rpm, 0.0, 1e6, low_open=True)
+    check.number(
+        f"{path}.nominal_speed_rpm", asset.nominal_speed_rpm, 0.0, 1e6, low_open=True
+    )
     check.number(f"{path}.nominal_temp_c", asset.nominal_temp_c, -50.0, 300.0)
-    if check.number(f"{path}.ambient_c", asset.ambient_c, -50.0, 100.0) and _finite(
-        asset.nominal_temp_c
+    ambient_ok = check.number(f"{path}.ambient_c", asset.ambient_c, -50.0, 100.0)
+    if (
+        ambient_ok
+        and _finite(asset.nominal_temp_c)
+        and asset.ambient_c > asset.nominal_temp_c
     ):
-        if asset.ambient_c > asset.nominal_temp_c:
-            check.errors[f"{path}.ambient_c"] = "must not exceed nominal_temp_c"
+        check.errors[f"{path}.ambient_c"] = "must not exceed nominal_temp_c"
     check.number(f"{path}.bearing_share", asset.bearing_share, 0.0, 1.0)
-    check.number(f"{path}.weibull_shape", asset.weibull_shape, *const.WEIBULL_SHAPE_RANGE)
-    check.number(f"{path}.repair_hours", asset.repair_hours, 0.0, const.MAX_JOB_HOURS, low_open=True)
-    check.number(f"{path}.pm_hours", asset.pm_hours, 0.0, const.MAX_JOB_HOURS, low_open=True)
-    check.number(f"{path}.age_hours", asset.age_hours, 0.0, const.MAX_LIFE_HOURS, optional=True)
+    check.number(
+        f"{path}.weibull_shape", asset.weibull_shape, *const.WEIBULL_SHAPE_RANGE
+    )
+    check.number(
+        f"{path}.repair_hours",
+        asset.repair_hours,
+        0.0,
+        const.MAX_JOB_HOURS,
+        low_open=True,
+    )
+    check.number(
+        f"{path}.pm_hours", asset.pm_hours, 0.0, const.MAX_JOB_HOURS, low_open=True
+    )
+    check.number(
+        f"{path}.age_hours", asset.age_hours, 0.0, const.MAX_LIFE_HOURS, optional=True
+    )
     for name in ("pm_cost", "cm_cost", "downtime_cost_per_hour"):
-        check.number(f"{path}.{name}", getattr(asset, name), 0.0, const.MAX_COST, optional=True)
+        check.number(
+            f"{path}.{name}", getattr(asset, name), 0.0, const.MAX_COST, optional=True
+        )
 
 
 def _check_rul(check: _Checker, path: str, rul: Any) -> None:
     if not isinstance(rul, RulEstimate):
         check.errors[path] = "must be an RulEstimate(median, low, high)"
         return
-    if not check.number(f"{path}.median", rul.median, 0.0, const.MAX_LIFE_HOURS, low_open=True):
+    if not check.number(
+        f"{path}.median", rul.median, 0.0, const.MAX_LIFE_HOURS, low_open=True
+    ):
         return
     if (rul.low is None) != (rul.high is None):
         check.errors[path] = "give both low and high of the 80 % interval, or neither"
         return
     if rul.low is None:
         return
-    if check.number(f"{path}.low", rul.low, 0.0, const.MAX_LIFE_HOURS, low_open=True):
-        if rul.low > rul.median:
-            check.errors[f"{path}.low"] = "must not exceed the median"
-    if check.number(f"{path}.high", rul.high, 0.0, const.MAX_LIFE_HOURS, low_open=True):
-        if rul.high < rul.median:
-            check.errors[f"{path}.high"] = "must not be below the median"
+    low_ok = check.number(
+        f"{path}.low", rul.low, 0.0, const.MAX_LIFE_HOURS, low_open=True
+    )
+    if low_ok and rul.low > rul.median:
+        check.errors[f"{path}.low"] = "must not exceed the median"
+    high_ok = check.number(
+        f"{path}.high", rul.high, 0.0, const.MAX_LIFE_HOURS, low_open=True
+    )
+    if high_ok and rul.high < rul.median:
+        check.errors[f"{path}.high"] = "must not be below the median"
 
 
 def _check_policy(check: _Checker, policy: Any) -> None:
@@ -196,14 +244,32 @@ def _check_policy(check: _Checker, policy: Any) -> None:
     if needed and getattr(policy, needed) is None:
         check.errors[f"policy.{needed}"] = f"required by the {policy.name} policy"
         return
-    check.number("policy.interval_hours", policy.interval_hours, 0.0, const.MAX_LIFE_HOURS,
-                 low_open=True, optional=True)
-    check.number("policy.health_threshold", policy.health_threshold, 0.0, 1.0, low_open=True,
-                 optional=True)
+    check.number(
+        "policy.interval_hours",
+        policy.interval_hours,
+        0.0,
+        const.MAX_LIFE_HOURS,
+        low_open=True,
+        optional=True,
+    )
+    check.number(
+        "policy.health_threshold",
+        policy.health_threshold,
+        0.0,
+        1.0,
+        low_open=True,
+        optional=True,
+    )
     if _finite(policy.health_threshold) and policy.health_threshold >= 1.0:
         check.errors["policy.health_threshold"] = "must be below 1"
-    check.number("policy.lead_time_hours", policy.lead_time_hours, 0.0, const.MAX_LIFE_HOURS,
-                 low_open=True, optional=True)
+    check.number(
+        "policy.lead_time_hours",
+        policy.lead_time_hours,
+        0.0,
+        const.MAX_LIFE_HOURS,
+        low_open=True,
+        optional=True,
+    )
 
 
 def validate_scenario(scenario: Scenario) -> None:
@@ -223,21 +289,36 @@ def validate_scenario(scenario: Scenario) -> None:
     _check_policy(check, scenario.policy)
     check.number("load_factor", scenario.load_factor, *const.LOAD_FACTOR_RANGE)
     check.number("speed_factor", scenario.speed_factor, *const.SPEED_FACTOR_RANGE)
-    check.number("hours_per_day", scenario.hours_per_day, 0.0, const.MAX_HOURS_PER_DAY,
-                 low_open=True)
+    check.number(
+        "hours_per_day",
+        scenario.hours_per_day,
+        0.0,
+        const.MAX_HOURS_PER_DAY,
+        low_open=True,
+    )
     check.integer("days_per_week", scenario.days_per_week, 1, 7)
-    check.number("ambient_delta_c", scenario.ambient_delta_c, *const.AMBIENT_DELTA_RANGE_C)
+    check.number(
+        "ambient_delta_c", scenario.ambient_delta_c, *const.AMBIENT_DELTA_RANGE_C
+    )
     check.integer("crew_size", scenario.crew_size, const.MIN_CREW, const.MAX_CREW)
-    check.integer("spare_stock", scenario.spare_stock, 0, const.MAX_SPARE_STOCK, optional=True)
-    check.number("spare_lead_time_days", scenario.spare_lead_time_days, 0.0,
-                 const.MAX_SPARE_LEAD_DAYS)
+    check.integer(
+        "spare_stock", scenario.spare_stock, 0, const.MAX_SPARE_STOCK, optional=True
+    )
+    check.number(
+        "spare_lead_time_days",
+        scenario.spare_lead_time_days,
+        0.0,
+        const.MAX_SPARE_LEAD_DAYS,
+    )
     check.integer("horizon_days", scenario.horizon_days, 1, const.MAX_HORIZON_DAYS)
     check.integer("replications", scenario.replications, 1, const.MAX_REPLICATIONS)
     check.integer("seed", scenario.seed, 0, const.MAX_SEED)
     for name in ("pm_cost", "cm_cost", "downtime_cost_per_hour"):
         check.number(name, getattr(scenario, name), 0.0, const.MAX_COST)
     if not check.errors:
-        asset_years = len(assets) * scenario.replications * scenario.horizon_days / 365.0
+        asset_years = (
+            len(assets) * scenario.replications * scenario.horizon_days / 365.0
+        )
         if asset_years > const.MAX_ASSET_YEARS:
             check.errors["replications"] = (
                 f"assets x replications x years = {asset_years:,.0f} exceeds the limit of "

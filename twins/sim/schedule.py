@@ -19,7 +19,9 @@ class Schedule:
     def __init__(self, hours_per_day: float, days_per_week: int) -> None:
         self.hours_per_day = float(hours_per_day)
         self.days_per_week = int(days_per_week)
-        self.week_hours = self.hours_per_day * self.days_per_week  # operating hours per week
+        self.week_hours = (
+            self.hours_per_day * self.days_per_week
+        )  # operating hours per week
         self.continuous = self.hours_per_day >= 24.0 and self.days_per_week == 7
 
     @property
@@ -43,7 +45,11 @@ class Schedule:
         day, hour = divmod(rest, 24.0)
         if day >= self.days_per_week:
             return (week + 1) * self.week_hours
-        return week * self.week_hours + day * self.hours_per_day + min(hour, self.hours_per_day)
+        return (
+            week * self.week_hours
+            + day * self.hours_per_day
+            + min(hour, self.hours_per_day)
+        )
 
     def production_hours(self, start: float, end: float) -> float:
         """Production hours lost by an asset that stands still from `start` to `end` (calendar)."""
@@ -55,17 +61,24 @@ class Schedule:
         if self.continuous:
             return np.asarray(op, dtype=float)
         op = np.asarray(op, dtype=float)
-        week, rest = np.divmod(op, self.week_hours)
+        finite = np.isfinite(op)
+        week, rest = np.divmod(np.where(finite, op, 0.0), self.week_hours)
         day, hour = np.divmod(rest, self.hours_per_day)
         out = week * HOURS_PER_WEEK + day * 24.0 + hour
-        return np.where(np.isfinite(op), out, math.inf)
+        return np.where(finite, out, math.inf)
 
     def to_operating_array(self, cal: np.ndarray) -> np.ndarray:
         if self.continuous:
             return np.asarray(cal, dtype=float)
         cal = np.asarray(cal, dtype=float)
-        week, rest = np.divmod(cal, HOURS_PER_WEEK)
+        finite = np.isfinite(cal)
+        week, rest = np.divmod(np.where(finite, cal, 0.0), HOURS_PER_WEEK)
         day, hour = np.divmod(rest, 24.0)
-        worked = week * self.week_hours + np.minimum(day, self.days_per_week) * self.hours_per_day
-        worked = worked + np.where(day < self.days_per_week, np.minimum(hour, self.hours_per_day), 0.0)
-        return np.where(np.isfinite(cal), worked, math.inf)
+        worked = (
+            week * self.week_hours
+            + np.minimum(day, self.days_per_week) * self.hours_per_day
+        )
+        worked = worked + np.where(
+            day < self.days_per_week, np.minimum(hour, self.hours_per_day), 0.0
+        )
+        return np.where(finite, worked, math.inf)
