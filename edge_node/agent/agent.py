@@ -42,6 +42,7 @@ class AssetRuntime:
     severity: str | None = None
     last_alert: float = 0.0
     normal_run: int = 0
+    model_hits: int = 0  # windows in a row over the model's threshold
     history: dict[str, deque] = field(default_factory=dict)
 
     @property
@@ -256,7 +257,8 @@ class Agent:
         model: AnomalyModel | None = rt.slot.model if rt.slot is not None else None
         if model is not None:
             score = model.score(values)
-            if score is not None and score > model.threshold:
+            rt.model_hits = rt.model_hits + 1 if score is not None and score > model.threshold else 0
+            if score is not None and rt.model_hits >= model.consecutive:
                 severity = "critical" if score > model.critical_threshold else "warning"
                 return {"kind": "anomaly", "severity": severity, "score": score, "model_version": model.label,
                         "message": f"{rt.asset_id}: model {model.label} anomaly score {score:.3f} > {model.threshold:.3f}",

@@ -4,7 +4,7 @@ Layout of a models directory::
 
     models/<name>/<version>/model.onnx
     models/<name>/<version>/meta.json   {"name", "version", "asset_type", "features": [...],
-                                         "threshold", "critical_threshold", "kind"}
+                                         "threshold", "critical_threshold", "consecutive", "kind"}
     models/<name>/current               text file holding the version in use
 
 ``set_current`` rewrites the pointer atomically (write a temp file, ``os.replace``), and a
@@ -44,6 +44,7 @@ class AnomalyModel:
     features: list[str]
     threshold: float
     critical_threshold: float
+    consecutive: int
     session: Any  # onnxruntime.InferenceSession
     input_name: str
     score_output: str
@@ -132,6 +133,7 @@ def load_model(models_dir: Path, name: str, version: str | None = None) -> Anoma
         name=name, version=str(meta.get("version", version)), asset_type=str(meta["asset_type"]),
         features=list(meta["features"]), threshold=threshold,
         critical_threshold=float(meta.get("critical_threshold", threshold + 0.1)),
+        consecutive=max(1, int(meta.get("consecutive", 1))),
         session=session, input_name=inputs[0].name, score_output=score_output,
     )
 
