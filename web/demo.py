@@ -58,7 +58,7 @@ def load_demo() -> DemoSummary:
     types = sync_asset_types()
     users = []
     for username, password, role in DEMO_USERS:
-        user, created = User.objects.get_or_create(username=username, defaults={"is_staff": role == ADMIN})
+        user, created = User.objects.get_or_create(username=username, defaults={"is_staff": role == ADMIN, "is_superuser": role == ADMIN})
         if created:
             user.set_password(password)
             user.save()

@@ -119,3 +119,18 @@ def test_it_stores_edge_events_and_retained_status(ingest_worker, mqtt_url):
     stored_event = EdgeEvent.objects.get(node_key=node)
     assert stored_event.asset_id == fleet.assets[0].id and stored_event.severity == "critical" and stored_event.data["score"] == 0.97
     assert EdgeNode.objects.get(node_id=node).status["buffer_depth"] == 4
+
+
+def test_it_shows_dead_letter_counts_and_latest_dead_letters_to_the_admin(client, admin_user, db):
+    from django.utils import timezone
+
+    DeadLetterCount.objects.create(node_key="gw-<b>7</b>", reason=const.NOT_FINITE, count=12, last_at=timezone.now())
+    DeadLetter.objects.create(received_at=timezone.now(), node_key="gw-<b>7</b>", topic="aiot/v1/gw-7/telemetry", reason=const.NOT_FINITE, detail="readings[3].temp = nan", payload=b'{"seq":1}', payload_size=9)
+    admin_user.is_staff = True
+    admin_user.is_superuser = True
+    admin_user.save()
+    client.force_login(admin_user)
+    counts = client.get("/admin/ingest/deadlettercount/").content.decode()
+    assert "not_finite" in counts and ">12<" in counts and "gw-&lt;b&gt;7&lt;/b&gt;" in counts
+    letters = client.get("/admin/ingest/deadletter/").content.decode()
+    assert "readings[3].temp = nan" in letters
