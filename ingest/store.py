@@ -41,6 +41,7 @@ class BatchResult:
     latest: dict[int, dict[int, tuple[datetime, float]]] = field(default_factory=dict)
     statuses: dict[str, dict] = field(default_factory=dict)
     event_ids: list[int] = field(default_factory=list)
+    rows: list = field(default_factory=list)  # every stored (time, asset_id, metric_id, value), for alert rules
 
 
 def _claim_seqs(items: list[Incoming], now: datetime) -> set[tuple[str, str, int]]:
@@ -128,6 +129,7 @@ def store_batch(items: list[Incoming], now: datetime) -> BatchResult:
                     )
                 )
         result.stored_rows = timeseries.write_rows(rows)
+        result.rows = rows
         if events:
             created = EdgeEvent.objects.bulk_create(events)
             result.stored_events = len(created)

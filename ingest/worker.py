@@ -327,3 +327,4 @@ def _merge(total: BatchResult, part: BatchResult) -> None:
         total.latest.setdefault(asset_id, {}).update(metrics)
     total.statuses.update(part.statuses)
     total.event_ids.extend(part.event_ids)
+    total.rows.extend(part.rows)
