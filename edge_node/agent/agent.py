@@ -65,14 +65,15 @@ def _round(v: float) -> float:
     return float(f"{v:.6g}")
 
 
-def load_models_for(cfg: AgentConfig, cache: dict[str, ModelSlot] | None = None) -> dict[str, ModelSlot | None]:
+def load_models_for(cfg: AgentConfig, asset_types: dict[str, str],
+                    cache: dict[str, ModelSlot] | None = None) -> dict[str, ModelSlot | None]:
     """Model slot per asset (None: statistical detection only). Explicitly named models must
     load; the default ``<asset_type>-anomaly`` is used only when present. ``cache`` shares
     one loaded model between agents of a fleet."""
     cache = {} if cache is None else cache
     out: dict[str, ModelSlot | None] = {}
     for sc in cfg.sources:
-        asset_type = make_source_class_type(sc.plugin)
+        asset_type = asset_types[sc.asset]
         name = sc.model or f"{asset_type}{const.DEFAULT_MODEL_SUFFIX}"
         if cfg.models_dir is None:
             if sc.model:
@@ -91,12 +92,6 @@ def load_models_for(cfg: AgentConfig, cache: dict[str, ModelSlot] | None = None)
     return out
 
 
-def make_source_class_type(plugin: str) -> str:
-    from .sources import source_class
-
-    return source_class(plugin).asset_type
-
-
 class Agent:
     def __init__(self, cfg: AgentConfig, *, wake: threading.Event | None = None,
                  model_cache: dict[str, ModelSlot] | None = None, t0: float | None = None) -> None:
@@ -109,8 +104,7 @@ class Agent:
         self.filter = ReadingFilter(cfg.filter)
         self.t0 = time.time() if t0 is None else t0
         self.speedup = cfg.speedup
-        slots = load_models_for(cfg, model_cache)
-        self.assets: dict[str, AssetRuntime] = {}
+        sources: dict[str, Source] = {}
         for sc in cfg.sources:
             try:
                 source = make_source(sc.plugin, sc.asset, seed=sc.seed, params=sc.params, fail_at=sc.fail_at_s)
@@ -118,6 +112,11 @@ class Agent:
                     source.inject_fault(fc.kind, at=fc.at_s, duration_s=fc.duration_s, magnitude=fc.magnitude)
             except (SourceError, ValueError) as exc:
                 raise ConfigError(f"source {sc.asset} ({sc.plugin}): {exc}") from None
+            sources[sc.asset] = source
+        slots = load_models_for(cfg, {a: s.asset_type for a, s in sources.items()}, model_cache)
+        self.assets: dict[str, AssetRuntime] = {}
+        for sc in cfg.sources:
+            source = sources[sc.asset]
             det = EwmaDetector(const.DETECT_METRICS.get(source.asset_type), cfg.detect.ewma_alpha,
                                cfg.detect.z_threshold, cfg.detect.warmup)
             self.assets[sc.asset] = AssetRuntime(sc, source, slots.get(sc.asset), det, next_due=self.t0)
