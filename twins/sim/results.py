@@ -2,6 +2,26 @@
 
 Statistics are computed once, on the replications concatenated in order, never combined from
 per-chunk statistics: that is what makes the result independent of the split.
+
+ScenarioResult (JSON-ready dict). Summary = {"mean", "p10", "p50", "p90"}; a censored quantile
+is None when it lies beyond the horizon.
+    version, name, scenario_key, scenario (scenario_to_dict), policy, replications,
+    horizon_days, production_hours (per asset over the horizon), day_grid [int days],
+    assumptions [{"topic", "statement", "parameters"}],
+    fleet: expected_failures, expected_preventive, crew_utilisation (0..1),
+           downtime_hours, wait_hours, availability, maintenance_cost, downtime_cost,
+           total_cost (Summaries of per-replication fleet totals; availability is the
+           fleet mean), expected_failed_assets [per day_grid], any_failure_probability
+           [per day_grid]
+    assets[]: asset_id, name, stress {load, speed_rpm, temperature_c, temperature_change_c,
+           bearing_life_ratio, insulation_life_ratio, acceleration},
+           rul_operating_hours, rul_days (Summary, remaining life of the component in
+           place, uncensored), rul_histogram and ttf_histogram {edges [days], counts,
+           above}, ttf_days and ttf_operating_hours {p10, p50, p90} (first failure, censored),
+           failure_probability [per day_grid], failure_probability_horizon,
+           expected_failures, expected_preventive, downtime_hours, wait_hours, availability,
+           maintenance_cost, downtime_cost, total_cost (Summaries), recommendation
+           (recommend.py), assumptions [per-asset calibration and stress statements]
 """
 
 from __future__ import annotations
@@ -21,7 +41,7 @@ from twins.sim.scenario import Scenario, scenario_from_dict, scenario_to_dict
 from twins.sim.schedule import Schedule
 
 RESULT_VERSION = 1
-ScenarioResult = dict[str, Any]  # JSON-ready; shape documented in twins/sim/__init__.py
+ScenarioResult = dict[str, Any]  # JSON-ready; shape in the module docstring
 
 
 class MergeError(ValueError):
