@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from twins.models import Alert, Asset, AssetType, Metric, Site
+from twins.models import Alert, AlertRule, Asset, AssetType, Metric, Site
 
 
 class MetricInline(admin.TabularInline):
@@ -33,3 +33,12 @@ class AssetAdmin(admin.ModelAdmin):
 class AlertAdmin(admin.ModelAdmin):
     list_display = ("opened_at", "severity", "state", "title", "asset", "site")
     list_filter = ("state", "severity", "source", "site")
+    list_select_related = ("asset", "site")
+    readonly_fields = ("acknowledged_by", "acknowledged_at", "escalated_at", "cleared_at")
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    list_display = ("metric", "warning_above", "critical_above", "warning_below", "critical_below", "hysteresis", "min_duration_s", "enabled")
+    list_filter = ("enabled", "metric__asset_type")
+    list_select_related = ("metric__asset_type",)

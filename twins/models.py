@@ -72,6 +72,63 @@ class Asset(models.Model):
         return self.name
 
 
+class AlertRule(models.Model):
+    """Thresholds for one metric of one asset type (the metric belongs to exactly one type).
+
+    A reading beyond a threshold for ``min_duration_s`` opens an alert (or escalates the open
+    one); it clears once the value is back inside the threshold by ``hysteresis`` for
+    ``min_duration_s``. So a signal that wobbles around a threshold raises one alert.
+    """
+
+    metric = models.ForeignKey(Metric, on_delete=models.CASCADE, related_name="alert_rules")
+    warning_above = models.FloatField(null=True, blank=True)
+    critical_above = models.FloatField(null=True, blank=True)
+    warning_below = models.FloatField(null=True, blank=True)
+    critical_below = models.FloatField(null=True, blank=True)
+    hysteresis = models.FloatField(default=0.0, help_text="In the metric's unit: how far back inside a threshold a value must be to count as normal.")
+    min_duration_s = models.FloatField(default=10.0, help_text="Seconds a condition must hold before an alert opens, escalates or clears.")
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["metric__asset_type__name", "metric__key"]
+        constraints = [
+            models.UniqueConstraint(fields=["metric"], name="alert_rule_one_per_metric"),
+            models.CheckConstraint(condition=models.Q(hysteresis__gte=0), name="alert_rule_hysteresis_not_negative"),
+            models.CheckConstraint(condition=models.Q(min_duration_s__gte=0), name="alert_rule_duration_not_negative"),
+            models.CheckConstraint(
+                condition=models.Q(warning_above__isnull=True) | models.Q(critical_above__isnull=True) | models.Q(warning_above__lte=models.F("critical_above")),
+                name="alert_rule_warning_above_not_past_critical",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(warning_below__isnull=True) | models.Q(critical_below__isnull=True) | models.Q(warning_below__gte=models.F("critical_below")),
+                name="alert_rule_warning_below_not_past_critical",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"rule for {self.metric}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        thresholds = (self.warning_above, self.critical_above, self.warning_below, self.critical_below)
+        if all(t is None for t in thresholds):
+            raise ValidationError("Set at least one threshold.")
+        if self.warning_above is not None and self.critical_above is not None and self.warning_above > self.critical_above:
+            raise ValidationError({"warning_above": "The warning threshold must not be above the critical one."})
+        if self.warning_below is not None and self.critical_below is not None and self.warning_below < self.critical_below:
+            raise ValidationError({"warning_below": "The warning threshold must not be below the critical one."})
+        lows = [t for t in (self.warning_below, self.critical_below) if t is not None]
+        highs = [t for t in (self.warning_above, self.critical_above) if t is not None]
+        if lows and highs and max(lows) + (self.hysteresis or 0) >= min(highs) - (self.hysteresis or 0):
+            raise ValidationError("The 'below' thresholds must lie under the 'above' ones, with room for the hysteresis.")
+
+    @property
+    def asset_type(self) -> AssetType:
+        return self.metric.asset_type
+
+
 class Alert(models.Model):
     class Severity(models.TextChoices):
         INFO = "info"
@@ -103,10 +160,23 @@ class Alert(models.Model):
     acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     ack_comment = models.TextField(blank=True)
+    rule = models.ForeignKey(AlertRule, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts")
+    kind = models.CharField(max_length=32, blank=True, help_text="'threshold' for rule alerts; the edge event's kind for edge alerts.")
+    occurrences = models.PositiveIntegerField(default=1, help_text="Edge events folded into this alert.")
+    escalated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-opened_at"]
         indexes = [models.Index(fields=["state", "-opened_at"]), models.Index(fields=["asset", "state"])]
+        constraints = [
+            # One active alert per condition, even with several ingest workers racing.
+            models.UniqueConstraint(
+                fields=["asset", "metric"], condition=models.Q(source="rule") & ~models.Q(state="cleared"), name="alert_one_active_per_rule_metric",
+            ),
+            models.UniqueConstraint(
+                fields=["asset", "kind"], condition=models.Q(source="edge") & ~models.Q(state="cleared"), name="alert_one_active_per_edge_kind",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.severity}: {self.title}"
