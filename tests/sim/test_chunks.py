@@ -17,6 +17,7 @@ from twins.sim import (
     merge,
     run,
     run_chunk,
+    scenario_to_dict,
 )
 
 # Spares and one crew make the assets interact, so chunking mistakes would show.
@@ -46,7 +47,10 @@ def test_it_reproduces_the_same_seed_exactly_whatever_the_chunking():
         [(0, 1), (1, 77), (77, 120)],
         chunk_bounds(120, 7),
     ):
-        chunks = [over_the_wire(run_chunk(SHARED, a, b)) for a, b in bounds]
+        # a Celery task receives the scenario as a dict and returns the chunk as JSON
+        chunks = [
+            over_the_wire(run_chunk(scenario_to_dict(SHARED), a, b)) for a, b in bounds
+        ]
         random.Random(3).shuffle(chunks)  # a chord hands results back in any order
         assert as_json(merge(chunks)) == whole
     assert as_json(run(SHARED)) == whole

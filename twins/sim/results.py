@@ -210,7 +210,7 @@ def merge(chunks: Sequence[ChunkResult]) -> ScenarioResult:
 
     any_failed = np.sort(first_failure.min(axis=1))
     any_curve = np.searchsorted(any_failed, grid_h, side="right") / n
-    busy = arrays["busy_h"].sum(axis=1)
+    busy = arrays["crew_busy_h"]
     fleet = {
         "expected_failures": round(float(failures.sum(axis=1).mean()), 4),
         "expected_preventive": round(float(preventive.sum(axis=1).mean()), 4),

@@ -23,6 +23,7 @@ from twins.sim.engine import build_plan, simulate_replication
 from twins.sim.scenario import (
     Scenario,
     ScenarioError,
+    scenario_from_dict,
     scenario_to_dict,
     validate_scenario,
 )
@@ -38,8 +39,11 @@ FIELDS: dict[str, str] = {
     "preventive": "<i4",
     "downtime_h": "<f4",
     "wait_h": "<f4",
-    "busy_h": "<f4",
+    "crew_busy_h": "<f4",  # per replication, summed over assets: only utilisation needs it
 }
+
+
+PER_ASSET = [name for name in FIELDS if name != "crew_busy_h"]
 
 
 class EncodedArray(TypedDict):
@@ -89,7 +93,7 @@ def decode_array(encoded: EncodedArray) -> np.ndarray:
 
 
 def run_chunk(
-    scenario: Scenario,
+    scenario: Scenario | dict[str, Any],
     start: int,
     stop: int,
     progress: Callable[[int, int], None] | None = None,
@@ -100,7 +104,10 @@ def run_chunk(
 
     progress(done, total) is called every `progress_every` replications and at the end;
     should_stop() is polled as often and raises SimulationCancelled when it returns True.
+    A dict (scenario_to_dict, e.g. a Celery task's argument) is accepted and validated.
     """
+    if isinstance(scenario, dict):
+        scenario = scenario_from_dict(scenario)
     validate_scenario(scenario)
     if not (
         isinstance(start, int)
@@ -125,8 +132,9 @@ def run_chunk(
                 progress(done, total)
         rng = np.random.default_rng([scenario.seed, replication])
         outcome = simulate_replication(plan, rng)
-        for name in FIELDS:
+        for name in PER_ASSET:
             columns[name].append(getattr(outcome, name))
+        columns["crew_busy_h"].append(sum(outcome.busy_h))
     if progress is not None:
         progress(total, total)
     return {
