@@ -1,0 +1,224 @@
+"""Delivery guarantees with real processes: SIGKILL mid-stream, two workers sharing one
+stream, a database outage. Every reading must be stored exactly once."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from edge_node.agent import contract
+from ingest import timeseries
+from ingest.models import NodeStream
+from tests.factories import make_fleet
+from tests.helpers import Publisher, free_port, start_ingest_process, wait_until
+
+pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
+
+READINGS_PER_MESSAGE = 25
+
+
+def publish_stream(mqtt_url: str, fleet, seqs, t0: float, pause_s: float = 0.0) -> None:
+    topic = contract.topic(fleet.node.node_id, "telemetry")
+    with Publisher(mqtt_url) as pub:
+        for seq in seqs:
+            readings = [
+                {"asset": fleet.assets[i % len(fleet.assets)].key, "ts": t0 + seq + i * 0.01, "values": {"temperature_c": 20.0 + i, "vib_rms": float(seq % 90)}}
+                for i in range(READINGS_PER_MESSAGE)
+            ]
+            pub.publish(topic, contract.encode({"seq": seq, "readings": readings}, "msgpack" if seq % 2 else "json"), wait=True)
+            if pause_s:
+                time.sleep(pause_s)
+
+
+def total_rows(fleet) -> int:
+    return sum(timeseries.count_rows(a.id) for a in fleet.assets)
+
+
+def distinct_rows(fleet) -> int:
+    from django.db import connection
+
+    ids = [a.id for a in fleet.assets]
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT time, asset_id, metric_id FROM ingest_telemetry WHERE asset_id IN (%s)) d"
+            % ",".join(str(i) for i in ids)
+        )
+        return cur.fetchone()[0]
+
+
+class Worker:
+    """An ingest worker process whose log is drained on a thread (so its pipe never fills)."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        threading.Thread(target=lambda: self.lines.extend(proc.stdout), daemon=True).start()
+
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def wait_connected(self, timeout: float = 20) -> None:
+        wait_until(lambda: "connected to" in self.log() or self.proc.poll() is not None, timeout, what="the worker to connect")
+        assert self.proc.poll() is None, self.log()
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        time.sleep(0.2)  # let the reader thread take the last lines
+        return self.log()
+
+
+def start_worker(*args, **kwargs) -> Worker:
+    return Worker(start_ingest_process(*args, **kwargs))
+
+
+def test_it_stores_every_reading_exactly_once_across_a_sigkill(transactional_db, mqtt_url, unique):
+    fleet = make_fleet(3)
+    client_id = f"test-kill-{unique}"
+    n = 300
+    expected = n * READINGS_PER_MESSAGE * 2
+    worker = start_worker(mqtt_url, client_id)
+    try:
+        worker.wait_connected()
+        t0 = time.time() - 600
+        publisher = threading.Thread(target=publish_stream, args=(mqtt_url, fleet, range(1, n + 1), t0, 0.005))
+        publisher.start()
+        wait_until(lambda: total_rows(fleet) >= expected // 4, 30, what="a quarter of the stream stored")
+        worker.proc.send_signal(signal.SIGKILL)
+        worker.proc.wait(10)
+        stored_at_kill = total_rows(fleet)
+        assert stored_at_kill < expected, "the stream finished before the kill; the test proves nothing"
+        publisher.join(60)
+        worker = start_worker(mqtt_url, client_id)  # same client id: the broker resumes its session
+        worker.wait_connected()
+        wait_until(lambda: total_rows(fleet) >= expected, 60, what=f"all {expected} values after the restart")
+        time.sleep(0.5)  # a late duplicate would land now
+        assert total_rows(fleet) == expected
+        assert distinct_rows(fleet) == expected
+        stream = NodeStream.objects.get(node_key=fleet.node.node_id)
+        assert (stream.messages, stream.missing) == (n, 0)
+    finally:
+        worker.stop()
+
+
+def test_it_splits_one_stream_over_two_workers_with_a_shared_subscription(transactional_db, mqtt_url, unique):
+    fleet = make_fleet(3)
+    group = f"g{unique}"
+    workers = [start_worker(mqtt_url, f"test-share-{unique}-{i}", share=group) for i in (1, 2)]
+    logs = ["", ""]
+    try:
+        for w in workers:
+            w.wait_connected()
+        n = 300
+        publish_stream(mqtt_url, fleet, range(1, n + 1), time.time() - 600)
+        expected = n * READINGS_PER_MESSAGE * 2
+        wait_until(lambda: total_rows(fleet) >= expected, 60, what=f"all {expected} values")
+        time.sleep(0.5)
+        assert total_rows(fleet) == expected and distinct_rows(fleet) == expected
+    finally:
+        logs = [w.stop() for w in workers]
+    handled = [int(m.group(1)) for log in logs for m in [re.search(r"'messages': (\d+)", log)] if m]
+    assert len(handled) == 2 and all(h > 0 for h in handled), f"both workers must take part: {handled}"
+
+
+class TcpProxy:
+    """A TCP proxy to PostgreSQL that can cut every connection, to simulate an outage."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = ("127.0.0.1", target_port)
+        self.port = free_port()
+        self.up = True
+        self.pairs: list[tuple[socket.socket, socket.socket]] = []
+        self.server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            if not self.up:
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            self.pairs.append((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):  # shutdown first: close() alone does not wake the other pipe's recv
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def cut(self) -> None:
+        self.up = False
+        for a, b in self.pairs:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        self.pairs.clear()
+
+    def restore(self) -> None:
+        self.up = True
+
+    def close(self) -> None:
+        self.server.close()
+        self.cut()
+
+
+def test_it_waits_out_a_database_outage_and_loses_nothing(transactional_db, postgres, mqtt_url, unique):
+    from django.db import connection
+
+    fleet = make_fleet(2)
+    proxy = TcpProxy(int(connection.settings_dict["PORT"] or 5432))
+    s = connection.settings_dict
+    url = f"postgres://{s['USER']}@127.0.0.1:{proxy.port}/{s['NAME']}"
+    worker = start_worker(mqtt_url, f"test-outage-{unique}", extra_env={"DATABASE_URL": url})
+    try:
+        worker.wait_connected()
+        t0 = time.time() - 600
+        publish_stream(mqtt_url, fleet, range(1, 21), t0)
+        wait_until(lambda: total_rows(fleet) == 20 * READINGS_PER_MESSAGE * 2, 20, what="the first 20 messages")
+        proxy.cut()
+        publish_stream(mqtt_url, fleet, range(21, 61), t0)  # published while the database is unreachable
+        time.sleep(2.0)
+        assert total_rows(fleet) == 20 * READINGS_PER_MESSAGE * 2
+        proxy.restore()
+        expected = 60 * READINGS_PER_MESSAGE * 2
+        wait_until(lambda: total_rows(fleet) >= expected, 40, what="the messages held during the outage")
+        time.sleep(0.5)
+        assert total_rows(fleet) == expected and distinct_rows(fleet) == expected
+    finally:
+        log = worker.stop()
+        proxy.close()
+        with connection.cursor() as cur:  # let the worker's session end before the test database is dropped
+            def others():
+                cur.execute("SELECT pid, client_port, state, query FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                return cur.fetchall()
+
+            wait_until(lambda: not others(), 10, what=f"the worker's session to end: {others()}")
+    assert "database unavailable" in log, log[-2000:]
