@@ -69,7 +69,9 @@ def censored_quantiles(values: np.ndarray, digits: int = 2) -> dict[str, float |
     n = ordered.size
     out: dict[str, float | None] = {}
     for q, name in zip(const.QUANTILES, ("p10", "p50", "p90")):
-        out[name] = _round(ordered[max(0, math.ceil(q * n) - 1)], digits)
+        # inverted CDF: the smallest value with at least q of the sample at or below it
+        # (the epsilon keeps 0.1 * 300 from rounding up to the 31st value)
+        out[name] = _round(ordered[max(0, math.ceil(q * n - 1e-9) - 1)], digits)
     return out
 
 
