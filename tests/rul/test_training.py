@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from twins.rul import RunToFailureData, TrainedRul, split_units, train_rul
+from twins.rul.features import rows_features
+
+
+def test_it_splits_by_engine_without_leakage(
+    trained: TrainedRul, fd001_slice: RunToFailureData
+) -> None:
+    fit, cal, val = (
+        set(trained.split[k]) for k in ("fit", "calibration", "validation")
+    )
+    assert fit and cal and val
+    assert not fit & cal and not fit & val and not cal & val
+    assert fit | cal | val == set(fd001_slice.unit_ids.tolist())
+    # every row of a validation engine stays out of the rows the forest was fitted on
+    fitted = fd001_slice.select_units(sorted(fit))
+    assert not set(np.unique(fitted.units).tolist()) & val
+
+
+def test_it_split_units_is_reproducible_and_exhaustive() -> None:
+    units = np.arange(1, 101)
+    a = split_units(units, [0.15, 0.15], seed=3)
+    b = split_units(units, [0.15, 0.15], seed=3)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert [len(g) for g in a] == [15, 15, 70]
+    assert sorted(np.concatenate(a).tolist()) == units.tolist()
+
+
+def test_it_drops_constant_and_uninformative_signals(trained: TrainedRul) -> None:
+    chosen = set(trained.spec.signals)
+    # FD001 settings and sensors 1, 5, 10, 16, 18, 19 are constant or pure noise around one condition
+    for dead in (
+        "setting_3",
+        "sensor_1",
+        "sensor_5",
+        "sensor_10",
+        "sensor_16",
+        "sensor_18",
+        "sensor_19",
+    ):
+        assert dead not in chosen
+    for degrading in ("sensor_2", "sensor_4", "sensor_11", "sensor_15"):
+        assert degrading in chosen
+
+
+def test_it_predicts_remaining_life_on_held_out_engines(trained: TrainedRul) -> None:
+    test = trained.validation["test_style"]
+    rows = trained.validation["rows"]
+    assert test["engines"] == len(trained.split["validation"])
+    # a constant guess at the mean capped RUL scores about 40 on FD001; a working model far less
+    assert test["rmse"] < 20
+    assert rows["rmse"] < 20
+
+
+def test_it_covers_about_80_percent_of_held_out_truths(fd001: RunToFailureData) -> None:
+    # coverage is measured on 30 engines never used for fitting or calibration
+    data = fd001.select_units(np.arange(1, 61))
+    model = train_rul(
+        data,
+        seed=11,
+        n_estimators=30,
+        validation_fraction=0.5,
+        calibration_fraction=0.2,
+    )
+    assert abs(model.validation["rows"]["coverage80"] - 0.8) <= 0.10
+    assert abs(model.validation["test_style"]["coverage80"] - 0.8) <= 0.10
+
+
+def test_it_trains_on_generic_named_signals() -> None:
+    # a pump-like fleet: vibration grows and flow drops as the unit approaches failure
+    rng = np.random.default_rng(0)
+    histories = {}
+    for unit in range(24):
+        life = int(rng.integers(150, 260))
+        t = np.arange(1, life + 1, dtype=float)
+        wear = np.clip((t - life + 100) / 100, 0, None) ** 1.5
+        histories[f"pump-{unit}"] = {
+            "time": t,
+            "vib_rms": 2 + 6 * wear + rng.normal(0, 0.3, life),
+            "flow_m3h": 400 - 80 * wear + rng.normal(0, 4, life),
+            "serial_flag": np.ones(life),
+        }
+    data = RunToFailureData.from_histories(histories, description="synthetic pumps")
+    model = train_rul(data, seed=1, n_estimators=20, window=20, cap=100)
+    assert set(model.spec.signals) == {"vib_rms", "flow_m3h"}
+    assert model.validation["rows"]["rmse"] < 15
+
+
+def test_it_computes_features_from_past_rows_only(
+    fd001_slice: RunToFailureData, trained: TrainedRul
+) -> None:
+    one = fd001_slice.select_units([1])
+    values = one.select_signals(trained.spec.signals)
+    full = rows_features(trained.spec, values, one.unit_bounds())
+    cut = rows_features(trained.spec, values[:100], [(0, 100)])
+    np.testing.assert_allclose(full[:100], cut, rtol=1e-5, atol=1e-5)
+
+
+def test_it_records_what_and_how_it_trained(trained: TrainedRul) -> None:
+    assert trained.training["units"] == 40
+    assert "train_FD001.txt" in trained.training["description"]
+    json.dumps(trained.split)

@@ -1,0 +1,137 @@
+"""The model artifact: a directory with model.onnx (features -> RUL) and meta.json."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import onnx
+from skl2onnx import convert_sklearn
+from skl2onnx.common.data_types import FloatTensorType
+
+from . import const
+from .train import TrainedRul
+
+
+class ModelArtifactError(ValueError):
+    """A model directory that is missing, incomplete or inconsistent."""
+
+
+def export_onnx(trained: TrainedRul) -> bytes:
+    """The fitted regressor as ONNX: input ``features`` float32 [N, F], output the RUL [N, 1]."""
+    model = convert_sklearn(
+        trained.estimator,
+        initial_types=[
+            (const.ONNX_INPUT_NAME, FloatTensorType([None, trained.spec.n_features]))
+        ],
+        target_opset={"": const.ONNX_OPSET, "ai.onnx.ml": 3},
+    )
+    model.doc_string = "RUL point prediction from windowed features; see meta.json"
+    return model.SerializeToString()
+
+
+def build_meta(trained: TrainedRul, onnx_bytes: bytes, name: str | None = None) -> dict:
+    digest = hashlib.sha256(onnx_bytes).hexdigest()
+    created = datetime.now(UTC).replace(microsecond=0)
+    version = f"rul-{created.strftime('%Y%m%dT%H%M%SZ')}-{digest[:12]}"
+    spec = trained.spec
+    return {
+        "format": const.FORMAT_VERSION,
+        "kind": "rul",
+        "name": name or version,
+        "version": version,
+        "created": created.isoformat(),
+        "model_sha256": digest,
+        "signals": list(spec.signals),
+        "window": spec.window,
+        "cap": trained.cap,
+        "feature_names": spec.feature_names,
+        "features": spec.to_json(),
+        "scaler": {
+            "means": spec.to_json()["means"],
+            "scales": spec.to_json()["scales"],
+        },
+        "onnx": {
+            "input": const.ONNX_INPUT_NAME,
+            "input_shape": [None, spec.n_features],
+            "opset": const.ONNX_OPSET,
+        },
+        "conformal": trained.bands.to_json(),
+        "metrics": {
+            k: trained.validation["test_style"][k]
+            for k in ("rmse", "phm_score", "coverage80", "engines")
+        },
+        "validation": trained.validation,
+        "training": trained.training,
+        "split": {
+            k: [v.item() if isinstance(v, np.generic) else v for v in units]
+            for k, units in trained.split.items()
+        },
+    }
+
+
+def save_model(
+    trained: TrainedRul, out_dir: str | PathLike[str], name: str | None = None
+) -> dict:
+    """Export to ONNX and write ``model.onnx`` + ``meta.json`` into ``out_dir``; returns the meta."""
+    onnx_bytes = export_onnx(trained)
+    meta = build_meta(trained, onnx_bytes, name)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_atomic(out / const.MODEL_FILENAME, onnx_bytes)
+    # meta.json last: a directory with meta.json is complete.
+    _write_atomic(
+        out / const.META_FILENAME, (json.dumps(meta, indent=2) + "\n").encode()
+    )
+    return meta
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, 0o644)  # readable by the web and worker processes, like any file
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_artifact(path: str | PathLike[str]) -> tuple[bytes, dict]:
+    """The ONNX bytes and meta of a model directory, checked against each other."""
+    root = Path(path)
+    meta_path, model_path = root / const.META_FILENAME, root / const.MODEL_FILENAME
+    for p in (meta_path, model_path):
+        if not p.is_file():
+            raise ModelArtifactError(f"{root}: missing {p.name}")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelArtifactError(f"{meta_path}: not JSON ({exc})") from exc
+    if meta.get("kind") != "rul" or meta.get("format") != const.FORMAT_VERSION:
+        raise ModelArtifactError(
+            f"{meta_path}: not a RUL model of format {const.FORMAT_VERSION}"
+        )
+    onnx_bytes = model_path.read_bytes()
+    if hashlib.sha256(onnx_bytes).hexdigest() != meta.get("model_sha256"):
+        raise ModelArtifactError(
+            f"{model_path}: sha256 differs from meta.json (corrupt or replaced)"
+        )
+    return onnx_bytes, meta
+
+
+def onnx_size_nodes(onnx_bytes: bytes) -> int:
+    """Number of tree nodes in the exported ensemble (artifact size check)."""
+    model = onnx.load_from_string(onnx_bytes)
+    for node in model.graph.node:
+        for attr in node.attribute:
+            if attr.name == "nodes_nodeids":
+                return len(attr.ints)
+    return 0

@@ -1,0 +1,98 @@
+"""Command line: ``python -m twins.rul train|eval`` (wrapped by manage.py train_rul / eval_rul)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from . import const
+from .artifact import ModelArtifactError, save_model
+from .cmapss import CmapssFormatError, load_cmapss
+from .evaluate import score_cmapss_test
+from .train import train_rul
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m twins.rul", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser(
+        "train", help="train on C-MAPSS run-to-failure data and write a model directory"
+    )
+    train.add_argument(
+        "--cmapss", required=True, help="C-MAPSS training file (e.g. train_FD001.txt)"
+    )
+    train.add_argument(
+        "--out", required=True, help="model directory to write (model.onnx + meta.json)"
+    )
+    train.add_argument("--seed", type=int, default=const.DEFAULT_SEED)
+    train.add_argument("--window", type=int, default=const.DEFAULT_WINDOW)
+    train.add_argument("--cap", type=float, default=const.DEFAULT_CAP)
+    train.add_argument("--trees", type=int, default=const.N_ESTIMATORS)
+    train.add_argument(
+        "--name",
+        default=None,
+        help="model name stored in meta.json (default: the version)",
+    )
+    ev = sub.add_parser(
+        "eval", help="score a model on a C-MAPSS test file and its true-RUL file"
+    )
+    ev.add_argument("--model", required=True, help="model directory")
+    ev.add_argument(
+        "--test", required=True, help="C-MAPSS test file (truncated histories)"
+    )
+    ev.add_argument(
+        "--truth",
+        required=True,
+        help="true RUL file, one number per line in unit order",
+    )
+    ev.add_argument(
+        "--cap-truth", action="store_true", help="cap the true RUL at the model's cap"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "train":
+            data = load_cmapss(args.cmapss)
+            trained = train_rul(
+                data,
+                window=args.window,
+                cap=args.cap,
+                seed=args.seed,
+                n_estimators=args.trees,
+            )
+            meta = save_model(trained, args.out, name=args.name)
+            print(f"model {meta['version']} written to {args.out}")
+            print(f"signals: {', '.join(meta['signals'])}")
+            print(f"held-out rows: {json.dumps(meta['validation']['rows'])}")
+            print(
+                json.dumps(
+                    {
+                        **meta["metrics"],
+                        "version": meta["version"],
+                        "seconds": meta["training"]["seconds"],
+                    }
+                )
+            )
+        else:
+            print(
+                json.dumps(
+                    score_cmapss_test(
+                        args.model, args.test, args.truth, cap_truth=args.cap_truth
+                    )
+                )
+            )
+    except (CmapssFormatError, ModelArtifactError, ValueError) as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    return 0
