@@ -31,6 +31,7 @@ from ingest.live import LivePublisher
 from ingest.payloads import Limits, ParsedMessage, parse_message
 from ingest.registry import load_registry
 from ingest.store import BatchResult, Incoming, store_batch
+from twins.alerting import AlertEngine
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,8 @@ class IngestWorker:
         self.maintained_at = 0.0
         self.live_enabled = live
         self.live: LivePublisher | None = None
-        self.stats = {"messages": 0, "rows": 0, "duplicates": 0, "rejected": 0, "batches": 0, "db_retries": 0}
+        self.stats = {"messages": 0, "rows": 0, "duplicates": 0, "rejected": 0, "batches": 0, "db_retries": 0, "alert_failures": 0}
+        self.alerts = AlertEngine()  # the alert rules, evaluated after each committed batch
         self.client = self._make_client()
 
     # --- MQTT ------------------------------------------------------------------------------
@@ -215,6 +217,12 @@ class IngestWorker:
         self.stats["rows"] += result.stored_rows
         self.stats["duplicates"] += result.duplicates
         self.stats["rejected"] += result.rejected
+        try:
+            self.alerts.process(result.rows, result.event_ids)
+        except Exception:
+            # Alerts must never stop the ingest: the readings are stored and acknowledged already.
+            self.stats["alert_failures"] += 1
+            log.exception("alert evaluation failed for a batch of %d rows (failure %d)", len(result.rows), self.stats["alert_failures"])
         if self.live:
             self.live.add(result.latest)
             for node_key, status in result.statuses.items():

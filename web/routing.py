@@ -2,4 +2,11 @@
 
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from web.consumers import LiveConsumer
+from web.live_messages import LIVE_PATH
+
+websocket_urlpatterns: list = [
+    path(LIVE_PATH, LiveConsumer.as_asgi()),
+]

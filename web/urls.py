@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import path, re_path
 
-from web import views
+from web import alert_views, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
@@ -12,6 +12,16 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("", views.fleet, name="fleet"),
     path("assets/<int:asset_id>/", views.asset_detail, name="asset"),
+    path("assets/<int:asset_id>/delta", views.asset_delta, name="asset-delta"),
+    path("nodes/", views.nodes, name="nodes"),
+    path("alerts/", alert_views.alerts, name="alerts"),
+    path("alerts/<int:alert_id>/ack/", alert_views.acknowledge, name="alert-ack"),
+    path("rules/", alert_views.rules, name="rules"),
+    path("rules/new/", alert_views.rule_edit, name="rule-new"),
+    path("rules/<int:rule_id>/", alert_views.rule_edit, name="rule-edit"),
+    path("rules/<int:rule_id>/delete/", alert_views.rule_delete, name="rule-delete"),
+    path("static/vendor/plotly.min.js", views.plotly_js, name="plotly-js"),
+    re_path(r"^static/(?P<path>.+)$", views.static_file, name="static-file"),
     path("admin/", admin.site.urls),
 ]
 

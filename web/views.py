@@ -1,16 +1,28 @@
-"""Thin views: parse the request, call the query functions, render."""
+"""Thin views for the dashboards: parse the request, call web.dashboards, render.
+
+Alerts and rules live in web/alert_views.py.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from pathlib import Path
 
+import plotly
+from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, render
+from django.views.static import serve
 
-from ingest import timeseries
-from twins.models import Alert, Asset
-from web.roles import visible_sites
+from twins.models import Asset
+from web import dashboards
+from web.live_messages import LIVE_PATH
+from web.roles import ADMIN, FACILITY_MANAGER, PLANNER, has_role, require_role, visible_sites
+
+DASHBOARD_ROLES = (FACILITY_MANAGER, PLANNER, ADMIN)
+PLOTLY_DIR = Path(plotly.__file__).resolve().parent / "package_data"
+STATIC_MAX_AGE_S = 24 * 3600
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -24,22 +36,63 @@ def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpR
     return render(request, "403.html", {"reason": reason}, status=403)
 
 
+def _cached(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = f"public, max-age={STATIC_MAX_AGE_S}"
+    return response
+
+
+def plotly_js(request: HttpRequest) -> HttpResponse:
+    """Plotly.js from the installed plotly package: no CDN, sites are often offline."""
+    return _cached(serve(request, "plotly.min.js", document_root=PLOTLY_DIR))
+
+
+def static_file(request: HttpRequest, path: str) -> HttpResponse:
+    """The project's static/ folder, for the embedded server (daphne serves no static files);
+    a deployment puts `collectstatic` output behind its reverse proxy instead."""
+    for root in settings.STATICFILES_DIRS:
+        if (Path(root) / path).is_file():
+            return _cached(serve(request, path, document_root=root))
+    raise Http404("no such static file")
+
+
+def _live_context() -> dict[str, str]:
+    return {"live_path": "/" + LIVE_PATH}
+
+
+@require_role(*DASHBOARD_ROLES)
 def fleet(request: HttpRequest) -> HttpResponse:
-    sites = list(visible_sites(request.user).prefetch_related("assets__asset_type", "nodes"))
-    asset_ids = [a.id for s in sites for a in s.assets.all()]
-    latest = timeseries.latest_values(asset_ids)
-    open_alerts = Alert.objects.filter(site__in=sites).exclude(state=Alert.State.CLEARED).count()
-    return render(request, "fleet.html", {"sites": sites, "latest": latest, "open_alerts": open_alerts})
+    overview = dashboards.fleet_overview(visible_sites(request.user))
+    open_alerts = sum(len(a["alerts"]) for s in overview["sites"] for a in s["assets"])
+    return render(request, "fleet.html", {"overview": overview, "open_alerts": open_alerts, **_live_context()})
 
 
+def _visible_asset(request: HttpRequest, asset_id: int) -> Asset:
+    return get_object_or_404(Asset.objects.select_related("site", "asset_type", "node"), id=asset_id, site__in=visible_sites(request.user))
+
+
+@require_role(*DASHBOARD_ROLES)
 def asset_detail(request: HttpRequest, asset_id: int) -> HttpResponse:
-    asset = get_object_or_404(Asset.objects.select_related("site", "asset_type", "node"), id=asset_id, site__in=visible_sites(request.user))
-    latest = timeseries.latest_values([asset.id]).get(asset.id, {})
-    end = datetime.now(UTC)
-    start = end - timedelta(hours=1)
-    metrics = []
-    for metric in asset.asset_type.metrics.all():
-        value = latest.get(metric.key)
-        buckets = timeseries.bucketed(asset.id, metric.id, start, end + timedelta(seconds=1), timedelta(minutes=1))
-        metrics.append({"metric": metric, "value": value[0] if value else None, "ts": value[1] if value else None, "points": len(buckets)})
-    return render(request, "asset.html", {"asset": asset, "metrics": metrics, "alerts": asset.alerts.all()[:20]})
+    asset = _visible_asset(request, asset_id)
+    data = dashboards.asset_page_data(asset, request.GET.get("range", dashboards.DEFAULT_RANGE))
+    context = {
+        "asset": asset, "page": data, "metrics": data["metrics"], "ranges": dashboards.RANGES.values(), "range": data["range"],
+        "alerts": dashboards.asset_alerts(asset), "can_ack": has_role(request.user, FACILITY_MANAGER), **_live_context(),
+    }
+    return render(request, "asset.html", context)
+
+
+@require_role(*DASHBOARD_ROLES)
+def asset_delta(request: HttpRequest, asset_id: int) -> JsonResponse:
+    """Readings after ?since=<epoch s>: the catch-up a page fetches once its socket is open."""
+    asset = _visible_asset(request, asset_id)
+    try:
+        since = datetime.fromtimestamp(float(request.GET["since"]), UTC)
+    except (KeyError, ValueError, OverflowError, OSError):
+        return HttpResponseBadRequest("since=<epoch seconds> is required")
+    return JsonResponse(dashboards.asset_delta(asset, since))
+
+
+@require_role(*DASHBOARD_ROLES)
+def nodes(request: HttpRequest) -> HttpResponse:
+    sites = visible_sites(request.user)
+    return render(request, "nodes.html", {"nodes": dashboards.node_rows(sites), "site_ids": list(sites.values_list("id", flat=True)), **_live_context()})

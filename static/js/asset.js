@@ -1,0 +1,193 @@
+// Asset page: one Plotly chart per metric (history from the page, extended live), the
+// latest-values table, and the asset's alerts. History reaches the page up to `until`; once
+// the socket is subscribed, the page fetches the readings after that (the delta) so there is
+// no gap between history and live points; points are deduplicated by timestamp.
+import { connectLive, formatAgo, formatTime, formatValue, localizeTimes, readJson } from "./live.js";
+
+const data = readJson("asset-data");
+const charts = new Map(); // metric key -> {div, ts: [], ys: [], seen: Set}
+const COLORS = { line: "#3d6fd1", warning: "#c98a1b", critical: "#c0392b", grid: "#eceff3", text: "#5d6678" };
+let newest = data.until; // the latest reading time the page holds
+let dirty = new Set();
+
+function thresholdShapes(key) {
+  const rule = data.rules[key];
+  if (!rule) return [];
+  const shapes = [];
+  for (const [name, color] of [["warning", COLORS.warning], ["critical", COLORS.critical]]) {
+    for (const side of ["above", "below"]) {
+      const y = rule[`${name}_${side}`];
+      if (y === null || y === undefined) continue;
+      shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: y, y1: y, line: { color, width: 1, dash: "dot" } });
+    }
+  }
+  return shapes;
+}
+
+function layout(key, unit) {
+  return {
+    height: 170, margin: { l: 52, r: 10, t: 6, b: 24 }, showlegend: false,
+    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+    font: { family: "system-ui, -apple-system, Segoe UI, sans-serif", size: 11, color: COLORS.text },
+    xaxis: { type: "date", gridcolor: COLORS.grid, linecolor: COLORS.grid, range: windowRange(), tickformat: data.span_s > 86400 ? "%b %d" : "%H:%M", nticks: 6 },
+    yaxis: { gridcolor: COLORS.grid, zeroline: false, ticksuffix: "", title: { text: "" } },
+    shapes: thresholdShapes(key),
+  };
+}
+
+function windowRange() {
+  const end = Math.max(Date.now(), newest * 1000);
+  return [new Date(end - data.span_s * 1000), new Date(end)];
+}
+
+function covered(c, ts, span) {
+  // A live point inside the one-second bucket [ts, ts + span) already stands for it.
+  for (let i = c.ts.length - 1; i >= 0 && c.ts[i] >= ts; i -= 1) if (c.ts[i] < ts + span) return true;
+  return false;
+}
+
+function addPoints(key, points, bucketS = 0) {
+  const c = charts.get(key);
+  if (!c) return;
+  let unsorted = false;
+  for (const [ts, v] of points) {
+    if (c.seen.has(ts) || v === null || (bucketS && covered(c, ts, bucketS))) continue;
+    c.seen.add(ts);
+    if (c.ts.length && ts < c.ts[c.ts.length - 1]) unsorted = true;
+    c.ts.push(ts);
+    c.ys.push(v);
+    newest = Math.max(newest, ts);
+  }
+  if (unsorted) {
+    const order = c.ts.map((t, i) => i).sort((a, b) => c.ts[a] - c.ts[b]);
+    c.ts = order.map((i) => c.ts[i]);
+    c.ys = order.map((i) => c.ys[i]);
+  }
+  // Keep the sliding window: drop points older than the selected range.
+  const cutoff = Date.now() / 1000 - data.span_s;
+  let drop = 0;
+  while (drop < c.ts.length && c.ts[drop] < cutoff) drop += 1;
+  if (drop) {
+    for (const t of c.ts.slice(0, drop)) c.seen.delete(t);
+    c.ts = c.ts.slice(drop);
+    c.ys = c.ys.slice(drop);
+  }
+  dirty.add(key);
+}
+
+function redraw() {
+  for (const key of dirty) {
+    const c = charts.get(key);
+    const trace = { x: c.ts.map((t) => new Date(t * 1000)), y: c.ys, type: "scatter", mode: "lines", line: { color: COLORS.line, width: 1.6 }, hovertemplate: "%{y:.3f}<extra></extra>" };
+    window.Plotly.react(c.div, [trace], layout(key, c.unit), { displayModeBar: false, responsive: true });
+    c.div.dataset.points = String(c.ts.length);
+    c.div.dataset.lastTs = c.ts.length ? String(c.ts[c.ts.length - 1]) : "";
+  }
+  dirty = new Set();
+}
+
+function scheduleRedraw() {
+  requestAnimationFrame(redraw);
+}
+
+function setLatest(key, ts, value) {
+  const row = document.querySelector(`#latest-values tr[data-metric="${CSS.escape(key)}"]`);
+  if (!row) return;
+  const time = row.querySelector("time");
+  const current = parseFloat(time.dataset.ts || "0");
+  if (current && ts < current) return;
+  time.dataset.ts = String(ts);
+  time.textContent = formatTime(ts);
+  row.querySelector(".value").textContent = formatValue(value);
+  row.classList.remove("flash");
+  void row.offsetWidth; // restart the highlight animation
+  row.classList.add("flash");
+}
+
+function setLastSeen(ts) {
+  const el = document.getElementById("asset-last-seen");
+  el.dataset.ts = String(ts);
+  el.textContent = `last seen ${formatAgo(ts)}`;
+}
+
+// --- alerts --------------------------------------------------------------------------------
+
+function fillAlert(li, a) {
+  li.dataset.alert = String(a.id);
+  li.className = `alert-item sev-${a.severity} state-${a.state}`;
+  li.querySelector(".sev-badge").textContent = a.severity;
+  li.querySelector(".alert-title").textContent = a.title;
+  li.querySelector(".alert-state").textContent = a.state;
+  const opened = li.querySelector(".alert-opened");
+  opened.dataset.ts = String(a.opened_at);
+  opened.textContent = formatTime(a.opened_at);
+  li.querySelector(".alert-ack").textContent = a.acknowledged_by ? ` · acknowledged by ${a.acknowledged_by}` : "";
+}
+
+function onAlert(a) {
+  const list = document.getElementById("asset-alerts");
+  let li = list.querySelector(`li[data-alert="${a.id}"]`);
+  if (!li) {
+    li = document.getElementById("alert-item-template").content.firstElementChild.cloneNode(true);
+    list.prepend(li);
+  }
+  fillAlert(li, a);
+  document.getElementById("no-alerts").hidden = true;
+}
+
+// --- live ----------------------------------------------------------------------------------
+
+function onUpdate(msg) {
+  if (msg.type === "asset.update" && msg.asset === data.asset) {
+    let latest = 0;
+    for (const [key, [ts, v]] of Object.entries(msg.values)) {
+      addPoints(key, [[ts, v]]);
+      setLatest(key, ts, v);
+      latest = Math.max(latest, ts);
+    }
+    if (latest) setLastSeen(latest);
+    scheduleRedraw();
+  } else if (msg.type === "alert.update" && msg.alert.asset === data.asset) {
+    onAlert(msg.alert);
+  }
+}
+
+async function catchUp() {
+  const since = newest;
+  try {
+    const resp = await fetch(`/assets/${data.asset}/delta?since=${encodeURIComponent(since)}`, { credentials: "same-origin" });
+    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+    const delta = await resp.json();
+    for (const [key, points] of Object.entries(delta.series)) {
+      addPoints(key, points, 1);
+      if (points.length) {
+        const [ts, v] = points[points.length - 1];
+        setLatest(key, ts, v);
+      }
+    }
+    scheduleRedraw();
+  } catch (err) {
+    console.error("live: catch-up after", since, "failed", err);
+  }
+}
+
+for (const div of document.querySelectorAll(".chart[data-metric]")) {
+  const key = div.dataset.metric;
+  const meta = data.metrics.find((m) => m.key === key);
+  charts.set(key, { div, ts: [], ys: [], seen: new Set(), unit: meta ? meta.unit : "" });
+  addPoints(key, data.series[key] || []);
+}
+newest = Math.max(newest, data.until);
+redraw();
+localizeTimes();
+setInterval(() => {
+  const el = document.getElementById("asset-last-seen");
+  if (el.dataset.ts) el.textContent = `last seen ${formatAgo(parseFloat(el.dataset.ts))}`;
+}, 1000);
+
+connectLive({
+  path: readJson("live-path"),
+  subscriptions: [{ asset: data.asset }],
+  onUpdate,
+  onSubscribed: (frame) => { if (frame.asset === data.asset) catchUp(); },
+});

@@ -1,0 +1,361 @@
+"""Alerts: the engine that turns stored readings and edge events into alerts, and the
+service functions that change alerts (each owns its transaction and broadcasts only after
+commit).
+
+The ingest worker calls ``AlertEngine.process(rows, event_ids)`` after each committed batch.
+Rules are cached by metric id (a metric belongs to one asset type, so that is the
+(asset type, metric) key) and reloaded every RULES_TTL_S; a row without a rule costs one
+dict lookup. Per (asset, metric) state lives in memory (twins/rules.py) and is seeded from
+the open alerts, so a restarted worker continues the alerts it finds instead of opening new ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, TypedDict
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ingest.live import asset_group, site_group
+from twins.models import Alert, AlertRule
+from twins.rules import LEVEL_NAMES, NORMAL, SEVERITY_LEVELS, ConditionState, Thresholds, Transition, describe
+
+log = logging.getLogger(__name__)
+
+RULES_TTL_S = 10.0
+EDGE_ALERT_QUIET_S = 15 * 60.0  # an edge alert with no new event for this long clears
+EDGE_SWEEP_EVERY_S = 30.0
+ACTIVE_STATES = (Alert.State.OPEN, Alert.State.ACKNOWLEDGED)
+ACK_COMMENT_MAX = 2000
+
+
+class AlertPayload(TypedDict):
+    id: int
+    site: int
+    site_name: str
+    asset: int | None
+    asset_name: str
+    metric: str
+    source: str
+    kind: str
+    severity: str
+    state: str
+    title: str
+    message: str
+    value: float | None
+    occurrences: int
+    opened_at: float
+    escalated_at: float | None
+    cleared_at: float | None
+    acknowledged_by: str
+    acknowledged_at: float | None
+    ack_comment: str
+
+
+class AlertUpdate(TypedDict):
+    """Sent to the alert's site group and asset group whenever an alert changes."""
+
+    type: Literal["alert.update"]
+    site: int
+    asset: int | None
+    alert: AlertPayload
+
+
+class AlertError(Exception):
+    """A state change that is not possible (the alert is gone, or not open any more)."""
+
+
+def _epoch(dt: datetime | None) -> float | None:
+    return dt.timestamp() if dt else None
+
+
+def serialize_alert(alert: Alert) -> AlertPayload:
+    """The alert as the pages show it (needs site, asset, metric and acknowledged_by loaded)."""
+    return {
+        "id": alert.id,
+        "site": alert.site_id,
+        "site_name": alert.site.name,
+        "asset": alert.asset_id,
+        "asset_name": alert.asset.name if alert.asset_id else "",
+        "metric": alert.metric.key if alert.metric_id else "",
+        "source": alert.source,
+        "kind": alert.kind,
+        "severity": alert.severity,
+        "state": alert.state,
+        "title": alert.title,
+        "message": alert.message,
+        "value": alert.value,
+        "occurrences": alert.occurrences,
+        "opened_at": alert.opened_at.timestamp(),
+        "escalated_at": _epoch(alert.escalated_at),
+        "cleared_at": _epoch(alert.cleared_at),
+        "acknowledged_by": alert.acknowledged_by.get_username() if alert.acknowledged_by_id else "",
+        "acknowledged_at": _epoch(alert.acknowledged_at),
+        "ack_comment": alert.ack_comment,
+    }
+
+
+def alerts_for_display():
+    return Alert.objects.select_related("site", "asset", "metric", "acknowledged_by")
+
+
+def broadcast_alerts(alert_ids: Iterable[int]) -> int:
+    """Send the current state of these alerts to their site and asset groups; return how many."""
+    ids = sorted(set(alert_ids))
+    layer = get_channel_layer()
+    if not ids or layer is None:
+        return 0
+    messages: list[AlertUpdate] = [
+        {"type": "alert.update", "site": a.site_id, "asset": a.asset_id, "alert": serialize_alert(a)} for a in alerts_for_display().filter(id__in=ids)
+    ]
+
+    async def send_all() -> None:
+        for message in messages:
+            await layer.group_send(site_group(message["site"]), message)
+            if message["asset"] is not None:
+                await layer.group_send(asset_group(message["asset"]), message)
+
+    try:
+        async_to_sync(send_all)()
+    except Exception:
+        # The change is committed; a channel-layer outage only delays what browsers see
+        # (they reload the alert list on reconnect).
+        log.exception("alert updates %s not broadcast", ids)
+        return 0
+    return len(messages)
+
+
+def broadcast_after_commit(alert_ids: Sequence[int]) -> None:
+    ids = list(alert_ids)
+    if ids:
+        transaction.on_commit(lambda: broadcast_alerts(ids))
+
+
+# --- service functions ---------------------------------------------------------------------
+
+
+def acknowledge_alert(alert_id: int, user: Any, comment: str = "") -> Alert:
+    """Acknowledge an open alert with a comment; AlertError if it is not open (any more)."""
+    comment = comment.strip()[:ACK_COMMENT_MAX]
+    now = timezone.now()
+    with transaction.atomic():
+        # Conditional update: two people acknowledging at once, only one wins.
+        changed = Alert.objects.filter(id=alert_id, state=Alert.State.OPEN).update(
+            state=Alert.State.ACKNOWLEDGED, acknowledged_by=user, acknowledged_at=now, ack_comment=comment, updated_at=now,
+        )
+        if not changed:
+            state = Alert.objects.filter(id=alert_id).values_list("state", flat=True).first()
+            raise AlertError("This alert does not exist." if state is None else f"This alert is {state} already.")
+        broadcast_after_commit([alert_id])
+    return alerts_for_display().get(id=alert_id)
+
+
+def save_alert_rule(rule: AlertRule) -> AlertRule:
+    """Validate and save a rule; the ingest workers pick it up within RULES_TTL_S."""
+    rule.full_clean()
+    with transaction.atomic():
+        rule.save()
+    return rule
+
+
+# --- the engine ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CachedRule:
+    id: int
+    thresholds: Thresholds
+    label: str
+    unit: str
+
+
+class AlertEngine:
+    """Per-(asset, metric) rule state for one ingest worker; call process() after each commit."""
+
+    def __init__(self, rules_ttl_s: float = RULES_TTL_S, broadcast: bool = True) -> None:
+        self.rules_ttl_s = rules_ttl_s
+        self.broadcast = broadcast
+        self.rules: dict[int, CachedRule] = {}
+        self.states: dict[tuple[int, int], ConditionState] = {}
+        self.rules_loaded_at = -1e18
+        self.swept_at = time.monotonic()
+        self.stats = {"rows_checked": 0, "opened": 0, "escalated": 0, "cleared": 0, "edge_alerts": 0}
+
+    # rules and state
+
+    def load_rules(self) -> None:
+        rules: dict[int, CachedRule] = {}
+        for r in AlertRule.objects.filter(enabled=True).select_related("metric"):
+            t = Thresholds(r.warning_above, r.critical_above, r.warning_below, r.critical_below, r.hysteresis, r.min_duration_s)
+            rules[r.metric_id] = CachedRule(r.id, t, r.metric.label or r.metric.key, r.metric.unit)
+        self.rules = rules
+        self.rules_loaded_at = time.monotonic()
+        # Seed state from open alerts, for (asset, metric) pairs this engine has not seen yet.
+        active = Alert.objects.filter(source=Alert.Source.RULE, state__in=ACTIVE_STATES, metric_id__in=list(rules))
+        for alert_id, asset_id, metric_id, severity in active.values_list("id", "asset_id", "metric_id", "severity"):
+            key = (asset_id, metric_id)
+            if key not in self.states:
+                level = SEVERITY_LEVELS.get(severity, NORMAL) or 1
+                self.states[key] = ConditionState(level=level, peak=level, alert_id=alert_id)
+        # Forget the state of metrics whose rule went away.
+        for key in [k for k in self.states if k[1] not in rules]:
+            del self.states[key]
+
+    def _refresh_rules(self) -> None:
+        if time.monotonic() - self.rules_loaded_at > self.rules_ttl_s:
+            self.load_rules()
+
+    # processing
+
+    def process(self, rows: Sequence[tuple[datetime, int, int, float]], event_ids: Sequence[int] = ()) -> list[int]:
+        """Evaluate stored readings and edge events; return the ids of alerts that changed."""
+        self._refresh_rules()
+        rules = self.rules
+        ruled = [r for r in rows if r[2] in rules] if rules else []
+        self.stats["rows_checked"] += len(ruled)
+        transitions: list[tuple[int, int, CachedRule, Transition, ConditionState]] = []
+        if ruled:
+            ruled.sort(key=lambda r: r[0])
+            states = self.states
+            for ts, asset_id, metric_id, value in ruled:
+                rule = rules[metric_id]
+                key = (asset_id, metric_id)
+                state = states.get(key)
+                if state is None:
+                    state = states[key] = ConditionState()
+                change = state.observe(ts.timestamp(), value, rule.thresholds)
+                if change is not None:
+                    transitions.append((asset_id, metric_id, rule, change, state))
+        changed: list[int] = []
+        if transitions or event_ids:
+            with transaction.atomic():
+                if transitions:
+                    changed.extend(self._apply(transitions))
+                if event_ids:
+                    changed.extend(self._apply_events(event_ids))
+                if self.broadcast:
+                    broadcast_after_commit(changed)
+        if time.monotonic() - self.swept_at > EDGE_SWEEP_EVERY_S:
+            self.swept_at = time.monotonic()
+            changed.extend(self.clear_quiet_edge_alerts())
+        return changed
+
+    def _apply(self, transitions: list[tuple[int, int, CachedRule, Transition, ConditionState]]) -> list[int]:
+        from twins.models import Asset
+
+        sites = dict(Asset.objects.filter(id__in={t[0] for t in transitions}).values_list("id", "site_id"))
+        changed: list[int] = []
+        for asset_id, metric_id, rule, change, state in transitions:
+            at = datetime.fromtimestamp(change.ts, UTC)
+            if change.kind == "open":
+                alert_id = self._open(asset_id, sites.get(asset_id), metric_id, rule, change, at)
+                state.alert_id = alert_id
+                if alert_id is not None:
+                    self.stats["opened"] += 1
+            elif state.alert_id is None:
+                continue  # the alert could not be opened (asset gone); nothing to change
+            elif change.kind == "escalate":
+                severity = LEVEL_NAMES[change.level]
+                Alert.objects.filter(id=state.alert_id, state__in=ACTIVE_STATES).update(
+                    severity=severity, state=Alert.State.OPEN, escalated_at=at, value=change.value, updated_at=timezone.now(),
+                    title=self._title(rule, change),
+                )
+                self.stats["escalated"] += 1
+                alert_id = state.alert_id
+            else:
+                Alert.objects.filter(id=state.alert_id, state__in=ACTIVE_STATES).update(
+                    state=Alert.State.CLEARED, cleared_at=at, updated_at=timezone.now(),
+                )
+                self.stats["cleared"] += 1
+                alert_id, state.alert_id = state.alert_id, None
+            if alert_id is not None:
+                changed.append(alert_id)
+        return changed
+
+    def _title(self, rule: CachedRule, change: Transition) -> str:
+        unit = f" {rule.unit}" if rule.unit else ""
+        return f"{rule.label} {describe(change.value, rule.thresholds, change.level)}{unit}"
+
+    def _open(self, asset_id: int, site_id: int | None, metric_id: int, rule: CachedRule, change: Transition, at: datetime) -> int | None:
+        if site_id is None:
+            log.warning("asset %s is gone; no alert opened", asset_id)
+            return None
+        try:
+            with transaction.atomic():
+                return Alert.objects.create(
+                    site_id=site_id, asset_id=asset_id, metric_id=metric_id, rule_id=rule.id, source=Alert.Source.RULE, kind="threshold",
+                    severity=LEVEL_NAMES[change.level], state=Alert.State.OPEN, title=self._title(rule, change),
+                    value=change.value, opened_at=at,
+                ).id
+        except IntegrityError:
+            # Another worker opened it first (one active alert per asset and metric): join it.
+            existing = Alert.objects.filter(source=Alert.Source.RULE, asset_id=asset_id, metric_id=metric_id, state__in=ACTIVE_STATES).first()
+            return existing.id if existing else None
+
+    def _apply_events(self, event_ids: Sequence[int]) -> list[int]:
+        from ingest.models import EdgeEvent
+
+        events = list(EdgeEvent.objects.filter(id__in=list(event_ids), asset__isnull=False).select_related("asset").order_by("ts", "id"))
+        if not events:
+            return []
+        active = {
+            (a.asset_id, a.kind): a
+            for a in Alert.objects.filter(source=Alert.Source.EDGE, state__in=ACTIVE_STATES, asset_id__in={e.asset_id for e in events})
+        }
+        changed: list[int] = []
+        now = timezone.now()
+        for ev in events:
+            severity = ev.severity if ev.severity in SEVERITY_LEVELS else Alert.Severity.WARNING
+            score = ev.data.get("score") if isinstance(ev.data, dict) else None
+            value = float(score) if isinstance(score, int | float) else None
+            message = ev.message or f"{ev.kind} reported by edge node {ev.node_key}"
+            alert = active.get((ev.asset_id, ev.kind))
+            if alert is None:
+                try:
+                    with transaction.atomic():
+                        alert = Alert.objects.create(
+                            site_id=ev.asset.site_id, asset_id=ev.asset_id, source=Alert.Source.EDGE, kind=ev.kind[:32], severity=severity,
+                            state=Alert.State.OPEN, title=f"{ev.kind.capitalize()} detected at the edge"[:200], message=message, value=value, opened_at=ev.ts,
+                        )
+                except IntegrityError:
+                    alert = Alert.objects.filter(source=Alert.Source.EDGE, asset_id=ev.asset_id, kind=ev.kind, state__in=ACTIVE_STATES).first()
+                    if alert is None:
+                        log.error("edge event %s: no alert opened and none active", ev.id)
+                        continue
+                else:
+                    active[(ev.asset_id, ev.kind)] = alert
+                    self.stats["edge_alerts"] += 1
+                    changed.append(alert.id)
+                    continue
+            # Fold a repeat into the active alert; a more severe one escalates (and needs a new ack).
+            alert.occurrences += 1
+            alert.message = message
+            alert.value = value if value is not None else alert.value
+            fields = ["occurrences", "message", "value", "updated_at"]
+            if SEVERITY_LEVELS[severity] > SEVERITY_LEVELS.get(alert.severity, NORMAL):
+                alert.severity, alert.state, alert.escalated_at = severity, Alert.State.OPEN, now
+                fields += ["severity", "state", "escalated_at"]
+            alert.updated_at = now
+            alert.save(update_fields=fields)
+            changed.append(alert.id)
+        return changed
+
+    def clear_quiet_edge_alerts(self, now: datetime | None = None) -> list[int]:
+        """Clear edge alerts that had no new event for EDGE_ALERT_QUIET_S."""
+        now = now or timezone.now()
+        cutoff = now - timedelta(seconds=EDGE_ALERT_QUIET_S)
+        with transaction.atomic():
+            ids = list(Alert.objects.filter(source=Alert.Source.EDGE, state__in=ACTIVE_STATES, updated_at__lt=cutoff).values_list("id", flat=True))
+            if ids:
+                Alert.objects.filter(id__in=ids, state__in=ACTIVE_STATES).update(state=Alert.State.CLEARED, cleared_at=now, updated_at=now)
+                if self.broadcast:
+                    broadcast_after_commit(ids)
+        return ids
+

@@ -1,0 +1,65 @@
+"""What the live socket (/ws/live/) speaks with the browser; one definition for both ends.
+
+Browser -> server:  {"action": "subscribe", "site": <id>} or {"action": "subscribe", "asset": <id>}
+Server -> browser:  Subscribed, Refused, and Updates: every FLUSH_INTERVAL_S at most, one frame
+with the coalesced group messages (ingest.live.AssetUpdate, ingest.live.NodeStatusUpdate,
+twins.alerting.AlertUpdate), the latest of each (asset, node, alert) winning.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+LIVE_PATH = "ws/live/"
+FLUSH_INTERVAL_S = 0.25  # per client: at most 4 frames a second, whatever the ingest rate
+MAX_SUBSCRIPTIONS = 200  # per socket: a fleet page subscribes to each visible site
+
+CLOSE_NOT_LOGGED_IN = 4401
+CLOSE_NO_ROLE = 4403
+
+
+class SubscribeRequest(TypedDict, total=False):
+    action: Literal["subscribe"]
+    site: int
+    asset: int
+
+
+class Subscribed(TypedDict):
+    type: Literal["subscribed"]
+    site: int | None
+    asset: int | None
+    server_time: float
+
+
+class Refused(TypedDict):
+    type: Literal["refused"]
+    site: int | None
+    asset: int | None
+    reason: str
+
+
+class Updates(TypedDict):
+    type: Literal["updates"]
+    messages: list[dict[str, Any]]
+
+
+def coalesce_key(message: dict[str, Any]) -> tuple[str, Any] | None:
+    """The identity a group message is coalesced under (latest wins), or None to drop it."""
+    kind = message.get("type")
+    if kind == "asset.update":
+        return ("asset", message["asset"])
+    if kind == "node.status":
+        return ("node", message["node"])
+    if kind == "alert.update":
+        return ("alert", message["alert"]["id"])
+    return None
+
+
+def merge_asset_updates(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]:
+    """Two updates of one asset: metrics of both, the newer reading of each metric winning."""
+    values = dict(older.get("values", {}))
+    for key, point in newer.get("values", {}).items():
+        current = values.get(key)
+        if current is None or current[0] <= point[0]:
+            values[key] = point
+    return {**newer, "values": values, "last_seen": max(older.get("last_seen", 0), newer.get("last_seen", 0))}
