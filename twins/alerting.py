@@ -25,7 +25,15 @@ from django.utils import timezone
 
 from ingest.live import asset_group, site_group
 from twins.models import Alert, AlertRule
-from twins.rules import LEVEL_NAMES, NORMAL, SEVERITY_LEVELS, ConditionState, Thresholds, Transition, describe
+from twins.rules import (
+    LEVEL_NAMES,
+    NORMAL,
+    SEVERITY_LEVELS,
+    ConditionState,
+    Thresholds,
+    Transition,
+    describe,
+)
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ WARNING = 1
 CRITICAL = 2
 LEVEL_NAMES = {WARNING: "warning", CRITICAL: "critical"}
 SEVERITY_LEVELS = {"info": NORMAL, "warning": WARNING, "critical": CRITICAL}
+MAX_GAP_S = 60.0  # readings further apart than this do not prove that a condition held in between
 
 
 @dataclass(frozen=True)
@@ -86,10 +87,14 @@ class ConditionState:
     up_level: int = NORMAL
     down_since: float | None = None
     down_level: int = NORMAL
+    last_ts: float | None = None
 
     def observe(self, ts: float, value: float, t: Thresholds) -> Transition | None:
         if math.isnan(value):
             return None
+        if self.last_ts is not None and ts - self.last_ts > MAX_GAP_S:
+            self.up_since = self.down_since = None
+        self.last_ts = ts if self.last_ts is None else max(self.last_ts, ts)
         target = level_of(value, t, self.level)
         if target > self.level:
             self.down_since = None

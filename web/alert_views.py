@@ -8,12 +8,24 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from twins.alerting import AlertError, acknowledge_alert, save_alert_rule, serialize_alert
+from twins.alerting import (
+    AlertError,
+    acknowledge_alert,
+    save_alert_rule,
+    serialize_alert,
+)
 from twins.models import Alert, AlertRule, Asset
 from web.dashboards import filter_alerts
 from web.forms import AcknowledgeForm, AlertFilterForm, AlertRuleForm
 from web.live_messages import LIVE_PATH
-from web.roles import ADMIN, FACILITY_MANAGER, PLANNER, has_role, require_role, visible_sites
+from web.roles import (
+    ADMIN,
+    FACILITY_MANAGER,
+    PLANNER,
+    has_role,
+    require_role,
+    visible_sites,
+)
 
 
 @require_role(FACILITY_MANAGER, PLANNER, ADMIN)

@@ -42,5 +42,5 @@ class AlertRuleForm(forms.ModelForm):
 
     class Meta:
         model = AlertRule
-        fields = ["metric", "warning_above", "critical_above", "warning_below", "critical_below", "hysteresis", "min_duration_s", "enabled"]
-        labels = {"min_duration_s": "Minimum duration (s)"}
+        fields = ("metric", "warning_above", "critical_above", "warning_below", "critical_below", "hysteresis", "min_duration_s", "enabled")
+        labels = {"min_duration_s": "Minimum duration (s)"}  # noqa: RUF012 (Django reads it once)

@@ -11,14 +11,27 @@ from pathlib import Path
 import plotly
 from django.conf import settings
 from django.db import connection
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    JsonResponse,
+)
 from django.shortcuts import get_object_or_404, render
 from django.views.static import serve
 
 from twins.models import Asset
 from web import dashboards
 from web.live_messages import LIVE_PATH
-from web.roles import ADMIN, FACILITY_MANAGER, PLANNER, has_role, require_role, visible_sites
+from web.roles import (
+    ADMIN,
+    FACILITY_MANAGER,
+    PLANNER,
+    has_role,
+    require_role,
+    visible_sites,
+)
 
 DASHBOARD_ROLES = (FACILITY_MANAGER, PLANNER, ADMIN)
 PLOTLY_DIR = Path(plotly.__file__).resolve().parent / "package_data"
