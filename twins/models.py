@@ -180,3 +180,60 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.severity}: {self.title}"
+
+
+class RulModel(models.Model):
+    """A trained remaining-useful-life model (an ONNX artifact directory with meta.json)."""
+
+    version = models.CharField(max_length=64, unique=True)
+    asset_type_key = models.CharField(max_length=64, db_index=True, help_text="The asset type it serves (e.g. 'turbofan', 'induction_motor').")
+    artifact_path = models.CharField(max_length=500, help_text="Directory holding model.onnx and meta.json.")
+    rul_unit = models.CharField(max_length=16, default="cycles", help_text="'cycles' or 'hours'.")
+    metrics = models.JSONField(default=dict, blank=True, help_text="Validation on held-out units: rmse, phm_score, coverage80, engines.")
+    meta = models.JSONField(default=dict, blank=True)
+    trained_on = models.CharField(max_length=300, blank=True)
+    is_active = models.BooleanField(default=False, help_text="The version twins of this asset type use.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.asset_type_key} {self.version}"
+
+
+class TwinState(models.Model):
+    """The digital twin's current view of one asset."""
+
+    asset = models.OneToOneField(Asset, on_delete=models.CASCADE, primary_key=True, related_name="twin")
+    computed_at = models.DateTimeField()
+    model_version = models.CharField(max_length=64, blank=True)
+    health = models.FloatField(help_text="Health index, 1 = as new, 0 = failed.")
+    rul_median = models.FloatField(null=True, blank=True)
+    rul_low = models.FloatField(null=True, blank=True, help_text="Lower bound of the 80% interval.")
+    rul_high = models.FloatField(null=True, blank=True, help_text="Upper bound of the 80% interval.")
+    rul_unit = models.CharField(max_length=16, default="hours", help_text="'cycles' or 'hours' (operating).")
+    rul_days_median = models.FloatField(null=True, blank=True, help_text="RUL in calendar days at the current operating profile.")
+    rul_days_low = models.FloatField(null=True, blank=True)
+    rul_days_high = models.FloatField(null=True, blank=True)
+    degradation_rate = models.FloatField(null=True, blank=True, help_text="Health lost per operating hour.")
+    latest = models.JSONField(default=dict, blank=True)
+    details = models.JSONField(default=dict, blank=True, help_text="Validation figures and assumptions behind the estimate.")
+
+    def __str__(self) -> str:
+        return f"twin of {self.asset}"
+
+
+class TwinSnapshot(models.Model):
+    """History of a twin's health and RUL, for the chart on the asset page."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="twin_history")
+    computed_at = models.DateTimeField()
+    health = models.FloatField()
+    rul_median = models.FloatField(null=True)
+    rul_low = models.FloatField(null=True)
+    rul_high = models.FloatField(null=True)
+
+    class Meta:
+        ordering = ["computed_at"]
+        indexes = [models.Index(fields=["asset", "computed_at"])]
