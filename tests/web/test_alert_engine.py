@@ -3,6 +3,7 @@ duration, escalation, clearing, acknowledgement and broadcasts after commit."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +15,12 @@ from django.utils import timezone
 from ingest.live import asset_group, site_group
 from ingest.models import EdgeEvent
 from tests.factories import make_fleet
-from twins.alerting import EDGE_ALERT_QUIET_S, AlertEngine, AlertError, acknowledge_alert
+from twins.alerting import (
+    EDGE_ALERT_QUIET_S,
+    AlertEngine,
+    AlertError,
+    acknowledge_alert,
+)
 from twins.models import Alert, AlertRule
 from twins.rules import CRITICAL, NORMAL, WARNING, ConditionState, Thresholds, level_of
 
@@ -80,7 +86,7 @@ def noisy_excursion(n=1200):
 def test_it_raises_one_alert_for_a_noisy_signal_around_the_threshold(fleet, rule, engine):
     asset, metric = fleet.assets[0], fleet.metrics["temperature_c"]
     signal = noisy_excursion()
-    crossings = sum(1 for a, b in zip(signal, signal[1:], strict=False) if a <= 80.0 < b)
+    crossings = sum(1 for a, b in itertools.pairwise(signal) if a <= 80.0 < b)
     assert crossings > 10  # the signal really flaps across the threshold
     engine.process(rows(asset, metric, signal, step_s=0.5))
     [alert] = alerts_of(asset)
