@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "channels",
     "web",
     "twins",
+    "twins.scenarios",
     "edge_node",
     "ingest",
 ]
