@@ -1,0 +1,89 @@
+"""A planner's scenario, its runs, and the chunks a run is split into for the Celery workers."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from twins.models import Asset, Site
+
+
+class Scenario(models.Model):
+    """What the planner asked: which assets, and what changes (form fields, engine names)."""
+
+    name = models.CharField(max_length=200)
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="scenarios")
+    assets = models.ManyToManyField(Asset, related_name="scenarios")
+    params = models.JSONField(default=dict, help_text="The planner's changes: factors, policy, crews, spares, horizon, replications, seed.")
+    compare_baseline = models.BooleanField(default=True, help_text="Also simulate the baseline (the twins as they are now, run to failure).")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ScenarioRun(models.Model):
+    """One simulation of a scenario, calibrated from the twins at the moment it was started."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    ACTIVE = (State.QUEUED, State.RUNNING)
+
+    scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="runs")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, help_text="Calibration time: day 0 of the simulation.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    chunks_per_variant = models.PositiveIntegerField(default=1)
+    total = models.PositiveIntegerField(default=0, help_text="Replications over all variants.")
+    specs = models.JSONField(default=dict, help_text="Engine scenarios (scenario_to_dict) by variant.")
+    calibration = models.JSONField(default=list, blank=True, help_text="How each asset was calibrated from its twin.")
+    results = models.JSONField(null=True, blank=True, help_text="ScenarioResult by variant.")
+    comparison = models.JSONField(null=True, blank=True, help_text="compare(baseline, [scenario]).")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.scenario}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in self.ACTIVE
+
+
+class ScenarioChunk(models.Model):
+    """Replications start..stop-1 of one variant; `data` holds the engine's ChunkResult until
+    the run's results are merged (then it is cleared: the merged result is what stays)."""
+
+    run = models.ForeignKey(ScenarioRun, on_delete=models.CASCADE, related_name="chunks")
+    variant = models.CharField(max_length=16)
+    index = models.PositiveIntegerField()
+    start = models.PositiveIntegerField()
+    stop = models.PositiveIntegerField()
+    done = models.PositiveIntegerField(default=0)
+    data = models.JSONField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "variant", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "variant", "index"], name="scenario_chunk_unique_per_run"),
+            models.CheckConstraint(condition=models.Q(start__lt=models.F("stop")), name="scenario_chunk_start_before_stop"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.variant} {self.start}..{self.stop} of run {self.run_id}"
