@@ -62,7 +62,7 @@ def test_it_runs_the_demo_stack_and_shows_fleet_readings(tmp_path):
         assert "North Plant" in fleet_page and "South Campus" in fleet_page
         asset_page = opener.open(f"{base}/assets/{asset_id}/", timeout=10).read().decode()
         assert "Winding temperature" in asset_page or "Bearing temperature" in asset_page
-        shown = re.search(r'data-metric="temperature_c">.*?class="value">([^<]+)<', asset_page, re.S).group(1)
+        shown = re.search(r'<tr data-metric="temperature_c">.*?class="value[^"]*">([^<]+)<', asset_page, re.S).group(1)
         assert shown.strip() not in ("", "–")
         assert abs(float(shown) - value) < 50  # the page shows a current reading of that asset
     finally:
