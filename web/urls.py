@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from web import alert_views, views
 
@@ -20,6 +20,7 @@ urlpatterns = [
     path("rules/new/", alert_views.rule_edit, name="rule-new"),
     path("rules/<int:rule_id>/", alert_views.rule_edit, name="rule-edit"),
     path("rules/<int:rule_id>/delete/", alert_views.rule_delete, name="rule-delete"),
+    path("scenarios/", include("twins.scenarios.urls")),
     path("static/vendor/plotly.min.js", views.plotly_js, name="plotly-js"),
     re_path(r"^static/(?P<path>.+)$", views.static_file, name="static-file"),
     path("admin/", admin.site.urls),
