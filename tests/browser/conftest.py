@@ -1,0 +1,124 @@
+"""The real stack for browser tests: daphne (subprocess) and the ingest worker (thread) share
+a Redis channel layer; Mosquitto carries the readings; headless Chromium drives the pages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import urllib.request
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from tests.conftest import _missing
+from tests.helpers import ROOT, database_url_for_subprocess, free_port, wait_until
+
+CHROMIUM = os.environ.get("AIOT_CHROMIUM", "/usr/bin/chromium")
+CHANNEL_PREFIX = f"aiot-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    if not Path(CHROMIUM).exists():
+        _missing(f"needs Chromium at {CHROMIUM} (set AIOT_CHROMIUM)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make
+    # between page actions are plain synchronous ones.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def web_server(django_db_setup, redis_url):
+    """daphne serving web.asgi on a free port, against the test database and Redis."""
+    port = free_port()
+    env = dict(
+        os.environ, DATABASE_URL=database_url_for_subprocess(), REDIS_URL=redis_url, ALLOWED_HOSTS="127.0.0.1,localhost",
+        DJANGO_SETTINGS_MODULE="tests.browser.live_settings", AIOT_TEST_CHANNEL_PREFIX=CHANNEL_PREFIX, PYTHONUNBUFFERED="1",
+    )
+    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"aiot-browser-daphne-{port}.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "web.asgi:application"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"daphne exited: {log_path.read_text()[-2000:]}")
+        try:
+            return urllib.request.urlopen(f"{base}/healthz", timeout=1).status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_until(up, 30, 0.2, what="daphne to serve /healthz")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture
+def live_ingest(transactional_db, mqtt_url, redis_url, settings):
+    """The real ingest worker on a thread, sending live updates to the same channel layer."""
+    from channels.layers import channel_layers
+
+    from ingest.worker import IngestWorker
+
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis_url], "prefix": CHANNEL_PREFIX}}}
+    settings.INGEST_SESSION_EXPIRY_S = 60
+    channel_layers.backends.clear()
+    worker = IngestWorker(broker_url=mqtt_url, client_id=f"test-live-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5, live=True)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    wait_until(worker.connected.is_set, 10, what="the ingest worker to connect")
+    wait_until(lambda: worker.registry is not None, 10, what="the registry to load")
+    yield worker
+    worker.stop()
+    thread.join(10)
+    channel_layers.backends.clear()
+
+
+@pytest.fixture
+def page(chromium, web_server):
+    context = chromium.new_context(base_url=web_server, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10000)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.dialogs = dialogs
+    yield page
+    context.close()
+
+
+def log_in(page, user) -> None:
+    page.goto("/login/")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", "pw-" + user.username)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login/" not in url)
+
+
+@pytest.fixture(autouse=True)
+def _role_groups(transactional_db):
+    # Transactional tests empty every table afterwards, the role groups of the data migration too.
+    from django.contrib.auth.models import Group
+
+    from web.roles import ROLES
+
+    for role in ROLES:
+        Group.objects.get_or_create(name=role)
