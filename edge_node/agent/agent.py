@@ -190,16 +190,20 @@ class Agent:
         with self._lock:
             self._handle_commands(now)
             sim_t = self.sim_time(now)
+            due: list[tuple[AssetRuntime, Sample]] = []
             for rt in self.assets.values():
                 if now < rt.next_due:
                     continue
                 for sample in rt.source.step(sim_t):
-                    ts = now - (sim_t - sample.sim_t) / self.speedup
-                    self._process(rt, sample, ts, now)
+                    due.append((rt, sample))
                 interval = rt.cfg.sample_interval_s
                 rt.next_due += interval
                 if rt.next_due <= now:
                     rt.next_due = now + interval
+            scores = self._score(due)
+            for (rt, sample), score in zip(due, scores, strict=True):
+                ts = now - (sim_t - sample.sim_t) / self.speedup
+                self._process(rt, sample, ts, now, score)
             if self._pending and (self._urgent or now - self._last_flush >= self.cfg.publish_interval_s):
                 self._flush_batch()
                 self._last_flush = now
@@ -215,7 +219,30 @@ class Agent:
                 nxt = min(nxt, self._last_flush + self.cfg.publish_interval_s)
             return nxt
 
-    def _process(self, rt: AssetRuntime, sample: Sample, ts: float, now: float) -> None:
+    def _score(self, due: list[tuple[AssetRuntime, Sample]]) -> list[float | None]:
+        """Model scores of this tick's samples: one onnxruntime call per model for all the
+        assets using it (a call costs ~10 us; a row inside a batch well under 1 us)."""
+        scores: list[float | None] = [None] * len(due)
+        groups: dict[int, tuple[AnomalyModel, list[int]]] = {}
+        for i, (rt, _) in enumerate(due):
+            if rt.slot is not None:
+                model = rt.slot.model
+                groups.setdefault(id(model), (model, []))[1].append(i)
+        for model, idx in groups.values():
+            rows, kept = [], []
+            for i in idx:
+                values = due[i][1].values
+                try:
+                    rows.append([values[f] for f in model.features])
+                except KeyError:
+                    continue  # a sample without the model's inputs is left to the EWMA detector
+                kept.append(i)
+            if rows:
+                for i, score in zip(kept, model.score_batch(np.asarray(rows, dtype=np.float32)), strict=True):
+                    scores[i] = float(score)
+        return scores
+
+    def _process(self, rt: AssetRuntime, sample: Sample, ts: float, now: float, score: float | None) -> None:
         st = self.stats
         st.samples += 1
         st.raw_bytes += sample.raw_bytes
@@ -225,7 +252,7 @@ class Agent:
             if h is None:
                 h = rt.history[k] = deque(maxlen=const.SNIPPET_HISTORY)
             h.append(v)
-        finding = self._detect(rt, values)
+        finding = self._detect(rt, values, score)
         if finding is not None:
             rt.normal_run = 0
             severity = finding["severity"]
@@ -252,10 +279,9 @@ class Agent:
         if out:
             self._add_reading(rt.asset_id, ts, out)
 
-    def _detect(self, rt: AssetRuntime, values: dict[str, float]) -> dict[str, Any] | None:
+    def _detect(self, rt: AssetRuntime, values: dict[str, float], score: float | None) -> dict[str, Any] | None:
         model: AnomalyModel | None = rt.slot.model if rt.slot is not None else None
         if model is not None:
-            score = model.score(values)
             rt.model_hits = rt.model_hits + 1 if score is not None and score > model.threshold else 0
             if score is not None and rt.model_hits >= model.consecutive:
                 severity = "critical" if score > model.critical_threshold else "warning"

@@ -10,10 +10,12 @@ from edge_node.agent.sources import make_source
 from edge_node.agent.train_anomaly import healthy_windows, model_features, train_anomaly_model
 
 
-def test_onnx_scores_equal_scikit_learns(tmp_path):
+@pytest.mark.parametrize("exporter", ["compact", "skl2onnx"])
+def test_onnx_scores_equal_scikit_learns(tmp_path, exporter):
     from sklearn.ensemble import IsolationForest
 
-    folder = train_anomaly_model("centrifugal_pump", tmp_path, n_windows=600, n_estimators=40, random_state=3)
+    folder = train_anomaly_model("centrifugal_pump", tmp_path, n_windows=600, n_estimators=40, random_state=3,
+                                 exporter=exporter)
     model = load_model(tmp_path, "centrifugal_pump-anomaly")
     x = healthy_windows("centrifugal_pump", 600)
     reference = IsolationForest(n_estimators=40, random_state=3).fit(x)

@@ -27,6 +27,7 @@ SENSOR_COLUMNS = {
 MAX_CYCLES_PER_STEP = 1000
 
 _cache: dict[str, np.ndarray] = {}
+_units_cache: dict[str, dict[int, np.ndarray]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -57,6 +58,19 @@ def load_cmapss(path: str | Path) -> np.ndarray:
         return data
 
 
+def engines_of(path: str | Path) -> dict[int, np.ndarray]:
+    """unit -> its rows (cycle order), split once per file and shared by every replay."""
+    data = load_cmapss(path)
+    key = str(Path(path).resolve())
+    with _cache_lock:
+        if key not in _units_cache:
+            order = np.argsort(data[:, 0], kind="stable")
+            units, starts = np.unique(data[order, 0], return_index=True)
+            parts = np.split(data[order], starts[1:])
+            _units_cache[key] = {int(u): p for u, p in zip(units, parts, strict=True)}
+        return _units_cache[key]
+
+
 class CmapssReplay(Source):
     asset_type = "turbofan"
     PARAMS = {"path": "", "unit": 0, "cycle_s": 1.0, "loop": True, "first_cycle": 1}
@@ -65,9 +79,8 @@ class CmapssReplay(Source):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         path = self.params["path"] or default_cmapss_path()
-        data = load_cmapss(path)
-        self._units = [int(u) for u in np.unique(data[:, 0])]
-        self._by_unit = {u: data[data[:, 0] == u] for u in self._units}
+        self._by_unit = engines_of(path)
+        self._units = sorted(self._by_unit)
         unit = int(self.params["unit"]) or self._units[self.seed % len(self._units)]
         if unit not in self._by_unit:
             raise SourceError(f"unit {unit} is not in {path} (units {self._units[0]}..{self._units[-1]})")
