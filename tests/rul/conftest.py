@@ -53,3 +53,20 @@ def model_dir(trained: TrainedRul, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="session")
 def predictor(model_dir: Path) -> RulPredictor:
     return load_model(model_dir)
+
+
+def pump_fleet(units: int, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
+    """Run-to-failure pumps: vibration grows and flow drops over the last 100 rows of life."""
+    rng = np.random.default_rng(seed)
+    fleet = {}
+    for unit in range(units):
+        life = int(rng.integers(150, 260))
+        t = np.arange(1, life + 1, dtype=float)
+        wear = np.clip((t - life + 100) / 100, 0, None) ** 1.5
+        fleet[f"pump-{unit}"] = {
+            "time": t,
+            "vib_rms": 2 + 6 * wear + rng.normal(0, 0.3, life),
+            "flow_m3h": 400 - 80 * wear + rng.normal(0, 4, life),
+            "serial_flag": np.ones(life),
+        }
+    return fleet

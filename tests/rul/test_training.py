@@ -7,6 +7,8 @@ import numpy as np
 from twins.rul import RunToFailureData, TrainedRul, split_units, train_rul
 from twins.rul.features import rows_features
 
+from .conftest import pump_fleet
+
 
 def test_it_splits_by_engine_without_leakage(
     trained: TrainedRul, fd001_slice: RunToFailureData
@@ -72,20 +74,9 @@ def test_it_covers_about_80_percent_of_held_out_truths(fd001: RunToFailureData) 
 
 
 def test_it_trains_on_generic_named_signals() -> None:
-    # a pump-like fleet: vibration grows and flow drops as the unit approaches failure
-    rng = np.random.default_rng(0)
-    histories = {}
-    for unit in range(24):
-        life = int(rng.integers(150, 260))
-        t = np.arange(1, life + 1, dtype=float)
-        wear = np.clip((t - life + 100) / 100, 0, None) ** 1.5
-        histories[f"pump-{unit}"] = {
-            "time": t,
-            "vib_rms": 2 + 6 * wear + rng.normal(0, 0.3, life),
-            "flow_m3h": 400 - 80 * wear + rng.normal(0, 4, life),
-            "serial_flag": np.ones(life),
-        }
-    data = RunToFailureData.from_histories(histories, description="synthetic pumps")
+    data = RunToFailureData.from_histories(
+        pump_fleet(24), description="synthetic pumps"
+    )
     model = train_rul(data, seed=1, n_estimators=20, window=20, cap=100)
     assert set(model.spec.signals) == {"vib_rms", "flow_m3h"}
     assert model.validation["rows"]["rmse"] < 15

@@ -13,11 +13,13 @@ from .features import FeatureSpec, histories_features, window_features
 from .health import degradation_rate, health_index
 from .metrics import coverage, phm_score, rmse
 from .predictor import RulBatch, RulEstimate, RulPredictor, load_model
+from .tabular import HistoryFormatError, load_history_csv
 from .train import TrainedRul, train_rul
 
 __all__ = [
     "CmapssFormatError",
     "FeatureSpec",
+    "HistoryFormatError",
     "ModelArtifactError",
     "RulBatch",
     "RulEstimate",
@@ -30,6 +32,7 @@ __all__ = [
     "health_index",
     "histories_features",
     "load_cmapss",
+    "load_history_csv",
     "load_model",
     "phm_score",
     "read_cmapss_truth",

@@ -12,6 +12,7 @@ from . import const
 from .artifact import ModelArtifactError, save_model
 from .cmapss import CmapssFormatError, load_cmapss
 from .evaluate import score_cmapss_test
+from .tabular import load_history_csv
 from .train import train_rul
 
 
@@ -19,10 +20,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m twins.rul", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser(
-        "train", help="train on C-MAPSS run-to-failure data and write a model directory"
+        "train", help="train on run-to-failure histories and write a model directory"
     )
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument("--cmapss", help="C-MAPSS training file (e.g. train_FD001.txt)")
+    source.add_argument(
+        "--csv", help="CSV with a header: unit, time and numeric signal columns"
+    )
+    train.add_argument("--unit-col", default="unit", help="unit column of --csv")
+    train.add_argument("--time-col", default="time", help="time column of --csv")
     train.add_argument(
-        "--cmapss", required=True, help="C-MAPSS training file (e.g. train_FD001.txt)"
+        "--signals",
+        help="comma-separated signals to use (default: chosen automatically)",
     )
     train.add_argument(
         "--out", required=True, help="model directory to write (model.onnx + meta.json)"
@@ -63,9 +72,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if args.command == "train":
-            data = load_cmapss(args.cmapss)
+            if args.cmapss:
+                data = load_cmapss(args.cmapss)
+            else:
+                data = load_history_csv(args.csv, args.unit_col, args.time_col)
             trained = train_rul(
                 data,
+                signals=args.signals.split(",") if args.signals else None,
                 window=args.window,
                 cap=args.cap,
                 seed=args.seed,

@@ -1,0 +1,140 @@
+"""RUL model inference: ONNX (onnxruntime) vs scikit-learn, and a 1,000-twin refresh.
+
+Run from the repo root: ``.venv/bin/python bench/rul.py [--model DIR]``. Without --model it trains
+the default model on the full FD001 training file first (and prints its held-out metrics).
+
+The ONNX and scikit-learn timings cover model inference only: both get the same precomputed
+float32 feature matrix, so feature extraction is in neither (it is timed on its own line).
+refresh_1000_twins_ms times ``RulPredictor.assess_many`` on 1,000 assets' recent histories given as
+dicts of signal -> values: features at 5 recent rows + one onnxruntime call + health + rate.
+Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from twins.rul import load_cmapss, load_model, save_model, train_rul
+from twins.rul.const import RATE_POINTS, RATE_STRIDE
+from twins.rul.features import histories_features
+
+FD001 = REPO_ROOT.parent / "shared" / "datasets" / "cmapss" / "train_FD001.txt"
+
+
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", help="model directory (default: train one on FD001)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    data = load_cmapss(FD001)
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        trained = train_rul(data, seed=args.seed)
+        train_s = time.perf_counter() - started
+        print(
+            f"trained on full FD001 in {train_s:.1f} s (one core): held-out {json.dumps(trained.validation)}"
+        )
+        model_dir = Path(args.model) if args.model else Path(tmp)
+        if not args.model:
+            save_model(trained, model_dir)
+        predictor = load_model(model_dir)
+        size_mb = (model_dir / "model.onnx").stat().st_size / 1e6
+    if args.model:
+        print(
+            "note: scikit-learn timings use a freshly trained forest of the default size"
+        )
+    estimator = trained.estimator
+    estimator.n_jobs = 1
+    signals = predictor.signals
+    print(
+        f"model {predictor.version}: {len(signals)} signals, window {predictor.window}, onnx {size_mb:.1f} MB"
+    )
+
+    # 1,000 assets: each a random engine cut at a random cycle, with enough rows for the rate.
+    rng = np.random.default_rng(args.seed)
+    span = predictor.window + (RATE_POINTS - 1) * RATE_STRIDE
+    values = data.select_signals(signals)
+    bounds = data.unit_bounds()
+    histories = []
+    for _ in range(1000):
+        start, stop = bounds[int(rng.integers(len(bounds)))]
+        end = int(rng.integers(start + span, stop + 1))
+        histories.append(
+            {name: values[end - span : end, j] for j, name in enumerate(signals)}
+        )
+
+    x1000 = histories_features(predictor.spec, histories)
+    x1 = np.ascontiguousarray(x1000[:1])
+    feed = {predictor.input_name: x1}
+    session = predictor.session
+
+    onnx_one = median_seconds(lambda: session.run(None, feed), 2000)
+    sklearn_one = median_seconds(lambda: estimator.predict(x1), 50)
+    onnx_1000 = median_seconds(lambda: predictor.predict_features(x1000), 30)
+    sklearn_1000 = median_seconds(lambda: estimator.predict(x1000), 10)
+    features_one = median_seconds(
+        lambda: histories_features(predictor.spec, histories[:1]), 500
+    )
+    features_1000 = median_seconds(
+        lambda: histories_features(predictor.spec, histories), 20
+    )
+    refresh = median_seconds(lambda: predictor.assess_many(histories), 10)
+
+    agree = np.max(np.abs(predictor.predict_features(x1000) - estimator.predict(x1000)))
+    print(f"max |onnx - sklearn| over 1,000 windows: {agree:.2e} cycles")
+    print(
+        f"one window (inference only): onnx {onnx_one * 1e6:.1f} us, sklearn {sklearn_one * 1e6:.1f} us, "
+        f"speed-up {sklearn_one / onnx_one:.0f}x"
+    )
+    print(
+        f"1,000 windows (inference only): onnx {onnx_1000 * 1e3:.2f} ms, sklearn {sklearn_1000 * 1e3:.2f} ms, "
+        f"speed-up {sklearn_1000 / onnx_1000:.1f}x"
+    )
+    print(
+        f"feature extraction: one history {features_one * 1e6:.0f} us, 1,000 histories {features_1000 * 1e3:.2f} ms"
+    )
+    print(
+        f"refresh of 1,000 twins (features at {RATE_POINTS} rows + onnx + health + rate): {refresh * 1e3:.1f} ms"
+    )
+    print(
+        json.dumps(
+            {
+                "onnx_one_us": round(onnx_one * 1e6, 1),
+                "sklearn_one_us": round(sklearn_one * 1e6, 1),
+                "onnx_1000_ms": round(onnx_1000 * 1e3, 2),
+                "sklearn_1000_ms": round(sklearn_1000 * 1e3, 2),
+                "refresh_1000_twins_ms": round(refresh * 1e3, 1),
+                "speedup_one": round(sklearn_one / onnx_one, 1),
+                "features_included": False,
+                "train_s": round(train_s, 1),
+                "heldout_rmse": trained.validation["test_style"]["rmse"],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
