@@ -130,3 +130,17 @@ class ScenarioForm(forms.Form):
                 self.add_error(field, text)
             else:
                 self.add_error(None, f"{path}: {message}")
+
+
+FIELD_GROUPS = [
+    ("Name and assets", ("name", "site", "assets")),
+    ("Operating profile", ("load_factor", "speed_factor", "hours_per_day", "days_per_week", "ambient_delta_c")),
+    ("Maintenance", ("policy", "interval_hours", "health_threshold", "lead_time_hours", "crew_size", "spare_stock", "spare_lead_time_days")),
+    ("Costs", ("pm_cost", "cm_cost", "downtime_cost_per_hour")),
+    ("Simulation", ("horizon_days", "replications", "seed", "compare_baseline")),
+]
+
+
+def field_groups(form: ScenarioForm) -> list[tuple[str, list[forms.BoundField]]]:
+    """The form's fields in the fieldsets the page shows (every field exactly once)."""
+    return [(legend, [form[name] for name in names]) for legend, names in FIELD_GROUPS]

@@ -14,7 +14,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
 from twins.scenarios import const
-from twins.scenarios.forms import ScenarioForm
+from twins.scenarios.forms import ScenarioForm, field_groups
 from twins.scenarios.models import Scenario, ScenarioRun
 from twins.scenarios.presenters import csv_rows, run_page_data
 from twins.scenarios.services import (
@@ -62,7 +62,7 @@ def scenario_new(request: HttpRequest) -> HttpResponse:
             messages.error(request, f"The scenario could not start: {exc}")
             return redirect("scenarios:list")
         return redirect("scenarios:run", run_id=run.id)
-    return render(request, "scenarios/new.html", {"form": form})
+    return render(request, "scenarios/new.html", {"form": form, "groups": field_groups(form)})
 
 
 @require_role(*PLANNING_ROLES)

@@ -1,0 +1,69 @@
+"""The baseline reproduces the live twin: calibration from TwinState through the engine."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.factories import make_asset, make_asset_type, make_site
+from tests.scenarios.factories import PARAMS, make_twin
+from twins.models import RulModel
+from twins.scenarios import const, jobs
+from twins.scenarios.calibration import calibrate_assets
+from twins.scenarios.services import create_scenario, start_run
+
+pytestmark = pytest.mark.django_db
+
+
+def baseline_of(site, assets, **changes):
+    params = {**PARAMS, "replications": 400, "horizon_days": 1095, **changes}
+    scenario = create_scenario(None, name="calibration", site=site, assets=assets, params=params)
+    run = start_run(scenario.id, dispatch=False)
+    assert jobs.run_all_chunks(run.id)["status"] == "done"
+    run.refresh_from_db()
+    return run, {a["asset_id"]: a for a in run.results[const.VARIANT_BASELINE]["assets"]}
+
+
+def test_it_agrees_with_the_twin_rul_in_hours_cycles_and_without_a_twin():
+    site, kind = make_site(), make_asset_type()
+    in_hours, in_cycles, no_twin = (make_asset(site, kind, None, name=n) for n in ("Pump A", "Turbofan B", "Fan C"))
+    for asset in (in_hours, in_cycles, no_twin):
+        asset.hours_per_day = 16.0
+        asset.save()
+    make_twin(in_hours, health=0.55, median=2000.0, low=1400.0, high=2900.0, rul_days_median=2000.0 / 16)
+    RulModel.objects.create(version="fd001-test", asset_type_key="turbofan", artifact_path="/nonexistent", meta={"hours_per_cycle": 10.0})
+    make_twin(in_cycles, health=0.7, rate=None, median=150.0, low=100.0, high=210.0, unit="cycles", model_version="fd001-test")
+
+    run, baseline = baseline_of(site, [in_hours, in_cycles, no_twin])
+
+    ttf = baseline[in_hours.key]["ttf_operating_hours"]
+    assert ttf["p50"] == pytest.approx(2000.0, rel=0.10)
+    assert ttf["p10"] == pytest.approx(1400.0, rel=0.10) and ttf["p90"] == pytest.approx(2900.0, rel=0.10)
+    # At the asset's 16 h a day, the calendar median agrees with the twin's RUL in days.
+    assert baseline[in_hours.key]["ttf_days"]["p50"] == pytest.approx(2000.0 / 16, rel=0.10)
+    # 150 cycles at the model's 10 operating hours per cycle.
+    assert baseline[in_cycles.key]["ttf_operating_hours"]["p50"] == pytest.approx(1500.0, rel=0.10)
+    # No twin: the labelled default, half of a 20,000 h life.
+    assert baseline[no_twin.key]["ttf_operating_hours"]["p50"] == pytest.approx(const.DEFAULT_HEALTH * const.DEFAULT_LIFE_HOURS, rel=0.10)
+    notes = {n["name"]: n for n in run.calibration}
+    assert notes["Fan C"]["source"] == "default" and "DEFAULT ASSUMPTION" in notes["Fan C"]["statement"]
+    assert "10 operating hours per cycle" in notes["Turbofan B"]["statement"]
+    assert "16 h a day" in notes["schedule"]["statement"]
+
+
+def test_it_takes_one_cycle_as_one_hour_when_nobody_says_otherwise():
+    site, kind = make_site(), make_asset_type()
+    engine = make_asset(site, kind, None, name="Engine")
+    make_twin(engine, health=0.6, rate=None, median=900.0, low=600.0, high=1300.0, unit="cycles")
+    [calibrated] = calibrate_assets([engine])
+    assert calibrated.asset.rul.median == 900.0
+    assert "1 cycle = 1 operating hour" in calibrated.note["statement"]
+
+
+def test_it_clips_a_failed_twin_and_ignores_an_interval_that_does_not_bracket_the_median():
+    site, kind = make_site(), make_asset_type()
+    asset = make_asset(site, kind, None)
+    make_twin(asset, health=0.0, median=500.0, low=600.0, high=700.0)
+    [calibrated] = calibrate_assets([asset])
+    assert calibrated.asset.health == const.MIN_HEALTH
+    assert calibrated.asset.rul.low is None and calibrated.asset.rul.median == 500.0
+    assert "interval ignored" in calibrated.note["statement"] and "clipped" in calibrated.note["statement"]
