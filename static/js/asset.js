@@ -24,20 +24,45 @@ function thresholdShapes(key) {
   return shapes;
 }
 
-function layout(key, unit) {
+function yRange(c, shapes) {
+  // Fit the data, and the threshold lines that are near it: a far-away critical line
+  // would flatten the signal into a line at the bottom.
+  if (!c.ys.length) return undefined;
+  let lo = Math.min(...c.ys);
+  let hi = Math.max(...c.ys);
+  const span = Math.max(hi - lo, Math.abs(hi) * 0.01, 1e-6);
+  for (const s of shapes) {
+    if (s.y0 >= lo - 3 * span && s.y0 <= hi + 3 * span) {
+      lo = Math.min(lo, s.y0);
+      hi = Math.max(hi, s.y0);
+    }
+  }
+  const pad = (hi - lo || span) * 0.08;
+  return [lo - pad, hi + pad];
+}
+
+function layout(key, c) {
+  const shapes = thresholdShapes(key);
+  const range = yRange(c, shapes);
+  const xRange = windowRange(c);
+  const visibleS = (xRange[1] - xRange[0]) / 1000;
+  const tickformat = visibleS > 86400 ? "%b %d" : visibleS > 600 ? "%H:%M" : "%H:%M:%S";
   return {
     height: 170, margin: { l: 52, r: 10, t: 6, b: 24 }, showlegend: false,
     paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
     font: { family: "system-ui, -apple-system, Segoe UI, sans-serif", size: 11, color: COLORS.text },
-    xaxis: { type: "date", gridcolor: COLORS.grid, linecolor: COLORS.grid, range: windowRange(), tickformat: data.span_s > 86400 ? "%b %d" : "%H:%M", nticks: 6 },
-    yaxis: { gridcolor: COLORS.grid, zeroline: false, ticksuffix: "", title: { text: "" } },
-    shapes: thresholdShapes(key),
+    xaxis: { type: "date", gridcolor: COLORS.grid, linecolor: COLORS.grid, range: xRange, tickformat, nticks: 6 },
+    yaxis: { gridcolor: COLORS.grid, zeroline: false, range, autorange: range ? false : true },
+    shapes,
   };
 }
 
-function windowRange() {
+function windowRange(c) {
+  // The selected range; while an asset has less history than that, start near its first point.
   const end = Math.max(Date.now(), newest * 1000);
-  return [new Date(end - data.span_s * 1000), new Date(end)];
+  let start = end - data.span_s * 1000;
+  if (c && c.ts.length) start = Math.max(start, Math.min(c.ts[0] * 1000 - 10000, end - 60000));
+  return [new Date(start), new Date(end)];
 }
 
 function covered(c, ts, span) {
@@ -79,7 +104,7 @@ function redraw() {
   for (const key of dirty) {
     const c = charts.get(key);
     const trace = { x: c.ts.map((t) => new Date(t * 1000)), y: c.ys, type: "scatter", mode: "lines", line: { color: COLORS.line, width: 1.6 }, hovertemplate: "%{y:.3f}<extra></extra>" };
-    window.Plotly.react(c.div, [trace], layout(key, c.unit), { displayModeBar: false, responsive: true });
+    window.Plotly.react(c.div, [trace], layout(key, c), { displayModeBar: false, responsive: true });
     c.div.dataset.points = String(c.ts.length);
     c.div.dataset.lastTs = c.ts.length ? String(c.ts[c.ts.length - 1]) : "";
   }
