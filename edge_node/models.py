@@ -24,3 +24,21 @@ class EdgeNode(models.Model):
 
     def __str__(self) -> str:
         return self.node_id
+
+
+class AuditEvent(models.Model):
+    """Who did what to the fleet, when: enrollment attempts, revocations, model and rollout steps."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=150, blank=True, help_text="Username, node id, or 'system'.")
+    action = models.CharField(max_length=64, db_index=True)
+    target = models.CharField(max_length=200, blank=True)
+    ok = models.BooleanField(default=True)
+    detail = models.JSONField(default=dict, blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"
