@@ -25,6 +25,8 @@ VARIANTS = (VARIANT_BASELINE, VARIANT_SCENARIO)
 # each chunk costs one plan build and one DB row. settings.SCENARIO_CHUNKS overrides it.
 DEFAULT_CHUNKS = 8
 MIN_REPLICATIONS_PER_CHUNK = 25
+# The embedded default's in-process worker: two threads (web/embedded.py).
+EMBEDDED_CHUNKS = 2
 # A chunk task reports progress (one UPDATE + one group message) at most this often...
 PROGRESS_INTERVAL_S = 0.5
 # ...and reads the run's cancel flag at most this often.

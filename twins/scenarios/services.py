@@ -48,6 +48,9 @@ def create_scenario(user: Any, *, name: str, site: Site, assets: Sequence[Asset]
 def chunks_per_variant(replications: int, requested: int | None = None) -> int:
     wanted = requested or getattr(settings, "SCENARIO_CHUNKS", const.DEFAULT_CHUNKS)
     if requested is None:  # an explicit request (tests, benchmarks) is honoured as is
+        if getattr(settings, "CELERY_EMBEDDED", False):
+            # One process, threads sharing the GIL: more chunks would only add queue latency.
+            wanted = min(wanted, const.EMBEDDED_CHUNKS)
         wanted = min(wanted, max(1, replications // const.MIN_REPLICATIONS_PER_CHUNK))
     return max(1, min(int(wanted), replications))
 
@@ -82,9 +85,10 @@ def start_run(scenario_id: int, user: Any = None, chunks: int | None = None, dis
     return run
 
 
-def dispatch_run(run_id: int) -> None:
+def dispatch_run(run_id: int) -> Any:
     """Queue the run: a chord of chunk tasks whose callback merges and stores the result. In the
-    embedded default (memory transport) the same chord runs on the in-process worker."""
+    embedded default (memory transport) the same chord runs on the in-process worker. Returns
+    the callback's AsyncResult (None when the broker refused the chord)."""
     from celery import chord
 
     from twins.scenarios.tasks import finish_run, simulate_chunk
@@ -93,10 +97,11 @@ def dispatch_run(run_id: int) -> None:
     queue = getattr(settings, "SCENARIO_QUEUE", "")
     options = {"queue": queue} if queue else {}
     try:
-        chord([simulate_chunk.si(chunk_id).set(**options) for chunk_id in chunk_ids])(finish_run.si(run_id).set(**options))
+        return chord([simulate_chunk.si(chunk_id).set(**options) for chunk_id in chunk_ids])(finish_run.si(run_id).set(**options))
     except Exception as exc:
         log.exception("scenario run %s could not be queued", run_id)
         fail_run(run_id, f"could not be queued: {exc}")
+        return None
 
 
 def cancel_run(run_id: int, user: Any = None) -> ScenarioRun:

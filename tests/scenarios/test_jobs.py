@@ -1,0 +1,127 @@
+"""Services and tasks as plain functions and through an eager Celery chord: stored results
+come from the engine, whatever the chunking; cancelling, redelivery and deleted runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.scenarios.factories import make_scenario, make_site_with_twins
+from twins.scenarios import const, jobs
+from twins.scenarios.models import ScenarioChunk, ScenarioRun
+from twins.scenarios.progress import CancelFlag, ChunkProgress
+from twins.scenarios.services import ScenarioServiceError, cancel_run, start_run
+from twins.sim import compare, run, scenario_from_dict
+from web.celery import app
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def scenario(planner):
+    site, assets = make_site_with_twins(3, members=[planner])
+    return make_scenario(site, assets, planner, replications=120, seed=11)
+
+
+@pytest.fixture
+def eager_celery():
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
+def test_it_stores_the_engines_result_through_an_eager_chord(scenario, planner, eager_celery, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        started = start_run(scenario.id, planner, chunks=3)
+    stored = ScenarioRun.objects.get(id=started.id)
+    assert stored.state == "done" and stored.error == ""
+    assert stored.chunks.count() == 6 and not stored.chunks.filter(data__isnull=False).exists()  # arrays dropped once merged
+    # The same engine scenarios run in one process give the same figures.
+    direct = {variant: run(scenario_from_dict(spec)) for variant, spec in stored.specs.items()}
+    assert stored.results == direct
+    assert stored.comparison == compare(direct["baseline"], [direct["scenario"]])
+
+
+def test_it_gives_identical_results_with_one_chunk_and_with_two(scenario):
+    results = []
+    for chunks in (1, 2):
+        started = start_run(scenario.id, chunks=chunks, dispatch=False)
+        assert ScenarioChunk.objects.filter(run=started, variant=const.VARIANT_SCENARIO).count() == chunks
+        # Chunks in reverse order, as two workers may finish them.
+        for chunk_id in ScenarioChunk.objects.filter(run=started).order_by("-start").values_list("id", flat=True):
+            assert jobs.simulate_chunk(chunk_id)["status"] == "done"
+        assert jobs.finish_run(started.id)["status"] == "done"
+        results.append(ScenarioRun.objects.get(id=started.id).results)
+    assert results[0] == results[1]
+    assert results[0]["scenario"]["replications"] == 120
+
+
+def test_it_is_idempotent_for_redelivered_tasks(scenario):
+    started = start_run(scenario.id, chunks=2, dispatch=False)
+    chunk = ScenarioChunk.objects.filter(run=started).first()
+    assert jobs.simulate_chunk(chunk.id)["status"] == "done"
+    assert jobs.simulate_chunk(chunk.id)["status"] == "already done"
+    assert jobs.run_all_chunks(started.id)["status"] == "done"
+    first = ScenarioRun.objects.get(id=started.id)
+    assert jobs.finish_run(started.id)["status"] == "done"  # already stored: nothing changes
+    assert ScenarioRun.objects.get(id=started.id).finished_at == first.finished_at
+
+
+def test_it_exits_cleanly_when_the_run_is_gone(scenario):
+    started = start_run(scenario.id, dispatch=False)
+    chunk_id = started.chunks.first().id
+    started.delete()
+    assert jobs.simulate_chunk(chunk_id) == {"chunk": chunk_id, "status": "gone"}
+    assert jobs.finish_run(started.id) == {"run": started.id, "status": "gone"}
+
+
+def test_it_stops_a_chunk_once_the_run_is_cancelled(scenario, planner):
+    scenario.params["replications"] = 2000
+    scenario.save()
+    started = start_run(scenario.id, chunks=1, dispatch=False)
+    chunk = started.chunks.get(variant=const.VARIANT_SCENARIO)
+    seen = []
+
+    class CancelMidway(ChunkProgress):
+        def __call__(self, done, total):
+            seen.append(done)
+            if done >= 100 and ScenarioRun.objects.get(id=started.id).is_active:
+                cancel_run(started.id, planner)
+
+    flag = CancelFlag(started.id, interval_s=0.0)
+    from twins.sim import SimulationCancelled, run_chunk
+
+    with pytest.raises(SimulationCancelled) as stopped:
+        run_chunk(started.specs["scenario"], chunk.start, chunk.stop, progress=CancelMidway(started.id, chunk.id, interval_s=0.0), should_stop=flag)
+    assert stopped.value.done < 2000 and flag.reads >= 1
+    # The task path: a cancelled run's chunks return without simulating, the merge stores nothing.
+    assert jobs.simulate_chunk(chunk.id)["status"] == "cancelled"
+    assert jobs.finish_run(started.id)["status"] == "cancelled"
+    final = ScenarioRun.objects.get(id=started.id)
+    assert final.state == "cancelled" and final.results is None
+    with pytest.raises(ScenarioServiceError, match="cancelled already"):
+        cancel_run(started.id, planner)
+
+
+def test_it_reads_the_cancel_flag_at_most_every_interval(scenario):
+    started = start_run(scenario.id, dispatch=False)
+    now = [0.0]
+    flag = CancelFlag(started.id, interval_s=0.5, clock=lambda: now[0])
+    for step in range(100):  # 100 polls over 2 s
+        now[0] = step * 0.02
+        assert flag() is False
+    assert flag.reads == 3
+    ScenarioRun.objects.filter(id=started.id).update(state="cancelled")
+    now[0] = 2.6
+    assert flag() is True
+
+
+def test_it_marks_the_run_failed_when_a_stored_scenario_is_invalid(scenario):
+    started = start_run(scenario.id, dispatch=False)
+    specs = started.specs
+    specs["scenario"]["load_factor"] = 99
+    ScenarioRun.objects.filter(id=started.id).update(specs=specs)
+    chunk = started.chunks.get(variant="scenario", index=0)
+    assert jobs.simulate_chunk(chunk.id)["status"] == "failed"
+    failed = ScenarioRun.objects.get(id=started.id)
+    assert failed.state == "failed" and "load_factor" in failed.error
