@@ -17,7 +17,7 @@ from tests.factories import make_fleet, make_site
 from web.consumers import LiveConsumer
 from web.live_messages import CLOSE_NO_ROLE, CLOSE_NOT_LOGGED_IN, FLUSH_INTERVAL_S
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps the role groups
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
