@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from web.settings import *  # noqa: F403
+from web.settings import *
 from web.settings import CHANNEL_LAYERS, REDIS_URL
 
 if REDIS_URL:
