@@ -85,7 +85,7 @@ class Command(BaseCommand):
             env.update(AIOT_VAR_DIR=var_dir, PYTHONUNBUFFERED="1")
             manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
             for cmd in (["migrate", "--noinput"], ["load_demo"], ["shell", "-c", "from web.management.commands.screenshots import seed_demo_rules; seed_demo_rules()"]):
-                done = subprocess.run([*manage, *cmd], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=180)
+                done = subprocess.run([*manage, *cmd], check=False, cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=180)
                 if done.returncode != 0:
                     raise CommandError(f"{' '.join(cmd)} failed: {done.stderr[-2000:]}")
             http_port, mqtt_port = _free_port(), _free_port()
