@@ -61,7 +61,7 @@ function followProgress() {
 
 function layout(extra = {}) {
   return {
-    height: 320, margin: { l: 60, r: 14, t: 10, b: 70 }, font: FONT, legend: { orientation: "h", y: -0.25 },
+    height: 320, margin: { l: 60, r: 14, t: 10, b: 70 }, font: FONT, showlegend: true, legend: { orientation: "h", y: -0.25 },
     paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", ...extra,
   };
 }

@@ -66,8 +66,8 @@ def test_it_maps_the_engine_bounds_to_field_errors(client, planner, mine):
 
 def test_it_refuses_no_assets_and_assets_of_two_sites(client, planner, mine):
     client.force_login(planner)
-    site, assets = mine
-    other_site, other_assets = make_site_with_twins(1, members=[planner])
+    _site, assets = mine
+    _other_site, other_assets = make_site_with_twins(1, members=[planner])
     empty = client.post("/scenarios/new/", form_data())
     assert "Pick a site or one or more assets." in empty.context["form"].errors["site"]
     mixed = client.post("/scenarios/new/", form_data(assets=[assets[0].id, other_assets[0].id]) | {"assets": [assets[0].id, other_assets[0].id]})
@@ -132,7 +132,7 @@ def test_it_shows_results_with_recommended_dates_and_escapes_names(client, plann
     client.force_login(planner)
     html = client.get(f"/scenarios/runs/{finished_run.id}/").content.decode()
     assert EVIL not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    data = json.loads(re.search(r'<script id="run-data" type="application/json">(.*?)</script>', html, re.S).group(1))
+    data = json.loads(re.search(r'<script id="run-data" type="application/json">(.*?)</script>', html, re.DOTALL).group(1))
     result = finished_run.results["scenario"]
     assert data["results"]["comparison"]["scenarios"][0]["fleet"]["total_cost"]["scenario"] == result["fleet"]["total_cost"]["mean"]
     start = finished_run.created_at.date()
