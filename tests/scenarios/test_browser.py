@@ -5,6 +5,8 @@ recommended dates and the assumptions; names stay text."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import signal
 import subprocess
@@ -13,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from tests.browser.conftest import chromium, log_in  # noqa: F401  (fixture)
@@ -22,6 +25,7 @@ from twins.scenarios.models import ScenarioRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 EVIL_NAME = "<img src=x onerror=alert(1)> summer"
+log = logging.getLogger(__name__)
 
 
 @pytest.fixture
@@ -76,6 +80,8 @@ def test_it_lets_a_planner_run_a_scenario_and_compare_it_with_the_baseline(chrom
         page.click("#run-scenario")
         expect(page.locator("[data-field=replications] .errorlist")).to_contain_text("Must be between 1 and 10000")
         page.fill("input[name=replications]", "4000")
+        frames: list[dict] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(json.loads(payload))))
         page.click("#run-scenario")
         page.wait_for_url("**/scenarios/runs/*/")
         run = ScenarioRun.objects.get()
@@ -89,14 +95,18 @@ def test_it_lets_a_planner_run_a_scenario_and_compare_it_with_the_baseline(chrom
             try:
                 bar = page.locator("#progress-bar")
                 seen.append((bar.get_attribute("value") or "", page.locator("#run-state").text_content() or ""))
-            except Exception:  # the page reloads when the run ends
-                pass
+            except PlaywrightError as exc:  # the page reloads when the run ends
+                log.info("progress bar not readable during the reload: %s", exc)
             time.sleep(0.05)
         expect(page.locator("#comparison-chart .main-svg").first).to_be_visible()
         values = [int(float(v)) for v, _state in seen if v]
         assert any(0 < v < run.total for v in values), f"the bar never showed progress in between: {seen[:5]}...{seen[-5:]}"
         assert values == sorted(values)
-        assert ("running" in {state for _v, state in seen})
+        assert "running" in {state for _v, state in seen}
+        # What the socket delivered: the bar's source, never backwards, ending with "done".
+        done = [f["done"] for f in frames]
+        assert done == sorted(done) and frames[-1]["state"] == "done" and done[-1] == run.total
+        assert len(frames) >= 3
 
         run.refresh_from_db()
         assert run.state == "done"
