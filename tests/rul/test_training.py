@@ -6,6 +6,7 @@ import numpy as np
 
 from twins.rul import RunToFailureData, TrainedRul, split_units, train_rul
 from twins.rul.features import rows_features
+from twins.rul.train import out_of_fold_predictions
 
 from .conftest import pump_fleet
 
@@ -13,15 +14,43 @@ from .conftest import pump_fleet
 def test_it_splits_by_engine_without_leakage(
     trained: TrainedRul, fd001_slice: RunToFailureData
 ) -> None:
-    fit, cal, val = (
-        set(trained.split[k]) for k in ("fit", "calibration", "validation")
+    fit, val = set(trained.split["fit"]), set(trained.split["validation"])
+    assert fit and val
+    assert not fit & val
+    assert fit | val == set(fd001_slice.unit_ids.tolist())
+    # the conformal residuals come from folds of whole engines: each engine in exactly one fold
+    folds = [set(f) for f in trained.split["folds"]]
+    assert len(folds) == 5
+    assert sum(len(f) for f in folds) == len(fit)
+    assert set().union(*folds) == fit
+
+
+def test_it_predicts_each_fold_without_its_own_engines(
+    trained: TrainedRul, fd001_slice: RunToFailureData
+) -> None:
+    data = fd001_slice.select_units(trained.split["fit"])
+    features = rows_features(
+        trained.spec, data.select_signals(trained.spec.signals), data.unit_bounds()
     )
+    target = np.minimum(data.rul(), 125)
+    folds = [np.asarray(f) for f in trained.split["folds"]]
+    before = out_of_fold_predictions(features, target, data.units, folds, 5, seed=1)
+    # scrambling the labels of fold 0 cannot change fold 0's predictions, only the others'
+    scrambled = target.copy()
+    in_fold = np.isin(data.units, folds[0])
+    scrambled[in_fold] = np.random.default_rng(0).permutation(scrambled[in_fold])
+    after = out_of_fold_predictions(features, scrambled, data.units, folds, 5, seed=1)
+    np.testing.assert_array_equal(before[in_fold], after[in_fold])
+    assert not np.array_equal(before[~in_fold], after[~in_fold])
+
+
+def test_it_keeps_split_conformal_units_apart(fd001_slice: RunToFailureData) -> None:
+    model = train_rul(fd001_slice, seed=2, n_estimators=10, conformal_folds=0)
+    fit, cal, val = (set(model.split[k]) for k in ("fit", "calibration", "validation"))
     assert fit and cal and val
     assert not fit & cal and not fit & val and not cal & val
-    assert fit | cal | val == set(fd001_slice.unit_ids.tolist())
-    # every row of a validation engine stays out of the rows the forest was fitted on
-    fitted = fd001_slice.select_units(sorted(fit))
-    assert not set(np.unique(fitted.units).tolist()) & val
+    assert model.split["folds"] == []
+    assert 0 < model.validation["test_style"]["rmse"] < 25
 
 
 def test_it_split_units_is_reproducible_and_exhaustive() -> None:
@@ -62,13 +91,7 @@ def test_it_predicts_remaining_life_on_held_out_engines(trained: TrainedRul) -> 
 def test_it_covers_about_80_percent_of_held_out_truths(fd001: RunToFailureData) -> None:
     # coverage is measured on 30 engines never used for fitting or calibration
     data = fd001.select_units(np.arange(1, 61))
-    model = train_rul(
-        data,
-        seed=11,
-        n_estimators=30,
-        validation_fraction=0.5,
-        calibration_fraction=0.2,
-    )
+    model = train_rul(data, seed=11, n_estimators=30, validation_fraction=0.5)
     assert abs(model.validation["rows"]["coverage80"] - 0.8) <= 0.10
     assert abs(model.validation["test_style"]["coverage80"] - 0.8) <= 0.10
 

@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--cap", type=float, default=const.DEFAULT_CAP)
     train.add_argument("--trees", type=int, default=const.N_ESTIMATORS)
     train.add_argument(
+        "--folds",
+        type=int,
+        default=const.CONFORMAL_FOLDS,
+        help="cross-conformal folds for the interval (0: split-conformal on held-out units)",
+    )
+    train.add_argument(
         "--name",
         default=None,
         help="model name stored in meta.json (default: the version)",
@@ -83,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cap=args.cap,
                 seed=args.seed,
                 n_estimators=args.trees,
+                conformal_folds=args.folds,
             )
             meta = save_model(trained, args.out, name=args.name)
             print(f"model {meta['version']} written to {args.out}")

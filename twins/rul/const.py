@@ -11,9 +11,14 @@ DEFAULT_WINDOW = 60
 RECENT_ROWS = 5
 DEFAULT_SEED = 0
 
-# Share of the units held out (by unit, never by row) for conformal calibration and validation.
-CALIBRATION_FRACTION = 0.15
+# Share of the units held out (by unit, never by row) for validation, and, for split-conformal
+# calibration (CONFORMAL_FOLDS = 0), for calibration.
 VALIDATION_FRACTION = 0.15
+CALIBRATION_FRACTION = 0.15
+# Cross-conformal: out-of-fold residuals of smaller forests over all training units calibrate
+# the interval, and every training unit fits the final forest.
+CONFORMAL_FOLDS = 5
+FOLD_ESTIMATORS = 30
 
 # Nominal coverage of the prediction interval and the number of predicted-RUL bins in which the
 # conformal residual quantiles are taken (uncertainty shrinks close to failure).

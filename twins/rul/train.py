@@ -96,6 +96,43 @@ def test_style_rows(
     return np.asarray(rows), np.asarray(reps)
 
 
+def make_forest(n_estimators: int, seed: int) -> RandomForestRegressor:
+    return RandomForestRegressor(
+        n_estimators=n_estimators,
+        min_samples_leaf=const.MIN_SAMPLES_LEAF,
+        max_features=const.MAX_FEATURES,
+        random_state=seed,
+        n_jobs=1,
+    )
+
+
+def unit_folds(unit_ids: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
+    """The units shuffled and dealt into ``folds`` groups of near-equal size."""
+    ids = np.array(sorted(set(np.asarray(unit_ids).tolist())))
+    if folds < 2 or folds > len(ids):
+        raise ValueError(f"cannot make {folds} folds of {len(ids)} units")
+    ids = ids[np.random.default_rng(seed).permutation(len(ids))]
+    return [ids[k::folds] for k in range(folds)]
+
+
+def out_of_fold_predictions(
+    features: np.ndarray,
+    target: np.ndarray,
+    row_units: np.ndarray,
+    folds: Sequence[np.ndarray],
+    n_estimators: int,
+    seed: int,
+) -> np.ndarray:
+    """Each row predicted by a forest fitted without any row of that row's unit (its fold)."""
+    pred = np.empty(len(target))
+    for k, fold in enumerate(folds):
+        held = np.isin(row_units, fold)
+        model = make_forest(n_estimators, seed + k)
+        model.fit(features[~held], target[~held])
+        pred[held] = model.predict(features[held])
+    return pred
+
+
 def train_rul(
     histories: RunToFailureData,
     *,
@@ -104,55 +141,70 @@ def train_rul(
     cap: float = const.DEFAULT_CAP,
     seed: int = const.DEFAULT_SEED,
     n_estimators: int = const.N_ESTIMATORS,
-    calibration_fraction: float = const.CALIBRATION_FRACTION,
     validation_fraction: float = const.VALIDATION_FRACTION,
+    conformal_folds: int = const.CONFORMAL_FOLDS,
+    fold_estimators: int = const.FOLD_ESTIMATORS,
+    calibration_fraction: float = const.CALIBRATION_FRACTION,
     coverage: float = const.INTERVAL_COVERAGE,
 ) -> TrainedRul:
-    """Fit a random forest on windowed features of part of the units.
+    """Fit a random forest on windowed features, with a conformal 80% interval, validated on
+    held-out units.
 
-    The units (never rows) are split three ways: the model is fitted on one part, the conformal
-    interval calibrated on a second, and the result validated on the third, both at every row
-    and the standard test way (each unit cut at a random row, predicting at the cut).
-    ``signals`` defaults to an automatic choice (see ``choose_signals``).
+    Units (never rows) are split: ``validation_fraction`` of them is held out to measure the
+    result, at every row and the standard test way (each unit cut at a random row, predicting
+    at the cut). The interval comes from residuals on units the predicting forest never saw:
+    with ``conformal_folds >= 2`` (cross-conformal) from out-of-fold forests of
+    ``fold_estimators`` trees over the remaining units, which then all fit the final forest;
+    with ``conformal_folds == 0`` (split-conformal) from a separate ``calibration_fraction`` of
+    the units that the final forest does not use. ``signals`` defaults to an automatic choice
+    (see ``choose_signals``).
     """
     started = time.perf_counter()
-    val_units, cal_units, fit_units = split_units(
-        histories.unit_ids, [validation_fraction, calibration_fraction], seed
-    )
-    fit, cal, val = (
-        histories.select_units(u) for u in (fit_units, cal_units, val_units)
-    )
+    if conformal_folds >= 2:
+        val_units, fit_units = split_units(
+            histories.unit_ids, [validation_fraction], seed
+        )
+        cal_units = fit_units
+    else:
+        val_units, cal_units, fit_units = split_units(
+            histories.unit_ids, [validation_fraction, calibration_fraction], seed
+        )
+    fit, val = histories.select_units(fit_units), histories.select_units(val_units)
     fit_target = np.minimum(fit.rul(), cap)
     chosen = list(signals) if signals is not None else choose_signals(fit, fit_target)
     spec = fit_spec(fit, chosen, window)
-
-    estimator = RandomForestRegressor(
-        n_estimators=n_estimators,
-        min_samples_leaf=const.MIN_SAMPLES_LEAF,
-        max_features=const.MAX_FEATURES,
-        random_state=seed,
-        n_jobs=1,
-    )
-    estimator.fit(
-        rows_features(spec, fit.select_signals(chosen), fit.unit_bounds()), fit_target
-    )
+    fit_features = rows_features(spec, fit.select_signals(chosen), fit.unit_bounds())
 
     # Calibrate where the model serves: histories at least as long as a test-style cut. The first
     # rows of a unit are trivially healthy and would make the interval too narrow elsewhere.
-    cal_rows = mature_rows(cal)
-    cal_pred = estimator.predict(
-        rows_features(spec, cal.select_signals(chosen), cal.unit_bounds())
-    )
+    folds: list[np.ndarray] = []
+    if conformal_folds >= 2:
+        folds = unit_folds(fit_units, conformal_folds, seed)
+        cal_pred = out_of_fold_predictions(
+            fit_features, fit_target, fit.units, folds, fold_estimators, seed
+        )
+        cal_rows, cal_true = mature_rows(fit), fit_target
+    else:
+        cal = histories.select_units(cal_units)
+        cal_rows, cal_true = mature_rows(cal), np.minimum(cal.rul(), cap)
+    estimator = make_forest(n_estimators, seed)
+    estimator.fit(fit_features, fit_target)
+    if conformal_folds < 2:
+        cal_pred = estimator.predict(
+            rows_features(spec, cal.select_signals(chosen), cal.unit_bounds())
+        )
     bands = calibrate(
-        cal_pred[cal_rows],
-        np.minimum(cal.rul(), cap)[cal_rows],
-        coverage,
-        const.CONFORMAL_BINS,
+        cal_pred[cal_rows], cal_true[cal_rows], coverage, const.CONFORMAL_BINS
     )
 
     validation = validate(estimator, spec, bands, val, cap, seed)
     seconds = time.perf_counter() - started
     log.info("trained RUL model in %.1f s: %s", seconds, validation["test_style"])
+    method = (
+        f"cross-conformal, {conformal_folds} folds of {fold_estimators} trees"
+        if conformal_folds >= 2
+        else "split-conformal on held-out calibration units"
+    )
     return TrainedRul(
         estimator=estimator,
         spec=spec,
@@ -163,6 +215,7 @@ def train_rul(
             "fit": fit_units.tolist(),
             "calibration": cal_units.tolist(),
             "validation": val_units.tolist(),
+            "folds": [f.tolist() for f in folds],
         },
         training={
             "description": histories.description,
@@ -172,6 +225,7 @@ def train_rul(
             "seconds": round(seconds, 2),
             "model": f"RandomForestRegressor(n_estimators={n_estimators}, min_samples_leaf="
             f"{const.MIN_SAMPLES_LEAF}, max_features={const.MAX_FEATURES})",
+            "interval": method,
             "all_signals": list(histories.signals),
         },
     )
