@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from twins.models import key_validator
@@ -18,6 +19,11 @@ class EdgeNode(models.Model):
     status_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Credentials: only hashes are kept. The MQTT username is the node id.
+    secret_hash = models.CharField(max_length=255, blank=True, help_text="scrypt hash of the node's HTTP secret (artifact downloads).")
+    mqtt_password_hash = models.CharField(max_length=255, blank=True, help_text="Mosquitto $7$ (PBKDF2-SHA512) hash of the node's MQTT password.")
+    enrolled_at = models.DateTimeField(null=True, blank=True)
+    credentials_changed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["node_id"]
@@ -42,3 +48,24 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"
+
+
+class EnrollmentToken(models.Model):
+    """A one-time secret an admin hands to a gateway so it can enroll. Only its SHA-256 is stored."""
+
+    site = models.ForeignKey("twins.Site", on_delete=models.CASCADE, related_name="enrollment_tokens")
+    token_hash = models.CharField(max_length=64, unique=True, help_text="SHA-256 (hex) of the token; the token itself is shown once.")
+    node_id = models.CharField(max_length=64, blank=True, validators=[key_validator], help_text="Node id to give the enrolled node; blank = generated.")
+    tags = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by_addr = models.GenericIPAddressField(null=True, blank=True)
+    enrolled_node = models.ForeignKey(EdgeNode, null=True, blank=True, on_delete=models.SET_NULL, related_name="enrollment_tokens")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"token #{self.pk} for {self.site_id}"
