@@ -46,14 +46,14 @@ RUN_TIMEOUT_S = 300.0
 
 def scratch_database(tmp: Path) -> tuple[str, bool]:
     """A fresh database URL, and whether it is PostgreSQL (to drop it at the end)."""
-    try:
-        import psycopg
+    import psycopg
 
+    try:
         with psycopg.connect(PG_URL, autocommit=True, connect_timeout=3) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
             conn.execute(f"CREATE DATABASE {DB_NAME}")
         return urlunsplit(urlsplit(PG_URL)._replace(path=f"/{DB_NAME}")), True
-    except Exception as exc:  # no PostgreSQL here: the same bench on SQLite (WAL)
+    except (psycopg.Error, OSError) as exc:  # no PostgreSQL here: the same bench on SQLite (WAL)
         print(f"PostgreSQL not usable ({exc}); using SQLite in {tmp}")
         return f"sqlite:///{tmp / 'bench.sqlite3'}", False
 
