@@ -7,7 +7,9 @@ deployment: it refuses to start with DEBUG on, the default secret or no ALLOWED_
 
 from __future__ import annotations
 
+import hmac
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -134,6 +136,30 @@ if MQTT_EMBEDDED:
     MQTT_URL = f"mqtt://127.0.0.1:{MQTT_EMBEDDED_PORT}"
 MQTT_CA_FILE = env_str("MQTT_CA_FILE", "")
 MQTT_CLIENT_ID_PREFIX = env_str("MQTT_CLIENT_ID_PREFIX", "aiot")
+
+# Fleet security (edge_node): broker accounts, Mosquitto files, enrollment, model signing.
+# Service accounts: the ingest worker's defaults to MQTT_URL's user and password; in the
+# embedded demo both service passwords are derived from SECRET_KEY (never in production).
+_mqtt_parts = urlsplit(MQTT_URL)
+MQTT_INGEST_USERNAME = env_str("MQTT_INGEST_USERNAME", unquote(_mqtt_parts.username or "") or "aiot-ingest")
+MQTT_INGEST_PASSWORD = env_secret("MQTT_INGEST_PASSWORD", unquote(_mqtt_parts.password or ""))
+MQTT_PLATFORM_USERNAME = env_str("MQTT_PLATFORM_USERNAME", "aiot-platform")
+MQTT_PLATFORM_PASSWORD = env_secret("MQTT_PLATFORM_PASSWORD", "")
+if MQTT_EMBEDDED:
+    MQTT_INGEST_PASSWORD = MQTT_INGEST_PASSWORD or hmac.new(SECRET_KEY.encode(), b"embedded-mqtt-ingest", "sha256").hexdigest()
+    MQTT_PLATFORM_PASSWORD = MQTT_PLATFORM_PASSWORD or hmac.new(SECRET_KEY.encode(), b"embedded-mqtt-platform", "sha256").hexdigest()
+MQTT_NODE_BROKER_URL = env_url("MQTT_NODE_BROKER_URL", ("mqtt", "mqtts"))  # handed to nodes at enrollment
+MQTT_PASSWORD_FILE = env_str("MQTT_PASSWORD_FILE", "")
+MQTT_ACL_FILE = env_str("MQTT_ACL_FILE", "")
+try:  # octal, like chmod: the broker's user must be able to read the files
+    MQTT_BROKER_FILE_MODE = int(env_str("MQTT_BROKER_FILE_MODE", "640"), 8) & 0o777
+except ValueError:
+    raise ImproperlyConfigured("MQTT_BROKER_FILE_MODE must be an octal file mode such as 640") from None
+MOSQUITTO_PID_FILE = env_str("MOSQUITTO_PID_FILE", "")
+MOSQUITTO_RELOAD_CMD = env_str("MOSQUITTO_RELOAD_CMD", "")
+ENROLLMENT_TOKEN_TTL_S = env_int("ENROLLMENT_TOKEN_TTL_S", 24 * 3600, 60, 30 * 24 * 3600)
+ENROLLMENT_PUBLIC_URL = env_str("ENROLLMENT_PUBLIC_URL", "")  # the platform's URL as nodes reach it
+MODEL_SIGNING_KEY_FILE = env_str("MODEL_SIGNING_KEY_FILE", "")
 
 # Ingest tuning.
 INGEST_MAX_PAYLOAD_BYTES = env_int("INGEST_MAX_PAYLOAD_BYTES", 256 * 1024, 1024)
