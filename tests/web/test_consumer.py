@@ -118,6 +118,26 @@ def test_it_coalesces_a_thousand_updates_into_a_few_frames_latest_winning(manage
         assert len(keys) == len(set(keys))  # one entry per asset per frame, though it came via two groups
 
 
+def test_it_unpacks_site_batches_into_the_coalesced_frame(manager):
+    fleet = make_fleet(2, members=[manager])
+
+    async def scenario():
+        comm = communicator(manager)
+        assert (await comm.connect())[0]
+        await comm.send_json_to({"action": "subscribe", "site": fleet.site.id})
+        assert (await comm.receive_json_from(timeout=2))["type"] == "subscribed"
+        updates = [
+            {"type": "asset.update", "asset": a.id, "site": fleet.site.id, "last_seen": 5.0, "values": {"vib_rms": [5.0, float(a.id)]}} for a in fleet.assets
+        ]
+        await get_channel_layer().group_send(site_group(fleet.site.id), {"type": "site.updates", "site": fleet.site.id, "updates": updates})
+        frame = await comm.receive_json_from(timeout=2)
+        await comm.disconnect()
+        return frame
+
+    frame = async_to_sync(scenario)()
+    assert {m["asset"]: m["values"]["vib_rms"][1] for m in frame["messages"]} == {a.id: float(a.id) for a in fleet.assets}
+
+
 def test_it_refuses_an_anonymous_socket_through_the_real_asgi_stack(db):
     from web.asgi import application
 
