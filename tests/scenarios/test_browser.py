@@ -29,17 +29,7 @@ log = logging.getLogger(__name__)
 
 
 @pytest.fixture
-def roles(transactional_db):
-    from django.contrib.auth.models import Group
-
-    from web.roles import ROLES
-
-    for role in ROLES:  # transactional tests empty every table, the role groups too
-        Group.objects.get_or_create(name=role)
-
-
-@pytest.fixture
-def embedded_server(roles, tmp_path):
+def embedded_server(transactional_db, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "MQTT_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")}
     env.update(DATABASE_URL=database_url_for_subprocess(), AIOT_VAR_DIR=str(tmp_path), PYTHONUNBUFFERED="1", LOG_LEVEL="WARNING")
     port = free_port()

@@ -17,7 +17,7 @@ from twins.scenarios.consumers import ScenarioRunConsumer
 from twins.scenarios.progress import run_group
 from twins.scenarios.services import start_run
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # keeps the role groups
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,7 @@ from twins.scenarios.services import cancel_run, dispatch_run, start_run
 from twins.sim import run, scenario_from_dict
 from web.celery import app
 
-pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 QUEUE = f"scenarios-test-{uuid.uuid4().hex[:8]}"
 
 
