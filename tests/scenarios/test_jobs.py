@@ -125,3 +125,18 @@ def test_it_marks_the_run_failed_when_a_stored_scenario_is_invalid(scenario):
     assert jobs.simulate_chunk(chunk.id)["status"] == "failed"
     failed = ScenarioRun.objects.get(id=started.id)
     assert failed.state == "failed" and "load_factor" in failed.error
+
+
+def test_it_throttles_progress_writes_but_always_reports_the_end(scenario):
+    started = start_run(scenario.id, chunks=1, dispatch=False)
+    chunk = started.chunks.get(variant=const.VARIANT_SCENARIO)
+    now = [0.0]
+    progress = ChunkProgress(started.id, chunk.id, interval_s=0.5, clock=lambda: now[0])
+    published = []
+    progress.publish = published.append  # count the writes; what one write does is tested above
+    for done in range(1, 101):  # 100 calls over 2 s
+        now[0] = done * 0.02
+        progress(done, 120)
+    progress(120, 120)
+    assert published[0] == 1 and published[-1] == 120
+    assert len(published) <= 2 / 0.5 + 2

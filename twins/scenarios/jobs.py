@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from twins.scenarios import const
@@ -44,6 +44,8 @@ def simulate_chunk(chunk_id: int) -> dict[str, Any]:
     except SimulationCancelled as exc:
         log.info("scenario run %s chunk %s stopped after %s replications", run.id, chunk_id, exc.done)
         return {"chunk": chunk_id, "status": "stopped"}
+    except (OperationalError, InterfaceError):
+        raise  # the task retries with backoff
     except (ScenarioError, KeyError) as exc:
         fail_run(run.id, f"the stored scenario is invalid: {exc}")
         return {"chunk": chunk_id, "status": "failed"}

@@ -14,6 +14,7 @@ from typing import Literal, TypedDict
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.db import DatabaseError
 from django.db.models import Sum
 
 from twins.scenarios import const
@@ -91,8 +92,14 @@ class ChunkProgress:
     def publish(self, done: int) -> None:
         from twins.scenarios.models import ScenarioChunk
 
-        ScenarioChunk.objects.filter(id=self.chunk_id).update(done=done)
-        if broadcast_snapshot(self.run_id):
+        try:
+            ScenarioChunk.objects.filter(id=self.chunk_id).update(done=done)
+            message = snapshot(self.run_id)
+        except DatabaseError:
+            # Progress is best effort: a database hiccup must not stop the simulation.
+            log.warning("progress of scenario chunk %s not stored", self.chunk_id, exc_info=True)
+            return
+        if broadcast(message):
             self.sent += 1
 
 
@@ -116,6 +123,10 @@ class CancelFlag:
         self.reads += 1
         from twins.scenarios.models import ScenarioRun
 
-        state = ScenarioRun.objects.filter(id=self.run_id).values_list("state", flat=True).first()
+        try:
+            state = ScenarioRun.objects.filter(id=self.run_id).values_list("state", flat=True).first()
+        except DatabaseError:
+            log.warning("cancel flag of scenario run %s not readable; next try in %.1f s", self.run_id, self.interval_s, exc_info=True)
+            return False
         self.stopped = state not in ScenarioRun.ACTIVE
         return self.stopped
