@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from ingest import timeseries
 from twins.alerting import ACTIVE_STATES, alerts_for_display, serialize_alert
@@ -130,10 +130,13 @@ class AlertFilters:
     site: int | None = None
     asset: int | None = None
     severity: str | None = None
-    state: str = "active"  # 'active' (open or acknowledged), 'open', 'acknowledged', 'cleared', 'all'
+    # 'recent' (active, or cleared within RECENT_CLEARED), 'active' (open or acknowledged),
+    # 'open', 'acknowledged', 'cleared', 'all'
+    state: str = "recent"
 
 
-ALERT_STATE_FILTERS = ("active", "open", "acknowledged", "cleared", "all")
+ALERT_STATE_FILTERS = ("recent", "active", "open", "acknowledged", "cleared", "all")
+RECENT_CLEARED = timedelta(hours=24)
 
 
 def filter_alerts(sites, filters: AlertFilters, limit: int = 200) -> list[Alert]:
@@ -144,7 +147,9 @@ def filter_alerts(sites, filters: AlertFilters, limit: int = 200) -> list[Alert]
         qs = qs.filter(asset_id=filters.asset)
     if filters.severity:
         qs = qs.filter(severity=filters.severity)
-    if filters.state == "active":
+    if filters.state == "recent":
+        qs = qs.filter(Q(state__in=ACTIVE_STATES) | Q(cleared_at__gte=datetime.now(UTC) - RECENT_CLEARED))
+    elif filters.state == "active":
         qs = qs.filter(state__in=ACTIVE_STATES)
     elif filters.state != "all":
         qs = qs.filter(state=filters.state)

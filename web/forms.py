@@ -13,7 +13,7 @@ class AlertFilterForm(forms.Form):
     site = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
     asset = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
     severity = forms.ChoiceField(required=False, choices=[("", "Any severity"), *Alert.Severity.choices])
-    state = forms.ChoiceField(required=False, choices=[(s, s.capitalize()) for s in ALERT_STATE_FILTERS])
+    state = forms.ChoiceField(required=False, choices=[(s, "Active and cleared in the last 24 h" if s == "recent" else s.capitalize()) for s in ALERT_STATE_FILTERS])
 
     def __init__(self, *args, sites=None, assets=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -24,7 +24,7 @@ class AlertFilterForm(forms.Form):
         if not self.is_valid():
             return AlertFilters()
         d = self.cleaned_data
-        return AlertFilters(site=d.get("site"), asset=d.get("asset"), severity=d.get("severity") or None, state=d.get("state") or "active")
+        return AlertFilters(site=d.get("site"), asset=d.get("asset"), severity=d.get("severity") or None, state=d.get("state") or "recent")
 
 
 class AcknowledgeForm(forms.Form):

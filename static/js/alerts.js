@@ -10,7 +10,7 @@ function matches(a) {
   if (filters.site !== null && a.site !== filters.site) return false;
   if (filters.asset !== null && a.asset !== filters.asset) return false;
   if (filters.severity && a.severity !== filters.severity) return false;
-  if (filters.state === "active") return a.state === "open" || a.state === "acknowledged";
+  if (filters.state === "active" || filters.state === "recent") return a.state === "open" || a.state === "acknowledged";
   return filters.state === "all" || a.state === filters.state;
 }
 

@@ -131,17 +131,23 @@ def test_it_filters_alerts_by_site_severity_asset_and_state(client, manager, fle
     warning = open_alert(fleet, fleet.assets[0], "warning")
     critical = open_alert(fleet, fleet.assets[1], "critical")
     cleared = open_alert(fleet, fleet.assets[1], "critical", state="cleared")
+    cleared.cleared_at = timezone.now() - timedelta(hours=1)
+    cleared.save()
+    old = open_alert(fleet, fleet.assets[0], "warning", state="cleared")
+    old.cleared_at = timezone.now() - timedelta(days=3)
+    old.save()
     login(client, manager)
 
     def shown(query):
         page = client.get("/alerts/" + query).content.decode()
         return {int(i) for i in re.findall(r'<tr class="alert-row[^"]*" data-alert="(\d+)"', page)}
 
-    assert shown("") == {warning.id, critical.id}
-    assert shown("?severity=critical") == {critical.id}
-    assert shown(f"?asset={fleet.assets[0].id}") == {warning.id}
-    assert shown("?state=cleared") == {cleared.id}
-    assert shown(f"?site={fleet.site.id}&state=all") == {warning.id, critical.id, cleared.id}
+    assert shown("") == {warning.id, critical.id, cleared.id}  # active, and cleared within 24 h
+    assert shown("?state=active") == {warning.id, critical.id}
+    assert shown("?state=active&severity=critical") == {critical.id}
+    assert shown(f"?asset={fleet.assets[0].id}&state=active") == {warning.id}
+    assert shown("?state=cleared") == {cleared.id, old.id}
+    assert shown(f"?site={fleet.site.id}&state=all") == {warning.id, critical.id, cleared.id, old.id}
 
 
 def test_it_shows_history_latest_values_and_the_empty_twin_panel(client, manager, fleet):
