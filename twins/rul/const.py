@@ -39,6 +39,9 @@ TRUNCATION_REPEATS = 10
 # A truncated history keeps at least this many rows (the official test set has >= 31 cycles).
 MIN_TRUNCATED_ROWS = 31
 
+# Extra validation figure: rows whose uncapped true RUL is in the official FD001 test range.
+LATE_LIFE_MAX = 145.0
+
 # PHM08 score: late predictions (d > 0) are penalised more than early ones.
 PHM_EARLY_DIVISOR = 13.0
 PHM_LATE_DIVISOR = 10.0

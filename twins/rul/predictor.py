@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -73,6 +74,7 @@ class RulPredictor:
         self.input_name = self.session.get_inputs()[0].name
         # A preallocated single-row input spares an allocation per single-asset prediction.
         self._one = np.zeros((1, self.spec.n_features), dtype=np.float32)
+        self._one_lock = threading.Lock()
 
     @property
     def version(self) -> str:
@@ -110,10 +112,13 @@ class RulPredictor:
 
         Pass at least ``window`` rows; the last row is the latest.
         """
-        self._one[:] = histories_features(self.spec, [history])
-        return self.estimate_from_points(
-            self.session.run(None, {self.input_name: self._one})[0].reshape(-1)
-        )[0]
+        features = histories_features(self.spec, [history])
+        with (
+            self._one_lock
+        ):  # the preallocated row is shared by threads serving requests
+            self._one[:] = features
+            point = self.session.run(None, {self.input_name: self._one})[0].reshape(-1)
+        return self.estimate_from_points(point)[0]
 
     def predict_many(self, histories: Sequence[History] | np.ndarray) -> RulBatch:
         """RUL of many assets: one batch feature extraction and one onnxruntime call."""
