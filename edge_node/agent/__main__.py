@@ -1,4 +1,4 @@
-"""Command line: ``python -m edge_node.agent run --config node.toml`` (or ``check``)."""
+"""Command line: ``python -m edge_node.agent run --config node.toml`` (or ``check``, or ``enroll``)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,18 @@ log = logging.getLogger("edge_node.agent")
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] == ["enroll"]:  # enroll --url URL --token TOKEN [--config node.toml]: see enroll.py
+        from .enroll import main as enroll_main
+
+        return enroll_main(args_in[1:])
     parser = argparse.ArgumentParser(prog="python -m edge_node.agent", description="AIoT edge agent")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("run", "run the agent"), ("check", "validate the config and models, then exit")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--config", required=True, help="path to node.toml")
         p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub.add_parser("enroll", help="exchange a one-time token for this node's identity (see enroll --help)", add_help=False)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -105,6 +105,15 @@ class DetectConfig:
 
 
 @dataclass
+class PlatformConfig:
+    """Written by ``enroll``: the platform's URL, this node's HTTP secret, the model-signing key."""
+
+    url: str = ""
+    node_secret: str = ""
+    model_public_key: str = ""  # PEM (Ed25519): every model artifact must verify against it
+
+
+@dataclass
 class AgentConfig:
     node_id: str
     username: str | None = None
@@ -120,6 +129,7 @@ class AgentConfig:
     heartbeat_interval_s: float = const.DEFAULT_HEARTBEAT_INTERVAL_S
     speedup: float = 1.0
     payload_format: str = "json"  # or "msgpack"
+    platform: PlatformConfig = field(default_factory=PlatformConfig)
 
 
 # -- loading -------------------------------------------------------------------
@@ -241,6 +251,10 @@ def parse_config(raw: dict[str, Any], base_dir: Path, name: str = "config") -> A
         raise b.fail("cert_file", "a client certificate needs an mqtts:// url")
     b.check_unknown()
     cfg.broker = broker
+
+    pl = _Reader(top.table_of("platform"), f"{name}: [platform].")
+    cfg.platform = PlatformConfig(url=pl.get("url", str, ""), node_secret=pl.get("node_secret", str, ""), model_public_key=pl.get("model_public_key", str, ""))
+    pl.check_unknown()
 
     buf = _Reader(top.table_of("buffer"), f"{name}: [buffer].")
     cfg.buffer = BufferConfig(
