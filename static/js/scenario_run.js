@@ -167,6 +167,17 @@ function drawAsset(r, index) {
     shapes.push({ type: "line", x0: a.recommendation.date, x1: a.recommendation.date, yref: "paper", y0: 0, y1: 1, line: { color: "#2f8a57", dash: "dash" } });
   }
   Plotly.react("asset-chart", traces, layout({ yaxis: { title: { text: "P(failed by date)" }, range: [0, 1] }, xaxis: { type: "date" }, shapes }), { displayModeBar: false, responsive: true });
+  // Each variant's histogram has its own bins (up to its 99th percentile); "above" counts the rest.
+  const bars = [];
+  const hist = (h, key, name) => {
+    if (!h) return;
+    const centers = h.edges.slice(0, -1).map((e, i) => (e + h.edges[i + 1]) / 2);
+    const width = h.edges.map((e, i) => (i ? e - h.edges[i - 1] : 0)).slice(1);
+    bars.push({ type: "bar", name: plotlyText(`${name}${h.above ? ` (${h.above} beyond)` : ""}`), x: centers, y: h.counts, width, opacity: 0.6, marker: { color: COLORS[key] } });
+  };
+  hist(a.baseline_rul_histogram, "baseline", r.names.baseline);
+  hist(a.rul_histogram, "scenario", r.names.scenario);
+  Plotly.react("asset-rul-chart", bars, layout({ barmode: "overlay", xaxis: { title: { text: "days from the run's start" } }, yaxis: { title: { text: "replications" } } }), { displayModeBar: false, responsive: true });
 }
 
 function drawResults(r) {

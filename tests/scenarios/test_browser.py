@@ -106,6 +106,7 @@ def test_it_lets_a_planner_run_a_scenario_and_compare_it_with_the_baseline(chrom
         expect(page.locator("#comparison-table tbody tr")).to_have_count(len(run.comparison["scenarios"][0]["fleet"]))
         expect(page.locator("#rul-chart .main-svg").first).to_be_visible()
         expect(page.locator("#risk-chart .main-svg").first).to_be_visible()
+        expect(page.locator("#asset-rul-chart .main-svg").first).to_be_visible()
         dated = [a for a in page.context.request.get(f"{embedded_server}/scenarios/runs/{run.id}/csv/").text().splitlines()[1:] if a]
         assert len(dated) == 2 * (len(assets) + 1)
         expect(page.locator("#asset-table tbody tr")).to_have_count(len(assets))

@@ -46,6 +46,7 @@ def asset_rows(result: dict[str, Any], start: date, baseline: dict[str, Any] | N
             "asset_id": a["asset_id"], "name": a["name"],
             "rul_days": a["rul_days"], "baseline_rul_days": base["rul_days"] if base else None,
             "ttf_days": a["ttf_days"], "rul_histogram": a["rul_histogram"],
+            "baseline_rul_histogram": base["rul_histogram"] if base else None,
             "failure_probability": a["failure_probability"],
             "baseline_failure_probability": base["failure_probability"] if base else None,
             "failure_probability_horizon": a["failure_probability_horizon"],
