@@ -176,3 +176,27 @@ def test_it_compares_several_runs_against_the_baseline(client, planner, mine, fi
     assert [s["name"] for s in comparison["scenarios"]] == [finished_run.scenario.name, "Time-based"]
     other_run.refresh_from_db()
     assert comparison["scenarios"][1]["fleet"]["total_cost"]["scenario"] == other_run.results["scenario"]["fleet"]["total_cost"]["mean"]
+
+
+def test_it_cancels_a_queued_run_from_its_page_and_says_so_twice(client, planner, mine):
+    site, assets = mine
+    started = start_run(make_scenario(site, assets, planner, replications=100).id, planner, dispatch=False)
+    client.force_login(planner)
+    page = client.get(f"/scenarios/runs/{started.id}/").content.decode()
+    assert 'id="cancel-run"' in page and 'id="download-csv"' not in page
+    response = client.post(f"/scenarios/runs/{started.id}/cancel/", follow=True)
+    assert ScenarioRun.objects.get(id=started.id).state == "cancelled"
+    assert "Run cancelled." in response.content.decode() and 'id="cancel-run"' not in response.content.decode()
+    again = client.post(f"/scenarios/runs/{started.id}/cancel/", follow=True)
+    assert "This run is cancelled already." in again.content.decode()
+    assert client.get(f"/scenarios/runs/{started.id}/csv/").status_code == 404  # no result to export
+
+
+def test_it_gives_facility_managers_a_403_on_runs_even_at_their_site(client, manager, planner, finished_run):
+    finished_run.scenario.site.members.add(manager)
+    client.force_login(manager)
+    for url in (f"/scenarios/runs/{finished_run.id}/", f"/scenarios/runs/{finished_run.id}/csv/"):
+        assert client.get(url).status_code == 403
+    assert client.post(f"/scenarios/runs/{finished_run.id}/cancel/").status_code == 403
+    assert client.post(f"/scenarios/{finished_run.scenario.id}/rerun/").status_code == 403
+    assert ScenarioRun.objects.count() == 1
