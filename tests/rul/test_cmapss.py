@@ -157,6 +157,20 @@ def test_it_trains_and_evaluates_from_the_command_line(
     result = json.loads(scored.stdout.splitlines()[-1])
     assert result["engines"] == 30 and result["rmse"] > 0
 
+    missing = run_cli(
+        "eval",
+        "--model",
+        str(tmp_path / "nope"),
+        "--test",
+        str(test_path),
+        "--truth",
+        str(truth_path),
+    )
+    assert missing.returncode == 2
+    assert (
+        "ModelArtifactError" in missing.stderr and "missing meta.json" in missing.stderr
+    )
+
     bad = tmp_path / "bad.txt"
     bad.write_text("1 1 " + "0 " * 24 + "\n" * 16 + "1 2 3\n")
     failed = run_cli(
@@ -167,3 +181,16 @@ def test_it_trains_and_evaluates_from_the_command_line(
         "CmapssFormatError: bad.txt line 17: expected 26 numeric columns, got 3"
         in failed.stderr
     )
+
+
+def test_it_imports_no_django() -> None:
+    # edge nodes and plain scripts use the package without Django installed
+    probe = "import sys, twins.rul; print(sorted(m for m in sys.modules if m.startswith('django')))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"
