@@ -9,7 +9,7 @@ from typing import Any
 
 from twins.scenarios import const
 from twins.scenarios.models import ScenarioRun
-from twins.scenarios.progress import ws_path
+from twins.scenarios.progress import snapshot, ws_path
 from twins.sim import compare, to_csv_rows
 
 
@@ -76,9 +76,12 @@ def comparison_for(run: ScenarioRun, others: Sequence[ScenarioRun] = ()) -> dict
 
 def run_page_data(run: ScenarioRun, others: Sequence[ScenarioRun] = ()) -> dict[str, Any]:
     """The JSON handed to the run page (json_script): progress, and results once done."""
+    if run.state == ScenarioRun.State.DONE:
+        done = run.total
+    else:  # where the chunks are now; the socket takes over from there
+        done = (snapshot(run.id) or {"done": 0})["done"]
     data: dict[str, Any] = {
-        "run": {"id": run.id, "state": run.state, "total": run.total, "done": run.total if run.state == run.State.DONE else 0,
-                "error": run.error, "ws_path": ws_path(run.id)},
+        "run": {"id": run.id, "state": run.state, "total": run.total, "done": done, "error": run.error, "ws_path": ws_path(run.id)},
         "results": None,
     }
     if run.state != ScenarioRun.State.DONE or not run.results:
