@@ -5,7 +5,7 @@ import json
 import numpy as np
 
 from twins.rul import RunToFailureData, TrainedRul, split_units, train_rul
-from twins.rul.features import rows_features
+from twins.rul.features import histories_features, rows_features
 from twins.rul.train import out_of_fold_predictions
 
 from .conftest import pump_fleet
@@ -119,3 +119,18 @@ def test_it_records_what_and_how_it_trained(trained: TrainedRul) -> None:
     assert trained.training["units"] == 40
     assert "train_FD001.txt" in trained.training["description"]
     json.dumps(trained.split)
+
+
+def test_it_serves_the_features_it_trained_on(
+    fd001_slice: RunToFailureData, trained: TrainedRul
+) -> None:
+    # training windows every row of a unit at once; serving windows the latest rows of each
+    # history: both must give the same features for the same past
+    one = fd001_slice.select_units([3])
+    values = one.select_signals(trained.spec.signals)
+    at_every_row = rows_features(trained.spec, values, one.unit_bounds())
+    ends = [1, 2, 7, trained.spec.window - 1, trained.spec.window, 150, len(values)]
+    served = histories_features(trained.spec, [values[:end] for end in ends])
+    np.testing.assert_allclose(
+        served, at_every_row[[e - 1 for e in ends]], rtol=1e-5, atol=1e-5
+    )
