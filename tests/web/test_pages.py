@@ -158,7 +158,7 @@ def test_it_shows_history_latest_values_and_the_empty_twin_panel(client, manager
     page = login(client, manager).get(f"/assets/{asset.id}/?range=15m").content.decode()
     data = json.loads(re.search(r'<script id="asset-data" type="application/json">(.*?)</script>', page, re.DOTALL).group(1))
     assert data["range"] == "15m" and len(data["series"]["temperature_c"]) == 9
-    assert re.search(r'data-metric="temperature_c">.*?class="value num">41.000<', page, re.DOTALL)
+    assert re.search(r'data-metric="temperature_c">.*?class="value">41.000<', page, re.DOTALL)
     assert 'id="twin-health"' in page and 'id="twin-rul"' in page and "not yet computed" in page
 
 
