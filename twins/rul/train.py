@@ -179,7 +179,8 @@ def train_rul(
     # rows of a unit are trivially healthy and would make the interval too narrow elsewhere.
     folds: list[np.ndarray] = []
     if conformal_folds >= 2:
-        folds = unit_folds(fit_units, conformal_folds, seed)
+        # few units (a small demo fleet): at most one fold per unit
+        folds = unit_folds(fit_units, min(conformal_folds, len(fit_units)), seed)
         cal_pred = out_of_fold_predictions(
             fit_features, fit_target, fit.units, folds, fold_estimators, seed
         )
@@ -202,7 +203,7 @@ def train_rul(
     cpu_seconds = time.process_time() - cpu_started
     log.info("trained RUL model in %.1f s: %s", seconds, validation["test_style"])
     method = (
-        f"cross-conformal, {conformal_folds} folds of {fold_estimators} trees"
+        f"cross-conformal, {len(folds)} folds of {fold_estimators} trees"
         if conformal_folds >= 2
         else "split-conformal on held-out calibration units"
     )
