@@ -25,7 +25,9 @@ FAILING_EVERY = 7
 FAIL_AFTER_SIM_HOURS = (6.0, 12.0, 24.0, 48.0)
 
 
-def fleet_layout(node_ids: list[str] | None = None) -> list[NodeSpec]:
+def fleet_layout(node_ids: list[str] | None = None, credentials: dict[str, str] | None = None) -> list[NodeSpec]:
+    """``credentials``: node id -> MQTT password (the username is the node id)."""
+    credentials = credentials or {}
     nodes = []
     qs = EdgeNode.objects.filter(revoked_at__isnull=True).prefetch_related("assets__asset_type").order_by("node_id")
     if node_ids:
@@ -40,13 +42,14 @@ def fleet_layout(node_ids: list[str] | None = None) -> list[NodeSpec]:
                 fail_at = FAIL_AFTER_SIM_HOURS[(asset.pk // FAILING_EVERY) % len(FAIL_AFTER_SIM_HOURS)] * 3600
             assets.append(AssetSpec(asset.key, asset.asset_type.key, seed=asset.pk, fail_at=fail_at))
         if assets:
-            nodes.append(NodeSpec(node.node_id, assets=assets))
+            password = credentials.get(node.node_id)
+            nodes.append(NodeSpec(node.node_id, username=node.node_id if password else None, password=password, assets=assets))
     return nodes
 
 
-def start_fleet(broker_url: str, speedup: float = 1.0, publish_interval_s: float = 1.0, node_ids: list[str] | None = None) -> Callable[[], None]:
+def start_fleet(broker_url: str, speedup: float = 1.0, publish_interval_s: float = 1.0, node_ids: list[str] | None = None, credentials: dict[str, str] | None = None) -> Callable[[], None]:
     """Start the fleet on a background thread; return the function that stops it."""
-    nodes = fleet_layout(node_ids)
+    nodes = fleet_layout(node_ids, credentials)
     stop = threading.Event()
     state_dir = Path(settings.VAR_DIR) / "fleet"
     thread = threading.Thread(

@@ -52,6 +52,15 @@ class EmbeddedStack:
     def broker_url(self) -> str:
         return f"mqtt://127.0.0.1:{self.mqtt_port}" if settings.MQTT_EMBEDDED else settings.MQTT_URL
 
+    def ingest_broker_url(self) -> str:
+        """The embedded broker refuses anonymous clients: the ingest uses its service account."""
+        if not settings.MQTT_EMBEDDED:
+            return settings.MQTT_URL
+        from urllib.parse import quote
+
+        user, password = quote(settings.MQTT_INGEST_USERNAME, safe=""), quote(settings.MQTT_INGEST_PASSWORD, safe="")
+        return f"mqtt://{user}:{password}@127.0.0.1:{self.mqtt_port}"
+
     def _thread(self, name: str, target: Callable[[], None]) -> threading.Thread:
         def run() -> None:
             try:
@@ -69,7 +78,7 @@ class EmbeddedStack:
         from ingest.worker import IngestWorker, default_client_id
 
         worker = IngestWorker(
-            broker_url=self.broker_url(),
+            broker_url=self.ingest_broker_url(),
             client_id=default_client_id("embedded", None),
             protocol=mqtt.MQTTv311 if settings.MQTT_EMBEDDED else mqtt.MQTTv5,
         )
@@ -90,8 +99,12 @@ class EmbeddedStack:
 
     def _start_fleet(self) -> None:
         from edge_node.fleet_runner import start_fleet
+        from edge_node.models import EdgeNode
+        from edge_node.services import issue_fleet_credentials
 
-        stop = start_fleet(self.broker_url(), speedup=self.fleet_speedup)
+        # The simulated nodes log in like real ones: fresh MQTT passwords, stored hashed.
+        credentials = issue_fleet_credentials(list(EdgeNode.objects.filter(revoked_at__isnull=True).values_list("node_id", flat=True)))
+        stop = start_fleet(self.broker_url(), speedup=self.fleet_speedup, credentials=credentials)
         self.components.append(Component("simulated fleet", stop))
 
     def stop_all(self) -> None:

@@ -15,8 +15,16 @@ from amqtt.broker import Broker
 log = logging.getLogger(__name__)
 
 
-def broker_config(host: str, port: int, extra_plugins: dict | None = None) -> dict:
-    plugins = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
+# Clients authenticate against the node registry and service accounts, and may use only their
+# own topics: the same rules as the production Mosquitto (edge_node.broker_acl).
+ACCESS_PLUGIN = "edge_node.embedded_auth.RegistryAccessPlugin"
+
+
+def broker_config(host: str, port: int, extra_plugins: dict | None = None, allow_anonymous: bool = False) -> dict:
+    if allow_anonymous:  # only for tests of other parts that need a bare broker
+        plugins = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
+    else:
+        plugins = {ACCESS_PLUGIN: {}}
     plugins.update(extra_plugins or {})
     return {"listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}}, "plugins": plugins}
 
@@ -24,10 +32,11 @@ def broker_config(host: str, port: int, extra_plugins: dict | None = None) -> di
 class EmbeddedBroker:
     """Start with ``start()`` (returns once the port accepts connections), stop with ``stop()``."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 1884, plugins: dict | None = None) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 1884, plugins: dict | None = None, allow_anonymous: bool = False) -> None:
         self.host = host
         self.port = port
         self.plugins = plugins
+        self.allow_anonymous = allow_anonymous
         self.loop = asyncio.new_event_loop()
         self.broker: Broker | None = None
         self.thread = threading.Thread(target=self._run, name="mqtt-broker", daemon=True)
@@ -37,7 +46,7 @@ class EmbeddedBroker:
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            self.broker = Broker(broker_config(self.host, self.port, self.plugins), loop=self.loop)
+            self.broker = Broker(broker_config(self.host, self.port, self.plugins, self.allow_anonymous), loop=self.loop)
             self.loop.run_until_complete(self.broker.start())
         except BaseException as exc:  # reported to the starting thread, which raises it
             self.error = exc
