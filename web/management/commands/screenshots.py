@@ -103,13 +103,14 @@ class Command(BaseCommand):
                 time.sleep(options["warmup"])
                 self._shoot(f"http://127.0.0.1:{http_port}", out, options["user"], options["password"])
             finally:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(10)
-                    self.stderr.write("the embedded stack did not stop within 30 s of Ctrl-C; killed it")
+                # Ctrl-C as `make demo` expects; SIGTERM, then SIGKILL, if it does not stop.
+                for sig, grace in ((signal.SIGINT, 30), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+                    proc.send_signal(sig)
+                    try:
+                        proc.wait(timeout=grace)
+                        break
+                    except subprocess.TimeoutExpired:
+                        self.stderr.write(f"the embedded stack did not stop within {grace} s of signal {sig.name}")
 
     def _shoot(self, base: str, out: Path, user: str, password: str) -> None:
         from playwright.sync_api import sync_playwright
