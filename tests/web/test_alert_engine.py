@@ -231,3 +231,11 @@ def test_it_broadcasts_changes_to_the_site_and_asset_groups_after_commit(fleet, 
         assert message["type"] == "alert.update"
         assert (message["alert"]["asset"], message["alert"]["severity"], message["alert"]["state"]) == (asset.id, "warning", "open")
         assert message["alert"]["asset_name"] == asset.name
+
+
+def test_it_costs_no_query_for_rows_without_a_rule(fleet, rule, engine, django_assert_num_queries):
+    engine.load_rules()
+    asset, vib = fleet.assets[0], fleet.metrics["vib_rms"]
+    with django_assert_num_queries(0):
+        engine.process(rows(asset, vib, [99.0] * 1000))
+    assert engine.stats["rows_checked"] == 0

@@ -186,3 +186,21 @@ def test_it_shows_edge_node_status_from_the_heartbeat(client, manager, fleet):
     page = login(client, manager).get("/nodes/").content.decode()
     row = re.search(rf'<tr data-node="{fleet.node.node_id}".*?</tr>', page, re.DOTALL).group(0)
     assert "online" in row and "agent 9.9.1" in row and ">17<" in row and "12.5 %" in row and "211 MB" in row
+
+
+def test_it_renders_the_fleet_in_a_fixed_number_of_queries(client, manager):
+    def queries_for_fleet() -> int:
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get("/").status_code == 200
+        return len(ctx.captured_queries)
+
+    login(client, manager)
+    make_fleet(2, members=[manager])
+    small = queries_for_fleet()
+    for _ in range(3):
+        fleet = make_fleet(10, members=[manager])
+        open_alert(fleet)
+    assert queries_for_fleet() == small  # more sites, assets and alerts, same queries
