@@ -20,8 +20,22 @@ from django.utils import timezone
 
 from edge_node import const
 from edge_node.audit import record_audit
-from edge_node.broker_acl import BrokerAccount, BrokerFilesError, reload_broker, render_acl_file, render_password_file, write_atomic
-from edge_node.credentials import hash_secret, hash_token, mosquitto_hash, new_enrollment_token, new_secret, verify_secret
+from edge_node.broker_acl import (
+    BrokerAccount,
+    BrokerFilesError,
+    reload_broker,
+    render_acl_file,
+    render_password_file,
+    write_atomic,
+)
+from edge_node.credentials import (
+    hash_secret,
+    hash_token,
+    mosquitto_hash,
+    new_enrollment_token,
+    new_secret,
+    verify_secret,
+)
 from edge_node.models import EdgeNode, EnrollmentToken
 from twins.models import Site
 
@@ -126,7 +140,7 @@ def write_broker_files(*, password_file: str | Path | None = None, acl_file: str
 
 def _apply_broker_change(username: str | None, actor: str, holder: _AfterCommit) -> None:
     """After commit: rewrite Mosquitto's files (when configured) and tell in-process brokers."""
-    for listener in list(CREDENTIAL_LISTENERS):
+    for listener in CREDENTIAL_LISTENERS.copy():  # a listener may unregister itself
         try:
             listener(username)
         except Exception:

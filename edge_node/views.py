@@ -18,10 +18,15 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from edge_node import const
-from edge_node.audit import actor_name
+from edge_node.audit import actor_name, record_audit
 from edge_node.forms import AuditFilterForm, EnrollmentTokenForm
 from edge_node.models import AuditEvent, EdgeNode, EnrollmentToken
-from edge_node.services import EnrollmentError, create_enrollment_token, enroll_node, revoke_node
+from edge_node.services import (
+    EnrollmentError,
+    create_enrollment_token,
+    enroll_node,
+    revoke_node,
+)
 from web.roles import ADMIN, require_role
 
 log = logging.getLogger(__name__)
@@ -70,8 +75,6 @@ def enroll_api(request: HttpRequest) -> JsonResponse:
         name = body.get("name") if isinstance(body.get("name"), str) else ""
         token = body["token"]
     except EnrollmentError as exc:
-        from edge_node.audit import record_audit
-
         record_audit(const.AUDIT_ENROLL, actor="anonymous", ok=False, detail={"error": exc.code, "message": exc.message}, remote_addr=addr)
         return _json_error(exc.message, exc.status, exc.code)
     try:

@@ -49,7 +49,7 @@ def request_enrollment(url: str, token: str, *, ca_file: str | None = None, inse
     body = json.dumps({"token": token, "name": name}).encode("utf-8")
     req = urllib.request.Request(endpoint, data=body, method="POST", headers={"Content-Type": "application/json", "Accept": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:  # noqa: S310 - http(s) checked above
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:  # http(s) only: checked above
             raw = resp.read(MAX_RESPONSE_BYTES + 1)
     except urllib.error.HTTPError as exc:
         raise EnrollError(f"enrollment refused ({exc.code}): {_error_message(exc)}") from None

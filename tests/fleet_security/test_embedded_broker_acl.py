@@ -7,7 +7,12 @@ import uuid
 import pytest
 
 from edge_node.agent.contract import topic
-from edge_node.services import create_enrollment_token, enroll_node, revoke_node, rotate_credentials
+from edge_node.services import (
+    create_enrollment_token,
+    enroll_node,
+    revoke_node,
+    rotate_credentials,
+)
 from tests.factories import make_site
 from tests.fleet_security.mqtt_clients import accepted, connect
 from tests.helpers import free_port, wait_until

@@ -12,7 +12,12 @@ from django.utils import timezone
 from edge_node import const
 from edge_node.credentials import verify_mosquitto_hash
 from edge_node.models import AuditEvent, EdgeNode, EnrollmentToken
-from edge_node.services import EnrollmentError, authenticate_node, create_enrollment_token, enroll_node
+from edge_node.services import (
+    EnrollmentError,
+    authenticate_node,
+    create_enrollment_token,
+    enroll_node,
+)
 from edge_node.signing_keys import public_key_pem, sign, verify
 from tests.factories import make_site
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -35,7 +36,7 @@ def two_nodes(transactional_db):
 def test_it_matches_mosquitto_passwd_hashes(tmp_path):
     pw_file = tmp_path / "pw"
     subprocess.run(["/usr/bin/mosquitto_passwd", "-b", "-c", str(pw_file), "someone", "s3cret-pw"], check=True, capture_output=True)
-    user, encoded = pw_file.read_text().strip().split(":", 1)
+    _, encoded = pw_file.read_text().strip().split(":", 1)
     assert encoded.startswith("$7$")
     assert verify_mosquitto_hash("s3cret-pw", encoded)
     assert not verify_mosquitto_hash("s3cret-px", encoded)
@@ -138,7 +139,8 @@ def test_it_disconnects_and_refuses_a_revoked_node(two_nodes, mosquitto, setting
     node.client.loop_stop()
     again = wait_until(lambda: (s := connect(mosquitto.port, a.mqtt_username, a.mqtt_password)) and not accepted(s) and s, timeout=5, what="reconnect refused")
     assert str(again.connack[0]) == "Not authorized"
-    assert a.node.node_id not in (settings_file := open(settings.MQTT_PASSWORD_FILE).read()) and "aiot-ingest:" in settings_file
+    password_file = Path(settings.MQTT_PASSWORD_FILE).read_text()
+    assert a.node.node_id not in password_file and "aiot-ingest:" in password_file
 
 
 def test_it_lets_a_node_enrolled_while_the_broker_runs_connect(mosquitto, settings):
