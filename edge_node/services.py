@@ -276,7 +276,15 @@ def revoke_node(node: EdgeNode, *, actor: str = "system", remote_addr: str | Non
         node.refresh_from_db()
         record_audit(const.AUDIT_REVOKE, actor=actor, target=node.node_id, remote_addr=remote_addr, detail={"reason": reason} if reason else {})
         transaction.on_commit(lambda: _apply_broker_change(node.node_id, actor, holder))
-    return "; ".join(holder.notes) or "broker files not configured (embedded broker refreshed)"
+    return _broker_note(holder)
+
+
+def _broker_note(holder: _AfterCommit) -> str:
+    if holder.notes:
+        return "; ".join(holder.notes)
+    if transaction.get_connection().in_atomic_block:
+        return "the broker is updated when the surrounding transaction commits"
+    return "broker files not configured (embedded broker refreshed)"
 
 
 def rotate_credentials(node: EdgeNode, *, actor: str = "system", remote_addr: str | None = None, secret: bool = True) -> NodeCredentials:
@@ -307,9 +315,33 @@ def issue_fleet_credentials(node_ids: list[str], *, actor: str = "embedded-fleet
 
 
 # -- node authentication (HTTP) --------------------------------------------------------------
+_DUMMY_SECRET_HASH: list[str] = []
+
+
 def authenticate_node(node_id: str, secret: str) -> EdgeNode | None:
     """The node when ``secret`` is its current secret and it is not revoked; else None."""
     node = EdgeNode.objects.filter(node_id=node_id, revoked_at__isnull=True).exclude(secret_hash="").first()
-    if node is None or not verify_secret(secret, node.secret_hash):
+    if node is None:
+        # Spend the same scrypt time, so response times do not tell which node ids exist.
+        if not _DUMMY_SECRET_HASH:
+            _DUMMY_SECRET_HASH.append(hash_secret(new_secret()))
+        verify_secret(secret, _DUMMY_SECRET_HASH[0])
+        return None
+    if not verify_secret(secret, node.secret_hash):
         return None
     return node
+
+
+def platform_broker_url(base_url: str | None = None) -> str:
+    """``base_url`` (default MQTT_URL) with the platform account's credentials: for publishing
+    commands to nodes and reading their acks and status."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    parts = urlsplit(base_url or settings.MQTT_URL)
+    host = parts.hostname or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    user = quote(settings.MQTT_PLATFORM_USERNAME, safe="")
+    password = quote(settings.MQTT_PLATFORM_PASSWORD, safe="")
+    netloc = f"{user}:{password}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, "", "", ""))
