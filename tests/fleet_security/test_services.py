@@ -109,3 +109,15 @@ def test_it_gives_the_platform_its_own_broker_login(settings):
     settings.MQTT_URL = "mqtts://ingest:pw@broker.example:8883"
     settings.MQTT_PLATFORM_PASSWORD = "p@ss/word"
     assert platform_broker_url() == "mqtts://aiot-platform:p%40ss%2Fword@broker.example:8883"
+
+
+def test_it_warns_about_an_unmanaged_production_broker(settings):
+    from edge_node.checks import check_fleet_security
+
+    settings.MQTT_EMBEDDED = False
+    settings.MQTT_PLATFORM_PASSWORD = ""
+    ids = {w.id for w in check_fleet_security()}
+    assert ids == {"edge_node.W001", "edge_node.W002", "edge_node.W004"}
+    settings.MQTT_PLATFORM_PASSWORD = "x"
+    settings.MQTT_PASSWORD_FILE, settings.MQTT_ACL_FILE, settings.MODEL_SIGNING_KEY_FILE = "/p", "/a", "/k.pem"
+    assert {w.id for w in check_fleet_security()} == {"edge_node.W003"}
