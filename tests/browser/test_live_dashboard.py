@@ -5,6 +5,7 @@ sockets are refused."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -13,7 +14,8 @@ from playwright.sync_api import expect
 from edge_node.agent import contract
 from tests.browser.conftest import log_in
 from tests.factories import make_fleet
-from tests.helpers import Publisher
+from ingest.models import LatestValue
+from tests.helpers import Publisher, wait_until
 from twins.models import AlertRule
 
 pytestmark = [pytest.mark.browser, pytest.mark.mqtt, pytest.mark.redis, pytest.mark.slow]
@@ -129,3 +131,43 @@ def test_it_refuses_an_anonymous_websocket(page, transactional_db):
         })"""
     )
     assert code == 4401
+
+
+def test_it_leaves_no_gap_between_history_and_live_when_opened_mid_stream(page, live_ingest, manager, readings):
+    """A reading stored after the page's history was rendered but before its socket subscribed
+    reaches the page through the catch-up, not through the socket."""
+
+    fleet = make_fleet(1, members=[manager])
+    asset = fleet.assets[0]
+    pub = readings(fleet)
+    pub.send(asset, temperature_c=30.0)
+    sockets: list[tuple] = []  # (server side, requests held back) per socket the page opens
+
+    def hold_subscriptions(ws) -> None:
+        # The socket opens, but the page's subscribe requests wait until the test lets them go.
+        held: list[str] = []
+        sockets.append((ws.connect_to_server(), held))
+        ws.on_message(lambda message: held.append(message))
+
+    page.route_web_socket("**/ws/live/", hold_subscriptions)
+    log_in(page, manager)
+    opened_before = len(sockets)  # the fleet page's, after logging in
+    page.goto(f"/assets/{asset.id}/?range=15m")
+    page.wait_for_function("() => document.querySelector('.chart[data-metric=\"temperature_c\"]').dataset.points !== undefined")
+    ts = pub.send(asset, temperature_c=33.25)
+    wait_until(lambda: LatestValue.objects.filter(asset=asset, value=33.25).exists(), 5, what="the reading stored")
+    for _ in range(100):  # Playwright runs the route's callbacks only inside its own calls
+        if len(sockets) > opened_before and sockets[-1][1]:
+            break
+        page.wait_for_timeout(50)
+    server, held = sockets[-1]
+    assert held == [json.dumps({"action": "subscribe", "asset": asset.id}, separators=(",", ":"))]
+    page.wait_for_timeout(600)  # the ingest's live update for it goes out now, to nobody (one throttle interval)
+    expect(page.locator('#latest-values tr[data-metric="temperature_c"] .value')).not_to_have_text("33.25")
+    for message in held:
+        server.send(message)
+    expect(page.locator('#latest-values tr[data-metric="temperature_c"] .value')).to_have_text("33.25", timeout=3000)
+    page.wait_for_function(
+        "([sel, ts]) => parseFloat(document.querySelector(sel).dataset.lastTs || '0') >= Math.floor(ts)",
+        arg=['.chart[data-metric="temperature_c"]', ts], timeout=3000,
+    )
