@@ -12,9 +12,9 @@ import pytest
 from playwright.sync_api import expect
 
 from edge_node.agent import contract
+from ingest.models import LatestValue
 from tests.browser.conftest import log_in
 from tests.factories import make_fleet
-from ingest.models import LatestValue
 from tests.helpers import Publisher, wait_until
 from twins.models import AlertRule
 
