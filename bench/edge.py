@@ -34,13 +34,23 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import paho.mqtt.client as mqtt  # noqa: E402
+import numpy as np
+import paho.mqtt.client as mqtt
 
-from edge_node.agent import contract  # noqa: E402
-from edge_node.agent.agent import Agent  # noqa: E402
-from edge_node.agent.config import AgentConfig, BrokerConfig, FilterConfig, MetricFilter, SourceConfig  # noqa: E402
-from edge_node.agent.train_anomaly import export_onnx, healthy_windows, train_anomaly_model  # noqa: E402
+from edge_node.agent import contract
+from edge_node.agent.agent import Agent
+from edge_node.agent.config import (
+    AgentConfig,
+    BrokerConfig,
+    FilterConfig,
+    MetricFilter,
+    SourceConfig,
+)
+from edge_node.agent.train_anomaly import (
+    export_onnx,
+    healthy_windows,
+    train_anomaly_model,
+)
 
 BROKER = os.environ.get("MQTT_TEST_URL", "mqtt://127.0.0.1:1883")
 MOTOR_PARAMS = {"window_s": 1.0}  # continuous 10 kHz: every sample of every second is generated

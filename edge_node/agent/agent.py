@@ -9,6 +9,7 @@ needs to run; ``Agent.run(stop)`` loops over ticks for a standalone gateway, and
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -24,6 +25,7 @@ from .detectors import EwmaDetector
 from .filtering import ReadingFilter
 from .models import AnomalyModel, ModelError, ModelSlot, load_model
 from .mqtt_link import MqttLink
+from .netloop import NetLoop
 from .outbox import Outbox
 from .resources import CpuMeter, memory_mb
 from .sources import Sample, Source, SourceError, make_source
@@ -94,7 +96,8 @@ def load_models_for(cfg: AgentConfig, asset_types: dict[str, str],
 
 class Agent:
     def __init__(self, cfg: AgentConfig, *, wake: threading.Event | None = None,
-                 model_cache: dict[str, ModelSlot] | None = None, t0: float | None = None) -> None:
+                 model_cache: dict[str, ModelSlot] | None = None, t0: float | None = None,
+                 net: NetLoop | None = None) -> None:
         """Build everything and validate it (sources, models, state dir); connect nothing.
         Raises ConfigError or ModelError naming the problem."""
         self.cfg = cfg
@@ -126,10 +129,10 @@ class Agent:
                                  cfg.buffer.max_rows)
         except OSError as exc:
             raise ConfigError(f"state_dir {cfg.state_dir}: cannot create the buffer: {exc}") from None
-        except Exception as exc:  # sqlite3.DatabaseError: a corrupt or foreign file
+        except sqlite3.DatabaseError as exc:  # a corrupt or foreign file
             raise ConfigError(f"state_dir {cfg.state_dir}: buffer database unusable: {exc}") from None
         self.link = MqttLink(cfg, on_command=self._on_command, wake=self.wake,
-                             offline_payload=contract.encode({"state": "offline"}))
+                             offline_payload=contract.encode({"state": "offline"}), net=net)
         self._pending: list[contract.Reading] = []
         self._last_flush = self.t0
         self._urgent = False

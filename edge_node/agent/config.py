@@ -229,7 +229,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path, name: str = "config") -> A
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
         raise b.fail("url", f"{url!r} must look like mqtt://host:port or mqtts://host:port")
     try:
-        parts.port  # noqa: B018 - raises on a bad port
+        _ = parts.port  # raises ValueError on a bad port
     except ValueError:
         raise b.fail("url", f"{url!r} has an invalid port") from None
     if parts.username and cfg.username is None:

@@ -57,6 +57,7 @@ from .config import (
     SourceConfig,
 )
 from .models import ModelSlot
+from .netloop import NetLoop
 
 log = logging.getLogger(__name__)
 
@@ -145,27 +146,45 @@ def node_config(spec: NodeSpec, broker_url: str, state_dir: Path, *, speedup: fl
     )
 
 
+def raise_open_files_limit() -> None:
+    """Every node holds a socket and its outbox files: lift the soft fd limit to the hard one."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
+    except (ImportError, ValueError, OSError) as exc:
+        log.warning("fleet: cannot raise the open files limit: %s", exc)
+
+
 class Fleet:
     """Many agents stepped by one driver thread. Construction validates everything
     (asset types, params, models, state dir) and connects nothing."""
 
     def __init__(self, nodes: list[NodeSpec], broker_url: str, state_dir: Path, *, speedup: float = 1.0,
-                 publish_interval_s: float = 1.0, **node_kwargs: Any) -> None:
+                 publish_interval_s: float = 1.0, shared_network: bool = True, **node_kwargs: Any) -> None:
         ids = [n.node_id for n in nodes]
         if len(set(ids)) != len(ids):
             raise ConfigError("node ids must be unique in a fleet")
         self.t0 = time.time()
         self.wake = threading.Event()
         cache: dict[str, ModelSlot] = {}
+        # One epoll network thread for every node (paho's own threads use select(), which
+        # breaks past 1023 file descriptors, i.e. a few hundred nodes).
+        self.net = NetLoop() if shared_network else None
+        raise_open_files_limit()
         self.agents: dict[str, Agent] = {}
         for spec in nodes:
             cfg = node_config(spec, broker_url, Path(state_dir), speedup=speedup,
                               publish_interval_s=publish_interval_s, **node_kwargs)
-            self.agents[spec.node_id] = Agent(cfg, wake=self.wake, model_cache=cache, t0=self.t0)
+            self.agents[spec.node_id] = Agent(cfg, wake=self.wake, model_cache=cache, t0=self.t0, net=self.net)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
     def start(self) -> None:
+        if self.net is not None:
+            self.net.start()
         for agent in self.agents.values():
             agent.start()
         self._thread = threading.Thread(target=self._drive, name="fleet-driver", daemon=True)
@@ -209,6 +228,8 @@ class Fleet:
                 agent.stop()
             except Exception:
                 log.exception("fleet: node %s did not stop cleanly", agent.node_id)
+        if self.net is not None:
+            self.net.stop()
         return report
 
 

@@ -118,7 +118,7 @@ def load_model(models_dir: Path, name: str, version: str | None = None) -> Anoma
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     try:
         session = ort.InferenceSession(str(model_path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types for every failure
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own, unexported exception types
         raise ModelError(f"model {name}@{version}: cannot load {model_path}: {str(exc).strip()[:300]}") from None
     inputs = session.get_inputs()
     outputs = [o.name for o in session.get_outputs()]

@@ -12,14 +12,18 @@ import paho.mqtt.client as mqtt
 
 from . import const, contract
 from .config import AgentConfig
+from .netloop import NetLoop
 
 log = logging.getLogger(__name__)
 
 
 class MqttLink:
     def __init__(self, cfg: AgentConfig, *, on_command: Callable[[bytes], None] | None = None,
-                 wake: threading.Event | None = None, offline_payload: bytes | None = None) -> None:
+                 wake: threading.Event | None = None, offline_payload: bytes | None = None,
+                 net: NetLoop | None = None) -> None:
+        """``net``: a shared network loop (fleet); None gives the client its own thread."""
         self.cfg = cfg
+        self.net = net
         self.node_id = cfg.node_id
         self.wake = wake
         self.on_command = on_command
@@ -53,6 +57,10 @@ class MqttLink:
     def start(self) -> None:
         # connect_async + loop_start: the network thread keeps retrying (with backoff) when
         # the broker is unreachable, while the agent goes on sampling and buffering.
+        if self.net is not None:
+            self.net.attach(self.client, self.cfg.broker.host, self.cfg.broker.port, self.cfg.broker.keepalive_s,
+                            name=self.node_id)
+            return
         self.client.connect_async(self.cfg.broker.host, self.cfg.broker.port, keepalive=self.cfg.broker.keepalive_s)
         self.client.loop_start()
 
@@ -64,7 +72,10 @@ class MqttLink:
             except (RuntimeError, ValueError) as exc:
                 log.warning("node %s: final status not confirmed: %s", self.node_id, exc)
         self.client.disconnect()
-        self.client.loop_stop()
+        if self.net is not None:
+            self.net.detach(self.client)
+        else:
+            self.client.loop_stop()
 
     # -- publishing ------------------------------------------------------------
     def publish(self, channel: contract.Channel, payload: bytes, *, qos: int = 1, retain: bool = False) -> int:

@@ -1,11 +1,9 @@
-"""Fixtures for the edge agent's tests: the real broker, a subscriber per node, a private
-Mosquitto on a free port, and a trained anomaly model."""
+"""Fixtures for the edge agent's tests: the real broker, a subscriber per node, a proxy in
+front of the broker that a test can cut, and a trained anomaly model."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -102,39 +100,88 @@ def subscribe():
         s.close()
 
 
-class PrivateBroker:
-    """A Mosquitto of our own on a free port, with persistence, that a test can stop and restart."""
+class BrokerProxy:
+    """A TCP proxy on a free port in front of the shared broker. ``stop()`` cuts every
+    connection and leaves nothing listening (the agent sees the broker vanish);
+    ``start()`` listens again. Subscribers talk to the broker directly, so nothing can be
+    lost between the broker and them while the agent's link is down."""
 
-    def __init__(self, workdir: Path) -> None:
-        if shutil.which("mosquitto") is None:
-            pytest.fail("mosquitto is not installed (apt-get install mosquitto)", pytrace=False)
+    def __init__(self, upstream_url: str) -> None:
+        parts = urlsplit(upstream_url)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 1883)
         self.port = free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {workdir}/\nlog_dest none\n"
-        )
-        self.proc: subprocess.Popen | None = None
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        wait_until(lambda: _reachable("127.0.0.1", self.port), 10, what=f"mosquitto on port {self.port}")
+        srv = socket.socket()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("127.0.0.1", self.port))
+        srv.listen(64)
+        srv.settimeout(0.1)
+        self._listener = srv
+        threading.Thread(target=self._accept, args=(srv,), daemon=True).start()
+
+    def _accept(self, srv: socket.socket) -> None:
+        # close() alone would not wake a blocked accept(), and the kernel would keep
+        # listening: poll with a timeout and quit once this listener is no longer current.
+        while self._listener is srv:
+            try:
+                client, _ = srv.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # stopped
+            client.settimeout(None)
+            try:
+                upstream = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass  # the other side or stop() closed it
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # SIGTERM: mosquitto saves its sessions
-            self.proc.wait(10)
-        self.proc = None
+        if self._listener is not None:
+            srv, self._listener = self._listener, None
+            try:
+                srv.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # not connected: a listener may refuse shutdown
+            srv.close()
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
+            c.close()
 
 
 @pytest.fixture
-def private_broker(tmp_path):
-    broker = PrivateBroker(tmp_path / "mosquitto")
-    yield broker
-    broker.stop()
+def broker_proxy(broker_url):
+    proxy = BrokerProxy(broker_url)
+    yield proxy
+    proxy.stop()
 
 
 def start_agent_process(config: Path) -> subprocess.Popen:

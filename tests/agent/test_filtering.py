@@ -4,7 +4,14 @@ from pathlib import Path
 
 from edge_node.agent import contract
 from edge_node.agent.agent import Agent
-from edge_node.agent.config import AgentConfig, BrokerConfig, FaultConfig, FilterConfig, MetricFilter, SourceConfig
+from edge_node.agent.config import (
+    AgentConfig,
+    BrokerConfig,
+    FaultConfig,
+    FilterConfig,
+    MetricFilter,
+    SourceConfig,
+)
 from edge_node.agent.filtering import ReadingFilter
 
 

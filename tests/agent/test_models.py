@@ -7,7 +7,11 @@ import pytest
 
 from edge_node.agent.models import ModelSlot, current_version, load_model, set_current
 from edge_node.agent.sources import make_source
-from edge_node.agent.train_anomaly import healthy_windows, model_features, train_anomaly_model
+from edge_node.agent.train_anomaly import (
+    healthy_windows,
+    model_features,
+    train_anomaly_model,
+)
 
 
 @pytest.mark.parametrize("exporter", ["compact", "skl2onnx"])

@@ -104,16 +104,17 @@ def outbox_depth(state: Path, node: str) -> int:
         db.close()
 
 
-def test_store_and_forward_survives_a_broker_outage_and_an_agent_kill(private_broker, node_id, subscribe, tmp_path):
+def test_store_and_forward_survives_a_broker_outage_and_an_agent_kill(broker_url, broker_proxy, node_id, subscribe,
+                                                                       tmp_path):
     state = tmp_path / "state"
-    config = write_config(tmp_path / "node.toml", node_id, private_broker.url, state)
-    private_broker.start()
-    # A persistent session: the broker keeps what the agent sends while we are away.
-    sub = subscribe(private_broker.url, node_id, client_id=f"sub-{node_id}", clean=False)
+    # The agent reaches the broker through a proxy we can cut; the subscriber stays connected.
+    config = write_config(tmp_path / "node.toml", node_id, broker_proxy.url, state)
+    broker_proxy.start()
+    sub = subscribe(broker_url, node_id)
     agent = start_agent_process(config)
     try:
         wait_until(lambda: len(sub.of("telemetry")) >= 5, 15, what="live telemetry")
-        private_broker.stop()
+        broker_proxy.stop()
         wait_until(lambda: outbox_depth(state, node_id) >= 5, 15, what="the agent to buffer")
         agent.send_signal(signal.SIGKILL)
         agent.wait(10)
@@ -122,7 +123,7 @@ def test_store_and_forward_survives_a_broker_outage_and_an_agent_kill(private_br
         # Restart with the broker still down: it must keep buffering, seq going on.
         agent = start_agent_process(config)
         wait_until(lambda: outbox_depth(state, node_id) > buffered + 3, 15, what="buffering after the restart")
-        private_broker.start()
+        broker_proxy.start()
 
         def all_delivered():
             if outbox_depth(state, node_id) > 0:
@@ -175,3 +176,36 @@ def test_run_fleet_drives_several_nodes_with_injected_failures(broker_url, subsc
         assert {r["asset"] for b in batches for r in b["readings"]} == set(asset_types)
         assert {e["asset"] for e in s.of("events") if e["kind"] == "anomaly"} >= {a.asset_id for a in node.assets
                                                                                  if a.faults}
+
+
+def test_a_fleet_reconnects_after_a_broker_outage_and_delivers_its_buffer(broker_url, broker_proxy, subscribe,
+                                                                          tmp_path):
+    from edge_node.agent.fleet import Fleet
+
+    broker_proxy.start()
+    nodes = [NodeSpec(f"t-fleet-rc-{os.urandom(3).hex()}-{i}", assets=[AssetSpec(f"h{i}", "hvac_unit", seed=i)])
+             for i in range(3)]
+    subs = [subscribe(broker_url, n.node_id) for n in nodes]
+    fleet = Fleet(nodes, broker_proxy.url, tmp_path, publish_interval_s=0.1)
+    fleet.start()
+    try:
+        wait_until(lambda: all(len(s.of("telemetry")) >= 3 for s in subs), 10, what="live telemetry from every node")
+        broker_proxy.stop()
+        wait_until(lambda: all(a.outbox.depth >= 5 for a in fleet.agents.values()), 10, what="every node buffering")
+        broker_proxy.start()
+
+        def delivered(s, agent):
+            seqs = {b["seq"] for b in s.of("telemetry")}
+            return agent.outbox.depth == 0 and seqs == set(range(1, max(seqs) + 1))
+
+        try:
+            wait_until(lambda: all(delivered(s, a) for s, a in zip(subs, fleet.agents.values(), strict=True)), 30,
+                       interval=0.2, what="every node's buffer, seq contiguous")
+        except AssertionError:
+            state = [(a.node_id, a.link.connected, a.outbox.depth, a.outbox.last_seq("telemetry"), len(a._inflight),
+                      sorted(set(range(1, a.outbox.last_seq("telemetry") + 1)) - {b["seq"] for b in s.of("telemetry")}))
+                     for s, a in zip(subs, fleet.agents.values(), strict=True)]
+            raise AssertionError(f"not delivered: {state}") from None
+    finally:
+        report = fleet.stop()
+    assert all(n.dropped == 0 for n in report.nodes)

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from edge_node.agent.asset_types import ASSET_TYPES
 from edge_node.agent.sources import SOURCES, SourceError, make_source
-from edge_node.agent.sources.cmapss import SENSOR_COLUMNS, default_cmapss_path, load_cmapss
+from edge_node.agent.sources.cmapss import (
+    SENSOR_COLUMNS,
+    default_cmapss_path,
+    load_cmapss,
+)
 
 TYPES = ["induction_motor", "centrifugal_pump", "hvac_unit", "turbofan"]
 
@@ -61,7 +67,7 @@ def test_the_motors_wear_is_monotonic_towards_the_failure_time():
     src = make_source("induction_motor", "m", seed=1, fail_at=1000.0)
     wear = [src.wear(t) for t in range(0, 1200, 50)]
     assert wear[0] == 0.0 and wear[-1] == 1.0
-    assert all(b >= a for a, b in zip(wear, wear[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(wear))
 
 
 def test_a_worn_pump_delivers_less_flow_and_vibrates_more():

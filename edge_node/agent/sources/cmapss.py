@@ -13,6 +13,7 @@ import math
 import os
 import threading
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -73,7 +74,7 @@ def engines_of(path: str | Path) -> dict[int, np.ndarray]:
 
 class CmapssReplay(Source):
     asset_type = "turbofan"
-    PARAMS = {"path": "", "unit": 0, "cycle_s": 1.0, "loop": True, "first_cycle": 1}
+    PARAMS: ClassVar[dict[str, Any]] = {"path": "", "unit": 0, "cycle_s": 1.0, "loop": True, "first_cycle": 1}
     FAULT_KINDS = ("sensor_spike", "end_of_life")
 
     def __init__(self, *args, **kwargs) -> None:
@@ -100,7 +101,7 @@ class CmapssReplay(Source):
         return min(1.0, self._row / max(1, len(rows) - 1))
 
     def step(self, sim_t: float) -> list[Sample]:
-        due = int(math.floor(sim_t / self.cycle_s)) + 1 - self._played
+        due = math.floor(sim_t / self.cycle_s) + 1 - self._played
         out = []
         for _ in range(max(0, min(due, MAX_CYCLES_PER_STEP))):
             t = self._played * self.cycle_s

@@ -10,6 +10,7 @@ setpoint. A compressor trip sends the supply temperature towards return temperat
 from __future__ import annotations
 
 import math
+from typing import Any, ClassVar
 
 from .. import const
 from .base import Sample, Source, clamp_to_spec
@@ -30,7 +31,7 @@ def occupancy_profile(hour: float) -> float:
 
 class HvacUnit(Source):
     asset_type = "hvac_unit"
-    PARAMS = {
+    PARAMS: ClassVar[dict[str, Any]] = {
         "capacity_people": 120.0,
         "start_hour": 8.0,  # local hour of day at sim time 0
         "supply_setpoint_c": 13.0,

@@ -10,6 +10,7 @@ factor and as energy in the bearing band, then as RMS and temperature.
 from __future__ import annotations
 
 import math
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from .base import Sample, Source, clamp_to_spec
 
 class InductionMotor(Source):
     asset_type = "induction_motor"
-    PARAMS = {
+    PARAMS: ClassVar[dict[str, Any]] = {
         "rated_kw": 55.0,
         "voltage_v": 400.0,
         "power_factor": 0.85,
@@ -39,7 +40,7 @@ class InductionMotor(Source):
         super().__init__(*args, **kwargs)
         p = self.params
         self.fs = float(p["sample_rate_hz"])
-        self.n = int(round(self.fs * float(p["window_s"])))
+        self.n = round(self.fs * float(p["window_s"]))
         if self.n < 64:
             raise ValueError(f"window of {self.n} samples is too short (sample_rate_hz x window_s >= 64)")
         self.shaft_hz = float(p["rpm"]) / 60.0

@@ -9,6 +9,7 @@ as broadband vibration; it appears in bursts as wear advances and can be injecte
 from __future__ import annotations
 
 import math
+from typing import Any, ClassVar
 
 from .. import const
 from .base import Sample, Source, clamp_to_spec
@@ -16,7 +17,7 @@ from .base import Sample, Source, clamp_to_spec
 
 class CentrifugalPump(Source):
     asset_type = "centrifugal_pump"
-    PARAMS = {
+    PARAMS: ClassVar[dict[str, Any]] = {
         "rated_flow_m3h": 220.0,
         "rated_pressure_bar": 6.5,
         "rated_kw": 55.0,
