@@ -272,3 +272,70 @@ def fetch_rows(asset_id: int, metric_id: int, connection=default_connection) -> 
         return [(datetime.fromtimestamp(t, UTC), v) for t, v in rows]
     return rows
 
+
+
+SeriesArrays = dict[int, dict[int, tuple[list[float], list[float]]]]
+
+
+def recent_rows_many(
+    asset_ids: Sequence[int],
+    metric_ids: Sequence[int],
+    start: datetime,
+    end: datetime,
+    bucket: timedelta | None = None,
+    limit: int | None = None,
+    connection=default_connection,
+) -> SeriesArrays:
+    """{asset_id: {metric_id: ([epoch s, ...], [value, ...])}} in [start, end), oldest first, for
+    many assets in ONE statement (the twin refresh of a whole asset type).
+
+    With ``bucket``: the average per time bucket (bucket starts). Without: the raw readings,
+    at most the last ``limit`` per asset and metric (one reading per row, e.g. engine cycles).
+    """
+    if not asset_ids or not metric_ids:
+        return {}
+    shape = dialect(connection)
+    assets, metrics = [int(a) for a in asset_ids], [int(m) for m in metric_ids]
+    if shape == "sqlite":
+        where = (
+            f"asset_id IN ({', '.join(['%s'] * len(assets))}) AND metric_id IN ({', '.join(['%s'] * len(metrics))}) "
+            "AND time >= %s AND time < %s"
+        )
+        params: list = [*assets, *metrics, start.timestamp(), end.timestamp()]
+        time_expr = "time"
+    else:
+        where = "asset_id = ANY(%s) AND metric_id = ANY(%s) AND time >= %s AND time < %s"
+        params = [assets, metrics, start, end]
+        time_expr = "CAST(EXTRACT(EPOCH FROM time) AS double precision)"
+    if bucket is not None:
+        seconds = bucket.total_seconds()
+        if seconds <= 0:
+            raise ValueError("bucket must be positive")
+        if shape == "sqlite":
+            b, bparams = "CAST(time / %s AS INTEGER) * %s", [seconds, seconds]
+        elif shape == "timescale":
+            b, bparams = "CAST(EXTRACT(EPOCH FROM time_bucket(%s, time)) AS double precision)", [bucket]
+        else:
+            b, bparams = "CAST(EXTRACT(EPOCH FROM date_bin(%s, time, TIMESTAMPTZ '2000-01-01')) AS double precision)", [bucket]
+        sql = (
+            f"SELECT asset_id, metric_id, {b} AS b, AVG(value) FROM {TABLE} WHERE {where} "
+            "GROUP BY asset_id, metric_id, b ORDER BY asset_id, metric_id, b"
+        )
+        params = [*bparams, *params]
+    else:
+        if limit is None or limit <= 0:
+            raise ValueError("raw rows need a positive limit")
+        sql = (
+            f"SELECT asset_id, metric_id, t, value FROM (SELECT asset_id, metric_id, {time_expr} AS t, value, "
+            f"ROW_NUMBER() OVER (PARTITION BY asset_id, metric_id ORDER BY time DESC) AS rn FROM {TABLE} WHERE {where}) r "
+            "WHERE rn <= %s ORDER BY asset_id, metric_id, t"
+        )
+        params = [*params, int(limit)]
+    out: SeriesArrays = {}
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        for asset_id, metric_id, t, value in cur.fetchall():
+            times, values = out.setdefault(asset_id, {}).setdefault(metric_id, ([], []))
+            times.append(float(t))
+            values.append(float(value))
+    return out
