@@ -21,6 +21,7 @@ from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
+from edge_node import const
 from edge_node.broker_acl import READ, WRITE, BrokerAccount, is_allowed
 from edge_node.credentials import verify_mosquitto_hash
 
@@ -105,6 +106,11 @@ class RegistryAccessPlugin(BaseAuthPlugin, BaseTopicPlugin):
         account = await self.table.get(session.username)
         if account is None or not verify_mosquitto_hash(session.password or "", account.password_hash):
             log.warning("embedded broker: refused %r (unknown user or wrong password)", session.username)
+            return False
+        if account.kind == const.KIND_NODE and session.client_id != account.username:
+            # Like Mosquitto's use_username_as_clientid on the nodes' listener: a node cannot
+            # take over another client's session by borrowing its client id.
+            log.warning("embedded broker: refused node %r connecting as client id %r", session.username, session.client_id)
             return False
         return True
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import shutil
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,17 +30,33 @@ def _own_var_dir(settings, tmp_path):
 
 @dataclass
 class Mosquitto:
-    port: int
+    port: int  # the nodes' listener: client id forced to the username
+    service_port: int  # the ingest's and platform's listener (an internal interface in production)
     pid_file: Path
     process: subprocess.Popen
     log: Path
 
 
+def mosquitto_conf(files: Path, node_port: int, service_port: int) -> str:
+    """The production layout (see the report / deploy/mosquitto): two listeners sharing the
+    platform's password and ACL files; on the nodes' one the client id is the username, so a
+    node cannot take over another client's session by borrowing its client id."""
+    auth = f"allow_anonymous false\npassword_file {files / 'passwd'}\nacl_file {files / 'acl'}\n"
+    return (
+        f"per_listener_settings true\nuser root\npid_file {files / 'mosquitto.pid'}\npersistence false\n"
+        f"log_dest file {files / 'mosquitto.log'}\nlog_type all\n"
+        f"listener {node_port} 127.0.0.1\n{auth}use_username_as_clientid true\n"
+        f"listener {service_port} 127.0.0.1\n{auth}"
+    )
+
+
 @pytest.fixture
 def mosquitto(settings, tmp_path):
-    """A private Mosquitto on a free port, using the files the platform writes (never the system one)."""
-    if not Path(MOSQUITTO).exists() and not shutil.which("mosquitto"):
-        pytest.skip("needs the mosquitto binary")
+    """A private Mosquitto on free ports, using the files the platform writes (never the system one)."""
+    if not Path(MOSQUITTO).exists():
+        if os.environ.get("AIOT_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"required service missing: {MOSQUITTO}", pytrace=False)
+        pytest.skip(f"needs the mosquitto binary at {MOSQUITTO}")
     files = tmp_path / "mosquitto"
     files.mkdir()
     settings.MQTT_PASSWORD_FILE = str(files / "passwd")
@@ -49,19 +65,18 @@ def mosquitto(settings, tmp_path):
     from edge_node.services import write_broker_files
 
     write_broker_files(reload=False)
-    port = free_port()
+    port, service_port = free_port(), free_port()
+    while service_port == port:
+        service_port = free_port()
     conf = files / "mosquitto.conf"
-    log = files / "mosquitto.log"
-    conf.write_text(
-        f"user root\nlistener {port} 127.0.0.1\nallow_anonymous false\npassword_file {files / 'passwd'}\n"
-        f"acl_file {files / 'acl'}\npid_file {files / 'mosquitto.pid'}\npersistence false\n"
-        f"log_dest file {log}\nlog_type all\n"
-    )
+    conf.write_text(mosquitto_conf(files, port, service_port))
     with open(files / "stdout.log", "wb") as out:
         process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: (files / "mosquitto.pid").exists() and process.poll() is None and _listening(port), timeout=10, what="mosquitto to listen")
-        yield Mosquitto(port, files / "mosquitto.pid", process, log)
+        wait_until(lambda: process.poll() is not None or ((files / "mosquitto.pid").exists() and _listening(port) and _listening(service_port)),
+                   timeout=10, what="mosquitto to listen")
+        assert process.poll() is None, (files / "stdout.log").read_text() + (files / "mosquitto.log").read_text()
+        yield Mosquitto(port, service_port, files / "mosquitto.pid", process, files / "mosquitto.log")
     finally:
         process.terminate()
         try:

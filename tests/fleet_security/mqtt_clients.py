@@ -41,7 +41,8 @@ class Session:
 
 def connect(port: int, username: str | None, password: str | None, *, protocol: int = mqtt.MQTTv311, client_id: str | None = None) -> Session:
     """Connect and wait for the CONNACK; ``session.connack[0]`` is the reason code (0 = accepted)."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"t-{uuid.uuid4().hex[:10]}", protocol=protocol)
+    # Like the agent, a client uses its username as client id unless the test says otherwise.
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or username or f"t-{uuid.uuid4().hex[:10]}", protocol=protocol)
     session = Session(client)
     if username is not None:
         client.username_pw_set(username, password)

@@ -95,6 +95,17 @@ def test_it_lets_a_node_subscribe_only_to_its_own_commands(two_nodes, broker, se
         platform.close()
 
 
+def test_it_refuses_a_node_borrowing_another_client_id(two_nodes, broker, settings):
+    a, b = two_nodes
+    victim = connect(broker.port, b.mqtt_username, b.mqtt_password, client_id=b.node.node_id)
+    try:
+        thief = connect(broker.port, a.mqtt_username, a.mqtt_password, client_id=b.node.node_id)
+        assert not accepted(thief)
+        assert not victim.disconnected.is_set()
+    finally:
+        victim.close()
+
+
 def test_it_disconnects_and_refuses_a_revoked_node(two_nodes, broker):
     a, b = two_nodes
     node = connect(broker.port, a.mqtt_username, a.mqtt_password)

@@ -48,8 +48,8 @@ def test_it_matches_mosquitto_passwd_hashes(tmp_path):
 
 def test_it_delivers_a_nodes_own_telemetry(two_nodes, mosquitto, settings):
     a, _ = two_nodes
-    platform = connect(mosquitto.port, settings.MQTT_PLATFORM_USERNAME, settings.MQTT_PLATFORM_PASSWORD)
-    ingest = connect(mosquitto.port, settings.MQTT_INGEST_USERNAME, settings.MQTT_INGEST_PASSWORD)
+    platform = connect(mosquitto.service_port, settings.MQTT_PLATFORM_USERNAME, settings.MQTT_PLATFORM_PASSWORD)
+    ingest = connect(mosquitto.service_port, settings.MQTT_INGEST_USERNAME, settings.MQTT_INGEST_PASSWORD)
     node = connect(mosquitto.port, a.mqtt_username, a.mqtt_password)
     try:
         assert accepted(platform) and accepted(ingest) and accepted(node)
@@ -65,7 +65,7 @@ def test_it_delivers_a_nodes_own_telemetry(two_nodes, mosquitto, settings):
 
 def test_it_drops_what_a_node_publishes_in_another_nodes_name(two_nodes, mosquitto, settings):
     a, b = two_nodes
-    ingest = connect(mosquitto.port, settings.MQTT_INGEST_USERNAME, settings.MQTT_INGEST_PASSWORD)
+    ingest = connect(mosquitto.service_port, settings.MQTT_INGEST_USERNAME, settings.MQTT_INGEST_PASSWORD)
     node = connect(mosquitto.port, a.mqtt_username, a.mqtt_password)
     try:
         # Mosquitto grants a wide subscription but checks every message against the read ACL.
@@ -85,7 +85,7 @@ def test_it_drops_what_a_node_publishes_in_another_nodes_name(two_nodes, mosquit
 def test_it_lets_a_node_read_only_its_own_commands(two_nodes, mosquitto, settings):
     a, b = two_nodes
     node = connect(mosquitto.port, a.mqtt_username, a.mqtt_password)
-    platform = connect(mosquitto.port, settings.MQTT_PLATFORM_USERNAME, settings.MQTT_PLATFORM_PASSWORD)
+    platform = connect(mosquitto.service_port, settings.MQTT_PLATFORM_USERNAME, settings.MQTT_PLATFORM_PASSWORD)
     try:
         # Mosquitto 2.0 grants these SUBACKs but checks the read ACL on every message it delivers.
         node.subscribe(topic(b.node.node_id, "cmd"))
@@ -107,7 +107,7 @@ def test_it_lets_a_node_read_only_its_own_commands(two_nodes, mosquitto, setting
 
 def test_it_lets_ingest_workers_share_the_stream(two_nodes, mosquitto, settings):
     a, _ = two_nodes
-    ingest = connect(mosquitto.port, settings.MQTT_INGEST_USERNAME, settings.MQTT_INGEST_PASSWORD, protocol=mqtt.MQTTv5)
+    ingest = connect(mosquitto.service_port, settings.MQTT_INGEST_USERNAME, settings.MQTT_INGEST_PASSWORD, protocol=mqtt.MQTTv5)
     node = connect(mosquitto.port, a.mqtt_username, a.mqtt_password)
     try:
         assert ingest.subscribe("$share/ingest/aiot/v1/+/telemetry") == 1
@@ -148,3 +148,20 @@ def test_it_lets_a_node_enrolled_while_the_broker_runs_connect(mosquitto, settin
     # The enrollment rewrote the files and sent SIGHUP; the reload is asynchronous.
     session = wait_until(lambda: (s := connect(mosquitto.port, result.mqtt_username, result.mqtt_password)) and accepted(s) and s, timeout=5, what="the new node to be accepted")
     session.close()
+
+
+def test_it_keeps_a_node_from_taking_over_another_clients_session(two_nodes, mosquitto, settings):
+    a, b = two_nodes
+    ingest = connect(mosquitto.service_port, settings.MQTT_INGEST_USERNAME, settings.MQTT_INGEST_PASSWORD, client_id="aiot-ingest-host-solo-1")
+    victim = connect(mosquitto.port, b.mqtt_username, b.mqtt_password, client_id=b.node.node_id)
+    try:
+        thief_1 = connect(mosquitto.port, a.mqtt_username, a.mqtt_password, client_id=b.node.node_id)
+        thief_2 = connect(mosquitto.port, a.mqtt_username, a.mqtt_password, client_id="aiot-ingest-host-solo-1")
+        # Accepted, but under its own name: the thieves end each other's session, never the others'.
+        assert accepted(thief_1) and accepted(thief_2)
+        wait_until(thief_1.disconnected.is_set, timeout=5, what="the second connection of a to replace the first")
+        assert not victim.disconnected.is_set() and not ingest.disconnected.is_set()
+        thief_2.close()
+    finally:
+        victim.close()
+        ingest.close()
