@@ -87,6 +87,8 @@ def test_it_lets_an_admin_create_and_edit_a_rule(client, admin_user, fleet):
     rule.refresh_from_db()
     assert rule.critical_above == 110.0
     assert fleet.asset_type.name in client.get("/rules/").content.decode()
+    assert client.post(f"/rules/{rule.id}/delete/").status_code == 302
+    assert not AlertRule.objects.exists()
 
 
 def test_it_escapes_asset_and_site_names_everywhere(client, manager, fleet):
