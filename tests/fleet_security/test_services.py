@@ -11,10 +11,21 @@ from django.core.management import call_command
 from django.test import RequestFactory
 
 from edge_node import const
-from edge_node.broker_acl import BrokerAccount, BrokerFilesError, render_acl_file, topic_matches
+from edge_node.broker_acl import (
+    BrokerAccount,
+    BrokerFilesError,
+    render_acl_file,
+    topic_matches,
+)
 from edge_node.models import AuditEvent, EnrollmentToken
 from edge_node.node_auth import node_from_request
-from edge_node.services import create_enrollment_token, enroll_node, platform_broker_url, revoke_node, write_broker_files
+from edge_node.services import (
+    create_enrollment_token,
+    enroll_node,
+    platform_broker_url,
+    revoke_node,
+    write_broker_files,
+)
 from tests.factories import make_site
 
 pytestmark = pytest.mark.django_db
