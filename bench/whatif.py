@@ -6,8 +6,8 @@ and under 10 s with two workers. Both runs must store the identical result.
 The site's 50 twins are calibrated from real run-to-failure lives (NASA C-MAPSS FD001, as in
 bench/whatif_engine.py: one flight cycle = 40 operating hours); the scenario is that bench's
 headline one (more load, two shifts, RUL-based), without the baseline variant. Each worker
-count gets one untimed warm-up run, then the best of --repeats timed runs counts; each run
-prints where its time went (queue wait, simulation summed over chunks, merge): when the summed
+count gets one untimed warm-up run, then the timed runs alternate between the two workers and
+the best of --repeats counts; each run prints where its time went (queue wait, simulation summed over chunks, merge): when the summed
 simulation time doubles with two workers, the cores were busy with other work.
 
 Scratch PostgreSQL database created and dropped (BENCH_PG_URL, default
@@ -110,13 +110,14 @@ class Worker:
     """A real `celery -A web worker -P prefork -c N` on the bench's own queue."""
 
     def __init__(self, processes: int, log_dir: Path) -> None:
-        self.name = f"{QUEUE}-c{processes}@bench"
+        self.queue = f"{QUEUE}-c{processes}"
+        self.name = f"{self.queue}@bench"
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.log_path = log_dir / f"worker-c{processes}.log"
         self.log = open(self.log_path, "w")  # noqa: SIM115  (closed in stop)
         self.process = subprocess.Popen(
             [str(ROOT / ".venv/bin/celery"), "-A", "web", "worker", "-P", "prefork", "-c", str(processes), "--without-gossip",
-             "--without-mingle", "--without-heartbeat", "-Q", QUEUE, "-n", self.name, "--loglevel", "WARNING"],
+             "--without-mingle", "--without-heartbeat", "-Q", self.queue, "-n", self.name, "--loglevel", "WARNING"],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
@@ -142,7 +143,7 @@ class Worker:
         self.log.close()
 
 
-def breakdown(run_id: int) -> str:
+def breakdown(run_id: int) -> tuple[str, float]:
     """Where the time went: simulation in the chunks (summed) and the merge after the last one."""
     from django.db.models import Max, Sum
 
@@ -151,16 +152,18 @@ def breakdown(run_id: int) -> str:
     run = ScenarioRun.objects.only("started_at", "finished_at", "created_at").get(id=run_id)
     agg = ScenarioChunk.objects.filter(run_id=run_id).aggregate(sim=Sum("seconds"), last=Max("finished_at"))
     return (f"queued {(run.started_at - run.created_at).total_seconds():.2f} s, simulation {agg['sim']:.2f} s summed over chunks, "
-            f"merge and store {(run.finished_at - agg['last']).total_seconds():.2f} s")
+            f"merge and store {(run.finished_at - agg['last']).total_seconds():.2f} s"), agg["sim"]
 
 
-def timed_run(scenario_id: int, chunks: int) -> tuple[float, dict]:
-    """Seconds from submit to the stored result, and the result."""
+def timed_run(scenario_id: int, chunks: int, worker: Worker) -> tuple[float, dict, float]:
+    """Seconds from submit to the stored result, the result, and the simulation seconds summed."""
+    from django.conf import settings
     from django.db import transaction
 
     from twins.scenarios.models import ScenarioRun
     from twins.scenarios.services import start_run
 
+    settings.SCENARIO_QUEUE = worker.queue
     began = time.perf_counter()
     with transaction.atomic():
         run = start_run(scenario_id, chunks=chunks)
@@ -175,16 +178,9 @@ def timed_run(scenario_id: int, chunks: int) -> tuple[float, dict]:
     seconds = time.perf_counter() - began
     if row["state"] != "done":
         raise RuntimeError(f"run {run.id} ended {row['state']}: {row['error']}")
-    print(f"  run {run.id}: {seconds:.2f} s: {breakdown(run.id)}")
-    return seconds, ScenarioRun.objects.get(id=run.id).results
-
-
-def best_of(repeats: int, scenario_id: int, chunks: int) -> tuple[float, dict]:
-    """The fastest of a few runs: other people's work on a shared machine only adds time."""
-    runs = [timed_run(scenario_id, chunks) for _ in range(repeats)]
-    if any(json.dumps(r[1], sort_keys=True) != json.dumps(runs[0][1], sort_keys=True) for r in runs):
-        raise RuntimeError("repeated runs of one scenario stored different results")
-    return min(r[0] for r in runs), runs[0][1]
+    text, simulated = breakdown(run.id)
+    print(f"  {worker.queue[-2:]}: run {run.id}: {seconds:.2f} s: {text}")
+    return seconds, ScenarioRun.objects.get(id=run.id).results, simulated
 
 
 def main() -> None:
@@ -192,7 +188,7 @@ def main() -> None:
     parser.add_argument("--assets", type=int, default=50)
     parser.add_argument("--replications", type=int, default=1000)
     parser.add_argument("--chunks", type=int, default=8, help="chunks per run (the same for both worker counts)")
-    parser.add_argument("--repeats", type=int, default=2, help="timed runs per worker count (the best counts)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per worker count, alternating (the best counts)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-whatif-"))
     database_url, is_postgres = scratch_database(tmp)
@@ -203,16 +199,25 @@ def main() -> None:
         print(f"database: {'PostgreSQL' if is_postgres else 'SQLite'}; Redis {REDIS_URL}, queue {QUEUE}; "
               f"{args.assets} assets x {args.replications} replications x 1 year in {args.chunks} chunks")
         load_before = os.getloadavg()
-        timings: dict[int, float] = {}
-        results: dict[int, dict] = {}
+        # Both workers run at once on queues of their own (an idle worker costs no CPU), and
+        # their timed runs alternate, so load from other people's work hits both alike.
         for processes in (1, 2):
-            worker = Worker(processes, tmp)
-            workers.append(worker)
+            workers.append(Worker(processes, tmp))
+        for worker in workers:
             worker.wait_ready()
-            timed_run(scenario_id, chunks=processes)  # warm-up: each pool process imports and connects once
-            timings[processes], results[processes] = best_of(args.repeats, scenario_id, args.chunks)
-            worker.stop()
-            print(f"{processes} worker process{'es' if processes > 1 else ''}: {timings[processes]:6.2f} s from submit to stored result")
+            timed_run(scenario_id, 2, worker)  # warm-up: each pool process imports and connects once
+        runs: dict[int, list[tuple[float, dict, float]]] = {1: [], 2: []}
+        for _ in range(args.repeats):
+            for processes, worker in zip((1, 2), workers):
+                runs[processes].append(timed_run(scenario_id, args.chunks, worker))
+        timings = {p: min(r[0] for r in rs) for p, rs in runs.items()}
+        simulated = {p: min(r[2] for r in rs) for p, rs in runs.items()}
+        results = {p: rs[0][1] for p, rs in runs.items()}
+        if any(json.dumps(r[1], sort_keys=True) != json.dumps(results[1], sort_keys=True) for rs in runs.values() for r in rs):
+            raise RuntimeError("runs of one scenario stored different results")
+        for processes in (1, 2):
+            print(f"{processes} worker process{'es' if processes > 1 else ''}: {timings[processes]:6.2f} s from submit to stored result "
+                  f"(best of {args.repeats})")
         load_after = os.getloadavg()
         identical = json.dumps(results[1], sort_keys=True) == json.dumps(results[2], sort_keys=True)
         scale = timings[1] / timings[2]
@@ -220,11 +225,14 @@ def main() -> None:
         print(f"scale-out: x{scale:.2f} (target >= 1.7 on 2 idle cores); 2 workers under 10 s: {timings[2] < 10}; identical results: {identical}")
         print(f"fleet: {fleet['expected_failures']} failures, {fleet['expected_preventive']} preventive jobs, total cost "
               f"{fleet['total_cost']['mean']:,.0f} (p90 {fleet['total_cost']['p90']:,.0f})")
+        contention = simulated[2] / simulated[1]
+        print(f"simulation seconds summed over chunks: {simulated[1]:.2f} with one worker, {simulated[2]:.2f} with two "
+              f"(x{contention:.2f}: 1.0 when two cores are free for the two processes)")
         print(f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (1 min) on {os.cpu_count()} CPUs")
         print(json.dumps({
             "assets": args.assets, "replications": args.replications,
             "seconds_1_worker": round(timings[1], 3), "seconds_2_workers": round(timings[2], 3), "scale": round(scale, 3),
-            "identical": identical, "chunks": args.chunks, "repeats": args.repeats, "database": "postgresql" if is_postgres else "sqlite",
+            "identical": identical, "chunks": args.chunks, "repeats": args.repeats, "cpu_contention": round(contention, 3), "database": "postgresql" if is_postgres else "sqlite",
             "load_avg_before": round(load_before[0], 2), "load_avg_after": round(load_after[0], 2),
         }))
     finally:
