@@ -42,7 +42,7 @@ def chromium():
 
 
 def test_it_lets_an_admin_enroll_and_revoke_a_node_in_the_browser(chromium, live_server, admin_user):
-    site = make_site(name="Harbour <Plant>")
+    make_site(name="Harbour <Plant>")
     page = chromium.new_page()
     try:
         page.goto(f"{live_server.url}/login/")
