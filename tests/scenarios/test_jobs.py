@@ -140,3 +140,12 @@ def test_it_throttles_progress_writes_but_always_reports_the_end(scenario):
     progress(120, 120)
     assert published[0] == 1 and published[-1] == 120
     assert len(published) <= 2 / 0.5 + 2
+
+
+def test_it_costs_three_queries_per_progress_report(scenario, django_assert_num_queries):
+    started = start_run(scenario.id, chunks=2, dispatch=False)
+    chunk = started.chunks.first()
+    progress = ChunkProgress(started.id, chunk.id)
+    with django_assert_num_queries(3):  # store the chunk's count, read the run, sum the chunks
+        progress.publish(40)
+    assert ScenarioChunk.objects.get(id=chunk.id).done == 40

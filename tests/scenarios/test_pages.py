@@ -200,3 +200,15 @@ def test_it_gives_facility_managers_a_403_on_runs_even_at_their_site(client, man
     assert client.post(f"/scenarios/runs/{finished_run.id}/cancel/").status_code == 403
     assert client.post(f"/scenarios/{finished_run.scenario.id}/rerun/").status_code == 403
     assert ScenarioRun.objects.count() == 1
+
+
+def test_it_shows_a_run_without_baseline_and_exports_only_its_rows(client, planner, mine):
+    site, assets = mine
+    started = start_run(make_scenario(site, assets, planner, replications=60, compare_baseline=False).id, planner, dispatch=False)
+    jobs.run_all_chunks(started.id)
+    client.force_login(planner)
+    response = client.get(f"/scenarios/runs/{started.id}/")
+    assert response.status_code == 200 and 'id="comparison-chart"' not in response.content.decode()
+    assert response.context["page"]["results"]["fleet"]["baseline"] is None
+    rows = list(csv.DictReader(io.StringIO(client.get(f"/scenarios/runs/{started.id}/csv/").content.decode())))
+    assert {r["variant"] for r in rows} == {"scenario"} and len(rows) == len(assets) + 1
