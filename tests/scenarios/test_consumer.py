@@ -77,6 +77,9 @@ def test_it_sends_the_snapshot_then_coalesced_progress_then_the_final_state(queu
         await layer.group_send(run_group(queued_run.id), {"type": "scenario.progress", "run": queued_run.id, "state": "done", "done": total, "total": total, "error": ""})
         final = await comm.receive_json_from(timeout=2)
         elapsed = time.monotonic() - began
+        # A chunk's report that arrives after the end is stale: the page must not go back.
+        await layer.group_send(run_group(queued_run.id), {"type": "scenario.progress", "run": queued_run.id, "state": "running", "done": 7, "total": total, "error": ""})
+        assert await comm.receive_nothing(timeout=3 * const.FLUSH_INTERVAL_S)
         await comm.disconnect()
         return first, frames, final, elapsed
 

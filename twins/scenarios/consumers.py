@@ -34,6 +34,7 @@ class ScenarioRunConsumer(AsyncJsonWebsocketConsumer):
         self.last_flush = 0.0
         self.frames = 0
         self.best_done = 0  # chunks report run-wide sums that may arrive out of order
+        self.finished = False  # after done/failed/cancelled, a late progress report is stale
         user = self.scope.get("user")
         run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
         # Accept, then close with a code the page understands (it stops retrying).
@@ -50,6 +51,7 @@ class ScenarioRunConsumer(AsyncJsonWebsocketConsumer):
         # Joined first, then read: no update can fall between the snapshot and the group.
         current = await database_sync_to_async(snapshot)(run_id)
         if current is not None:
+            self.finished = current["state"] not in ("queued", "running")
             await self._send(current)
 
     async def disconnect(self, code: int) -> None:
@@ -62,7 +64,10 @@ class ScenarioRunConsumer(AsyncJsonWebsocketConsumer):
         return  # the page only listens
 
     async def scenario_progress(self, event: RunProgress) -> None:
+        if self.finished:
+            return
         if event["state"] not in ("queued", "running"):
+            self.finished = True
             if self.flush_task is not None:
                 self.flush_task.cancel()
                 self.flush_task = None
