@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
@@ -53,6 +54,8 @@ class MqttLink:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
         self.client.on_message = self._on_message
+        self.client.on_connect_fail = self._on_connect_fail
+        self._last_fail_log = 0.0
 
     def start(self) -> None:
         # connect_async + loop_start: the network thread keeps retrying (with backoff) when
@@ -103,6 +106,15 @@ class MqttLink:
         client.subscribe(contract.topic(self.node_id, "cmd"), qos=1)
         if self.wake:
             self.wake.set()
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        # Unreachable broker, refused TCP, failed TLS handshake: paho retries with backoff;
+        # say so once a minute, not on every attempt.
+        now = time.monotonic()
+        if now - self._last_fail_log >= 60.0:
+            self._last_fail_log = now
+            log.warning("node %s: cannot connect to %s (retrying; buffering meanwhile)", self.node_id,
+                        self.cfg.broker.url)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was = self.connected

@@ -70,3 +70,15 @@ def test_the_agent_sends_steady_signals_rarely_and_an_anomaly_at_once(tmp_path):
     last = outbox_messages(agent, "telemetry")[-1]["readings"][-1]
     assert last["ts"] == t0 + 200 and len(last["values"]) == 6
     agent.outbox.close()
+
+
+def test_msgpack_payloads_decode_with_the_contract(tmp_path):
+    agent = offline_agent(tmp_path)
+    agent.cfg.payload_format = "msgpack"
+    for i in range(3):
+        agent.tick(agent.t0 + i)
+    rows = agent.outbox.peek(0, 10)
+    assert rows and all(r.payload[:1] != b"{" for r in rows)
+    batch = contract.decode(rows[0].payload)
+    assert batch["seq"] == 1 and batch["readings"][0]["asset"] == "ahu"
+    agent.outbox.close()

@@ -209,3 +209,33 @@ def test_a_fleet_reconnects_after_a_broker_outage_and_delivers_its_buffer(broker
     finally:
         report = fleet.stop()
     assert all(n.dropped == 0 for n in report.nodes)
+
+
+def test_a_fault_injected_over_the_cmd_topic_is_acknowledged_and_raises_an_event(broker_url, node_id, subscribe,
+                                                                                 tmp_path):
+    from edge_node.agent import contract
+    from tests.helpers import Publisher
+
+    sub = subscribe(broker_url, node_id)
+    cfg = AgentConfig(node_id=node_id, broker=BrokerConfig(url=broker_url), state_dir=tmp_path,
+                      publish_interval_s=0.2, sources=[SourceConfig("centrifugal_pump", "p1", seed=3,
+                                                                    sample_interval_s=0.1)])
+    agent = Agent(cfg)
+    stop = threading.Event()
+    runner = threading.Thread(target=agent.run, args=(stop,), daemon=True)
+    runner.start()
+    try:
+        wait_until(lambda: agent.link.connected and agent.stats.samples > 30, 15, what="a warm, connected agent")
+        with Publisher(broker_url) as pub:
+            pub.publish(contract.topic(node_id, "cmd"), contract.encode(
+                {"id": "c1", "type": "inject_fault", "args": {"asset": "p1", "kind": "cavitation", "duration_s": 5}}))
+            pub.publish(contract.topic(node_id, "cmd"), contract.encode({"id": "c2", "type": "reboot"}))
+        acks = wait_until(lambda: len(sub.of("cmd/ack")) >= 2 and sub.of("cmd/ack"), 5, what="two acks")
+        assert {a["id"]: a["ok"] for a in acks} == {"c1": True, "c2": False}
+        assert "unsupported command type 'reboot'" in next(a["detail"] for a in acks if a["id"] == "c2")
+        event = wait_until(lambda: next((e for e in sub.of("events") if e["kind"] == "anomaly"), None), 5,
+                           what="the cavitation anomaly")
+        assert event["asset"] == "p1" and event["model_version"] == "ewma-z"
+    finally:
+        stop.set()
+        runner.join(10)
