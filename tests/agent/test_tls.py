@@ -85,7 +85,7 @@ def test_the_agent_publishes_over_tls_verified_by_its_ca(tls_broker, tmp_path):
 
 
 def test_the_agent_refuses_a_broker_its_ca_did_not_sign(tls_broker, tmp_path):
-    port, d = tls_broker
+    port, _ = tls_broker
     d2 = tmp_path / "other"
     d2.mkdir()
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=other-ca",
