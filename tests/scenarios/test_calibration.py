@@ -59,6 +59,22 @@ def test_it_takes_one_cycle_as_one_hour_when_nobody_says_otherwise():
     assert "1 cycle = 1 operating hour" in calibrated.note["statement"]
 
 
+def test_it_reads_hours_per_cycle_from_the_serving_meta_or_the_twins_own_calendar_rul():
+    site, kind = make_site(), make_asset_type()
+    served, derived = make_asset(site, kind, None, name="Served"), make_asset(site, kind, None, name="Derived")
+    derived.hours_per_day = 12.0
+    derived.save()
+    RulModel.objects.create(version="fd001-serving", asset_type_key="turbofan", artifact_path="/nonexistent",
+                            meta={"serving": {"rul_unit": "cycles", "hours_per_row": 1.5}})
+    make_twin(served, rate=None, median=100.0, low=80.0, high=130.0, unit="cycles", model_version="fd001-serving")
+    # 200 cycles shown as 50 days at 12 h a day: the twin took 3 operating hours per cycle.
+    make_twin(derived, rate=None, median=200.0, low=150.0, high=260.0, unit="cycles", rul_days_median=50.0)
+    by_name = {c.asset.name: c for c in calibrate_assets([served, derived])}
+    assert by_name["Served"].asset.rul.median == pytest.approx(150.0) and "RUL model fd001-serving" in by_name["Served"].note["statement"]
+    assert by_name["Derived"].asset.rul.median == pytest.approx(600.0)
+    assert by_name["Derived"].asset.rul.low == pytest.approx(450.0) and "own RUL in days" in by_name["Derived"].note["statement"]
+
+
 def test_it_clips_a_failed_twin_and_ignores_an_interval_that_does_not_bracket_the_median():
     site, kind = make_site(), make_asset_type()
     asset = make_asset(site, kind, None)

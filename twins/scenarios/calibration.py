@@ -2,8 +2,10 @@
 
 Each simulated asset starts where its TwinState says it is: health, degradation rate (health
 per operating hour) and the RUL median with its 80 % interval. RUL in cycles is converted to
-operating hours with the model's `hours_per_cycle` (RulModel.meta, else TwinState.details),
-else DEFAULT_HOURS_PER_CYCLE (1 cycle = 1 operating hour). An asset without a twin state gets
+operating hours with the hours per cycle the RUL model serves with (RulModel.meta["serving"]
+["hours_per_row"] or "hours_per_cycle"), else TwinState.details, else the twin's own calendar
+conversion (rul_days_median x Asset.hours_per_day / rul_median), else DEFAULT_HOURS_PER_CYCLE
+(1 cycle = 1 operating hour). An asset without a twin state gets
 a labelled default (const.DEFAULT_HEALTH of a DEFAULT_LIFE_HOURS life). Every choice is written
 to a note that is stored with the run and shown with its result.
 """
@@ -42,13 +44,30 @@ def _positive(value: float | None) -> float | None:
     return float(value)
 
 
-def hours_per_cycle(twin: TwinState, models_by_version: dict[str, RulModel]) -> tuple[float, str]:
-    """Operating hours per RUL cycle for this twin, and where the figure comes from."""
+def _stated(meta: Any) -> float | None:
+    if not isinstance(meta, dict):
+        return None
+    serving = meta.get("serving")
+    for source in (serving if isinstance(serving, dict) else {}, meta):
+        for key in ("hours_per_cycle", "hours_per_row"):
+            value = source.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and _positive(value) is not None:
+                return float(value)
+    return None
+
+
+def hours_per_cycle(twin: TwinState, models_by_version: dict[str, RulModel], asset: Asset | None = None) -> tuple[float, str]:
+    """Operating hours per RUL cycle for this twin, and where the figure comes from: the RUL
+    model's serving meta, the twin's details, the twin's own calendar conversion (RUL days x
+    hours a day / RUL cycles), else DEFAULT_HOURS_PER_CYCLE."""
     model = models_by_version.get(twin.model_version)
-    for where, meta in ((f"RUL model {twin.model_version}", model.meta if model else {}), ("twin details", twin.details or {})):
-        value = _positive(meta.get("hours_per_cycle")) if isinstance(meta, dict) else None
+    for where, meta in ((f"RUL model {twin.model_version}", model.meta if model else None), ("twin details", twin.details)):
+        value = _stated(meta)
         if value is not None:
             return value, where
+    if asset is not None and _positive(twin.rul_days_median) and _positive(twin.rul_median) and _positive(asset.hours_per_day):
+        value = twin.rul_days_median * asset.hours_per_day / twin.rul_median
+        return value, "the twin's own RUL in days at the asset's hours a day"
     return const.DEFAULT_HOURS_PER_CYCLE, "default assumption (1 cycle = 1 operating hour)"
 
 
@@ -82,9 +101,9 @@ def calibrate_asset(asset: Asset, twin: TwinState | None, models_by_version: dic
     rul: RulEstimate | None = None
     median = _positive(twin.rul_median)
     if median is not None:
-        factor, factor_source = (1.0, "") if twin.rul_unit == "hours" else hours_per_cycle(twin, models_by_version)
+        factor, factor_source = (1.0, "") if twin.rul_unit == "hours" else hours_per_cycle(twin, models_by_version, asset)
         if twin.rul_unit != "hours":
-            parts.append(f"RUL in {twin.rul_unit} x {factor:g} operating hours per cycle ({factor_source})")
+            parts.append(f"RUL in {twin.rul_unit} x {factor:.3g} operating hours per cycle ({factor_source})")
             params["hours_per_cycle"] = factor
         low, high = _positive(twin.rul_low), _positive(twin.rul_high)
         if low is not None and high is not None and low <= median <= high:
