@@ -24,9 +24,16 @@ class Command(BaseCommand):
         parser.add_argument("--interval", type=float, default=1.0, help="seconds between samples of each asset")
         parser.add_argument("--duration", type=float, default=None, help="stop after this many wall seconds")
         parser.add_argument("--format", choices=["json", "msgpack"], default="json")
+        parser.add_argument("--issue-credentials", action="store_true",
+                            help="give the simulated nodes fresh MQTT passwords first (stored hashed; broker files rewritten when configured)")
 
     def handle(self, *args, **opts) -> None:
-        nodes = fleet_layout(opts["node"])
+        credentials = None
+        if opts["issue_credentials"]:
+            from edge_node.services import issue_fleet_credentials
+
+            credentials = issue_fleet_credentials([n.node_id for n in fleet_layout(opts["node"])], actor="manage.py simulate_fleet")
+        nodes = fleet_layout(opts["node"], credentials)
         if not nodes:
             raise CommandError("no edge nodes with simulated assets are registered (run manage.py load_demo)")
         stop = threading.Event()
