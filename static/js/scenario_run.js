@@ -31,24 +31,50 @@ function showProgress(msg) {
 function followProgress() {
   let attempt = 0;
   let finished = false;
+  let pollTimer = null;
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${page.run.ws_path}`;
+
+  function handle(msg) {
+    if (finished || msg.type !== "scenario.progress") return;
+    showProgress(msg);
+    if (!ACTIVE.has(msg.state)) {
+      finished = true;
+      clearInterval(pollTimer);
+      // The results (or the reason it stopped) are rendered by the server.
+      setTimeout(() => location.reload(), msg.state === "done" ? 150 : 600);
+    }
+  }
+
+  // While the socket is down (a proxy without WebSockets, a restart), poll the status URL.
+  function startPolling() {
+    if (pollTimer !== null || finished) return;
+    pollTimer = setInterval(async () => {
+      try {
+        const response = await fetch(page.run.status_url, { headers: { Accept: "application/json" } });
+        if (response.ok) handle(await response.json());
+      } catch (err) {
+        console.warn("scenario: status poll failed", err);
+      }
+    }, 2000);
+  }
+
+  function stopPolling() {
+    clearInterval(pollTimer);
+    pollTimer = null;
+  }
+
   function open() {
     const socket = new WebSocket(url);
-    socket.addEventListener("open", () => { attempt = 0; });
+    socket.addEventListener("open", () => { attempt = 0; stopPolling(); });
     socket.addEventListener("message", (ev) => {
       let msg;
       try { msg = JSON.parse(ev.data); } catch (err) { console.error("scenario: a frame that is not JSON", err); return; }
-      if (msg.type !== "scenario.progress") return;
-      showProgress(msg);
-      if (!ACTIVE.has(msg.state) && !finished) {
-        finished = true;
-        socket.close();
-        // The results (or the reason it stopped) are rendered by the server.
-        setTimeout(() => location.reload(), msg.state === "done" ? 150 : 600);
-      }
+      handle(msg);
+      if (finished) socket.close();
     });
     socket.addEventListener("close", (ev) => {
       if (finished || ev.code === 4401 || ev.code === 4403 || ev.code === 4404) return;
+      startPolling();
       const delay = Math.min(15000, 500 * 2 ** attempt) * (0.75 + Math.random() * 0.5);
       attempt += 1;
       setTimeout(open, delay);

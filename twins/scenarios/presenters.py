@@ -81,7 +81,8 @@ def run_page_data(run: ScenarioRun, others: Sequence[ScenarioRun] = ()) -> dict[
     else:  # where the chunks are now; the socket takes over from there
         done = (snapshot(run.id) or {"done": 0})["done"]
     data: dict[str, Any] = {
-        "run": {"id": run.id, "state": run.state, "total": run.total, "done": done, "error": run.error, "ws_path": ws_path(run.id)},
+        "run": {"id": run.id, "state": run.state, "total": run.total, "done": done, "error": run.error, "ws_path": ws_path(run.id),
+                "status_url": f"/scenarios/runs/{run.id}/status/"},
         "results": None,
     }
     if run.state != ScenarioRun.State.DONE or not run.results:

@@ -8,7 +8,7 @@ import csv
 
 from django.contrib import messages
 from django.db.models import OuterRef, Subquery
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
@@ -17,6 +17,7 @@ from twins.scenarios import const
 from twins.scenarios.forms import ScenarioForm, field_groups
 from twins.scenarios.models import Scenario, ScenarioRun
 from twins.scenarios.presenters import csv_rows, run_page_data
+from twins.scenarios.progress import snapshot
 from twins.scenarios.services import (
     ScenarioServiceError,
     cancel_run,
@@ -81,6 +82,14 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "asset_assumptions": [(a["name"], a["assumptions"]) for a in (results.get(const.VARIANT_SCENARIO) or {}).get("assets", [])],
     }
     return render(request, "scenarios/run.html", context)
+
+
+@require_role(*PLANNING_ROLES)
+def run_status(request: HttpRequest, run_id: int) -> JsonResponse:
+    """The run's progress as JSON: what the page polls while its socket is down."""
+    if not _visible_runs(request).filter(id=run_id).exists():
+        raise Http404("no such run")
+    return JsonResponse(snapshot(run_id))
 
 
 @require_POST
