@@ -38,6 +38,14 @@ class AssetUpdate(TypedDict):
     values: dict[str, list[float]]
 
 
+class SiteUpdates(TypedDict):
+    """Every due asset update of one site in one group message."""
+
+    type: Literal["site.updates"]
+    site: int
+    updates: list[AssetUpdate]
+
+
 class NodeStatusUpdate(TypedDict):
     type: Literal["node.status"]
     node: str
@@ -71,11 +79,15 @@ class LivePublisher:
                     bucket[key] = [ts.timestamp(), value]
 
     def flush(self, now: float | None = None) -> int:
-        """Send what is due; return how many asset updates went out."""
+        """Send what is due; return how many asset updates went out.
+
+        All due updates go out in one event-loop round trip: one message per asset to its
+        asset group and one ``site.updates`` message per site, however many assets changed.
+        """
         if self.layer is None or not self.pending:
             return 0
         now = time.time() if now is None else now
-        sent = 0
+        due: list[AssetUpdate] = []
         for asset_id in list(self.pending):
             if now - self.last_sent.get(asset_id, 0.0) < self.interval_s:
                 continue
@@ -83,21 +95,28 @@ class LivePublisher:
             site_id = self.asset_sites.get(asset_id)
             if site_id is None:
                 continue
-            message: AssetUpdate = {"type": "asset.update", "asset": asset_id, "site": site_id, "last_seen": now, "values": values}
-            try:
-                async_to_sync(self._send)(message)
-            except Exception:
-                # A channel-layer outage must not stop ingest; the data is stored already.
-                self.failures += 1
-                log.exception("live update for asset %s not sent (failure %d)", asset_id, self.failures)
-                continue
-            self.last_sent[asset_id] = now
-            sent += 1
-        return sent
+            due.append({"type": "asset.update", "asset": asset_id, "site": site_id, "last_seen": now, "values": values})
+        if not due:
+            return 0
+        try:
+            async_to_sync(self._send_all)(due)
+        except Exception:
+            # A channel-layer outage must not stop ingest; the data is stored already.
+            self.failures += 1
+            log.exception("live updates for %d assets not sent (failure %d)", len(due), self.failures)
+            return 0
+        for message in due:
+            self.last_sent[message["asset"]] = now
+        return len(due)
 
-    async def _send(self, message: AssetUpdate) -> None:
-        await self.layer.group_send(asset_group(message["asset"]), message)
-        await self.layer.group_send(site_group(message["site"]), message)
+    async def _send_all(self, due: list[AssetUpdate]) -> None:
+        by_site: dict[int, list[AssetUpdate]] = {}
+        for message in due:
+            await self.layer.group_send(asset_group(message["asset"]), message)
+            by_site.setdefault(message["site"], []).append(message)
+        for site_id, updates in by_site.items():
+            batch: SiteUpdates = {"type": "site.updates", "site": site_id, "updates": updates}
+            await self.layer.group_send(site_group(site_id), batch)
 
     def send_status(self, node_key: str, site_id: int, status: dict) -> None:
         if self.layer is None:

@@ -78,7 +78,8 @@ def _user(username: str, role: str | None):
 
     user = User.objects.create_user(username=username, password="pw-" + username)
     if role:
-        user.groups.add(Group.objects.get(name=role))
+        # transactional tests flush the groups the data migration created: recreate them
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
     return user
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypedDict
 
+from ingest.live import SiteUpdates  # noqa: F401  (defined where it is sent)
+
 LIVE_PATH = "ws/live/"
 FLUSH_INTERVAL_S = 0.25  # per client: at most 4 frames a second, whatever the ingest rate
 MAX_SUBSCRIPTIONS = 200  # per socket: a fleet page subscribes to each visible site
@@ -21,11 +23,6 @@ MAX_SUBSCRIPTIONS = 200  # per socket: a fleet page subscribes to each visible s
 CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_NO_ROLE = 4403
 
-
-class SiteUpdates(TypedDict):
-    type: Literal["site.updates"]
-    site: int
-    updates: list[dict[str, Any]]  # ingest.live.AssetUpdate each
 
 
 class SubscribeRequest(TypedDict, total=False):

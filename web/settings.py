@@ -109,7 +109,13 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30},
+            # One connection per subscribed group on a busy daphne: lift redis-py's pool default (100).
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "max_connections": env_int("CHANNEL_LAYER_MAX_CONNECTIONS", 2000, 10)}],
+                "capacity": 1500,
+                "expiry": 30,
+                "prefix": env_str("CHANNEL_LAYER_PREFIX", "asgi"),
+            },
         }
     }
 else:
