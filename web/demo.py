@@ -31,6 +31,33 @@ DEMO_LAYOUT = (
 )
 
 
+# Demo thresholds, set close to what the simulated fleet produces so that a short run shows
+# a few warnings and criticals next to healthy assets. Real rules come from the admins.
+DEMO_RULES = (
+    # asset type, metric, warning above, critical above, hysteresis, min duration s
+    ("hvac_unit", "co2_ppm", 735.0, 748.0, 3.0, 2.0),
+    ("induction_motor", "temperature_c", 57.0, 75.0, 0.3, 2.0),
+    ("centrifugal_pump", "temperature_c", 70.0, 85.0, 1.0, 5.0),
+    ("centrifugal_pump", "vib_rms", 4.5, 7.1, 0.2, 5.0),
+)
+
+
+def seed_demo_rules() -> int:
+    """Create the demo alert rules (idempotent)."""
+    from twins.models import AlertRule
+
+    made = 0
+    for type_key, metric_key, warn, crit, hyst, duration in DEMO_RULES:
+        metric = Metric.objects.filter(asset_type__key=type_key, key=metric_key).first()
+        if metric is None:
+            continue
+        _, created = AlertRule.objects.get_or_create(
+            metric=metric, defaults={"warning_above": warn, "critical_above": crit, "hysteresis": hyst, "min_duration_s": duration},
+        )
+        made += created
+    return made
+
+
 @dataclass
 class DemoSummary:
     sites: int
@@ -79,4 +106,5 @@ def load_demo() -> DemoSummary:
                         defaults={"name": f"{prefix} {i}", "site": site, "asset_type": types[type_key], "node": node},
                     )
                     n_assets += 1
+    seed_demo_rules()
     return DemoSummary(sites=len(DEMO_LAYOUT), nodes=n_nodes, assets=n_assets, users=users)

@@ -25,33 +25,6 @@ CHROMIUM = os.environ.get("AIOT_CHROMIUM", "/usr/bin/chromium")
 VIEWPORT = {"width": 1440, "height": 900}
 MAX_PNG_BYTES = 300 * 1024
 
-# Demo thresholds, set close to what the simulated fleet produces so that a short run shows
-# a few warnings and criticals next to healthy assets. Real rules come from the admins.
-DEMO_RULES = (
-    # asset type, metric, warning above, critical above, hysteresis, min duration s
-    ("hvac_unit", "co2_ppm", 735.0, 748.0, 3.0, 2.0),
-    ("induction_motor", "temperature_c", 57.0, 75.0, 0.3, 2.0),
-    ("centrifugal_pump", "temperature_c", 70.0, 85.0, 1.0, 5.0),
-    ("centrifugal_pump", "vib_rms", 4.5, 7.1, 0.2, 5.0),
-)
-
-
-def seed_demo_rules() -> int:
-    """Create the demo rules (idempotent); run inside the demo's own database."""
-    from twins.models import AlertRule, Metric
-
-    made = 0
-    for type_key, metric_key, warn, crit, hyst, duration in DEMO_RULES:
-        metric = Metric.objects.filter(asset_type__key=type_key, key=metric_key).first()
-        if metric is None:
-            continue
-        _, created = AlertRule.objects.get_or_create(
-            metric=metric, defaults={"warning_above": warn, "critical_above": crit, "hysteresis": hyst, "min_duration_s": duration},
-        )
-        made += created
-    return made
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -84,7 +57,7 @@ class Command(BaseCommand):
             env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "MQTT_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "DJANGO_SETTINGS_MODULE")}
             env.update(AIOT_VAR_DIR=var_dir, PYTHONUNBUFFERED="1")
             manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
-            for cmd in (["migrate", "--noinput"], ["load_demo"], ["shell", "-c", "from web.management.commands.screenshots import seed_demo_rules; seed_demo_rules()"]):
+            for cmd in (["migrate", "--noinput"], ["load_demo"]):
                 done = subprocess.run([*manage, *cmd], check=False, cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=180)
                 if done.returncode != 0:
                     raise CommandError(f"{' '.join(cmd)} failed: {done.stderr[-2000:]}")
