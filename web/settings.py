@@ -181,6 +181,18 @@ TELEMETRY_RETENTION_DAYS = env_int("TELEMETRY_RETENTION_DAYS", 90, 1)
 TELEMETRY_PARTITION_DAYS = env_int("TELEMETRY_PARTITION_DAYS", 1, 1, 31)
 TELEMETRY_COMPRESS_AFTER_DAYS = env_int("TELEMETRY_COMPRESS_AFTER_DAYS", 7, 1)
 
+# Digital twins: how often health and RUL are recomputed from telemetry (celery beat in
+# production; a refresh thread in the embedded stack), and whether the embedded stack trains
+# the demo asset types' missing RUL models in the background on start.
+TWIN_REFRESH_INTERVAL_S = env_float("TWIN_REFRESH_INTERVAL_S", 15.0)
+if TWIN_REFRESH_INTERVAL_S < 1.0:
+    raise ImproperlyConfigured("TWIN_REFRESH_INTERVAL_S must be >= 1")
+TWIN_TRAIN_DEMO_MODELS = env_bool("TWIN_TRAIN_DEMO_MODELS", True)
+CELERY_BEAT_SCHEDULE = {
+    # A refresh that would start after the next one is due is dropped, never queued up.
+    "twins-refresh": {"task": "twins.refresh_twins", "schedule": TWIN_REFRESH_INTERVAL_S, "options": {"expires": TWIN_REFRESH_INTERVAL_S}},
+}
+
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
