@@ -1,0 +1,69 @@
+"""The "twin.update" live message: one definition for the refresh (sender), the live socket
+consumer and the pages (receivers). Sent to asset.<id> and, batched per site, to site.<id>."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal, TypedDict
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from ingest.live import asset_group, site_group
+
+log = logging.getLogger(__name__)
+
+
+class TwinFigures(TypedDict):
+    computed_at: float
+    model_version: str
+    health: float
+    rul_median: float | None
+    rul_low: float | None
+    rul_high: float | None
+    rul_unit: str
+    rul_days_median: float | None
+    rul_days_low: float | None
+    rul_days_high: float | None
+    degradation_rate: float | None  # health lost per operating hour
+
+
+class TwinUpdate(TypedDict):
+    type: Literal["twin.update"]
+    asset: int
+    site: int
+    twin: TwinFigures
+
+
+def twin_figures(state: Any) -> TwinFigures:
+    """The figures of a TwinState (or any object with its fields) as plain JSON."""
+    return {
+        "computed_at": state.computed_at.timestamp(), "model_version": state.model_version, "health": state.health,
+        "rul_median": state.rul_median, "rul_low": state.rul_low, "rul_high": state.rul_high, "rul_unit": state.rul_unit,
+        "rul_days_median": state.rul_days_median, "rul_days_low": state.rul_days_low, "rul_days_high": state.rul_days_high,
+        "degradation_rate": state.degradation_rate,
+    }
+
+
+def send_twin_updates(updates: list[TwinUpdate]) -> int:
+    """Group-send the updates (call after commit); return how many went out. A channel-layer
+    outage is logged, never raised: the twins are stored already."""
+    layer = get_channel_layer()
+    if layer is None or not updates:
+        return 0
+
+    async def send() -> None:
+        by_site: dict[int, list[TwinUpdate]] = {}
+        for update in updates:
+            await layer.group_send(asset_group(update["asset"]), update)
+            by_site.setdefault(update["site"], []).append(update)
+        for site_id, items in by_site.items():
+            # One group message per site: the consumer unpacks "site.updates" into its queue.
+            await layer.group_send(site_group(site_id), {"type": "site.updates", "site": site_id, "updates": items})
+
+    try:
+        async_to_sync(send)()
+    except Exception:
+        log.exception("twin updates of %d assets not sent", len(updates))
+        return 0
+    return len(updates)

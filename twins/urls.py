@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from twins import views
+
+urlpatterns = [
+    path("models/rul/", views.models, name="twin-models"),
+    path("assets/<int:asset_id>/twin.json", views.twin_history, name="twin-history"),
+]
