@@ -91,7 +91,8 @@ def database_from_url(url: str, sqlite_path: Path) -> dict:
                 "transaction_mode": "IMMEDIATE",
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
-            "TEST": {"NAME": str(sqlite_path.with_name("test.sqlite3"))},
+            # one file per test run: parallel runs (and their subprocesses) never share it
+            "TEST": {"NAME": str(sqlite_path.with_name(f"test-{os.getpid()}.sqlite3"))},
         }
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql"):
