@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "twins",
     "twins.scenarios",
     "edge_node",
+    "edge_node.rollouts",
     "ingest",
 ]
 
@@ -166,6 +167,15 @@ MOSQUITTO_RELOAD_CMD = env_str("MOSQUITTO_RELOAD_CMD", "")
 ENROLLMENT_TOKEN_TTL_S = env_int("ENROLLMENT_TOKEN_TTL_S", 24 * 3600, 60, 30 * 24 * 3600)
 ENROLLMENT_PUBLIC_URL = env_str("ENROLLMENT_PUBLIC_URL", "")  # the platform's URL as nodes reach it
 MODEL_SIGNING_KEY_FILE = env_str("MODEL_SIGNING_KEY_FILE", "")
+# Model rollouts: at most this many nodes download/verify/shadow a model at once; each node
+# waits a random 0..ROLLOUT_JITTER_S before it downloads; a node silent this long after a
+# command counts as a load failure; PLATFORM_PUBLIC_URL is the base URL nodes download from.
+ROLLOUT_MAX_CONCURRENT = env_int("ROLLOUT_MAX_CONCURRENT", 20, 1)
+ROLLOUT_JITTER_S = env_float("ROLLOUT_JITTER_S", 0.5)
+ROLLOUT_ACK_TIMEOUT_S = env_float("ROLLOUT_ACK_TIMEOUT_S", 120.0)
+ROLLOUT_SHADOW_WINDOWS = env_int("ROLLOUT_SHADOW_WINDOWS", 200, 1)
+ROLLOUT_STEP_INTERVAL_S = env_float("ROLLOUT_STEP_INTERVAL_S", 2.0)
+PLATFORM_PUBLIC_URL = env_str("PLATFORM_PUBLIC_URL", "http://127.0.0.1:8000")
 
 # Ingest tuning.
 INGEST_MAX_PAYLOAD_BYTES = env_int("INGEST_MAX_PAYLOAD_BYTES", 256 * 1024, 1024)

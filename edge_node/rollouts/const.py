@@ -1,0 +1,65 @@
+"""Constants of the model registry and rollouts (server side)."""
+
+from __future__ import annotations
+
+KIND_RUL = "rul"
+KIND_ANOMALY = "anomaly"
+KINDS = ((KIND_RUL, "RUL"), (KIND_ANOMALY, "Anomaly"))
+
+# Rollout states.
+PROPOSED = "proposed"
+APPROVED = "approved"
+CANARY = "canary"
+PROMOTING = "promoting"
+DONE = "done"
+ROLLED_BACK = "rolled_back"
+PAUSED = "paused"
+CANCELLED = "cancelled"
+ROLLOUT_STATES = [(s, s.replace("_", " ")) for s in (PROPOSED, APPROVED, CANARY, PROMOTING, DONE, ROLLED_BACK, PAUSED, CANCELLED)]
+ACTIVE_STATES = (APPROVED, CANARY, PROMOTING, ROLLED_BACK)  # the driver has work to do
+FINAL_STATES = (DONE, CANCELLED)
+
+# Per-node states.
+N_PENDING = "pending"
+N_SENT = "sent"
+N_DOWNLOADING = "downloading"
+N_VERIFYING = "verifying"
+N_SHADOW = "shadow"
+N_PASSED = "passed"
+N_FAILED = "failed"
+N_SWITCHED = "switched"
+N_ROLLED_BACK = "rolled_back"
+N_OFFLINE = "offline_waiting"
+NODE_STATES = [(s, s.replace("_", " ")) for s in (N_PENDING, N_SENT, N_DOWNLOADING, N_VERIFYING, N_SHADOW, N_PASSED,
+                                                    N_FAILED, N_SWITCHED, N_ROLLED_BACK, N_OFFLINE)]
+# A node in one of these holds a download slot (counts against ROLLOUT_MAX_CONCURRENT).
+IN_FLIGHT_STATES = (N_SENT, N_DOWNLOADING, N_VERIFYING, N_SHADOW)
+PROGRESS_STAGES = (N_DOWNLOADING, N_VERIFYING, N_SHADOW)
+
+# Command types on aiot/v1/<node>/cmd (args documented in edge_node/agent/deploy.py).
+CMD_DEPLOY = "deploy"
+CMD_ROLLBACK = "rollback"
+
+# Failure kinds in a node's report that are load failures (counted against max_load_failures);
+# anything else that fails is a health-gate failure and rolls the rollout back at once.
+LOAD_FAILURE_REASONS = ("download_failed", "size_mismatch", "hash_mismatch", "bad_signature", "no_public_key",
+                        "bad_manifest", "load_failed", "timeout")
+GATE_FAILURE_REASONS = ("latency_gate", "agreement_gate")
+
+# Audit actions.
+AUDIT_MODEL_REGISTERED = "model.registered"
+AUDIT_MODEL_REFUSED = "model.refused"
+AUDIT_ROLLOUT_PROPOSED = "rollout.proposed"
+AUDIT_ROLLOUT_APPROVED = "rollout.approved"
+AUDIT_ROLLOUT_REFUSED = "rollout.refused"
+AUDIT_ROLLOUT_PAUSED = "rollout.paused"
+AUDIT_ROLLOUT_RESUMED = "rollout.resumed"
+AUDIT_ROLLOUT_CANCELLED = "rollout.cancelled"
+AUDIT_ROLLOUT_ROLLBACK = "rollout.rollback"
+AUDIT_ROLLOUT_PROMOTED = "rollout.promoted"
+AUDIT_ROLLOUT_DONE = "rollout.done"
+AUDIT_ARTIFACT_DOWNLOAD = "model.download"
+
+# Where artifacts live, under VAR_DIR.
+REGISTRY_SUBDIR = ("models", "registry")
+ARTIFACT_URL_PREFIX = "/api/models/"
