@@ -207,22 +207,19 @@ def cpu_fraction(n: int, models: Path, state: Path, window_s: float = 2.0) -> fl
     cfg = AgentConfig(node_id=f"bench-cap-{uuid.uuid4().hex[:6]}", broker=BrokerConfig(url=BROKER), sources=sources,
                       filter=bench_filter(), models_dir=models, state_dir=state, heartbeat_interval_s=10.0)
     agent = Agent(cfg)
-    for i, rt in enumerate(agent.assets.values()):
-        rt.next_due = agent.t0 + i / n  # sensors are not synchronised: spread the work over the second
-    agent.start()
+    for i, asset in enumerate(agent.assets):
+        agent.schedule(asset, agent.t0 + 1.0 + i / n)  # sensors are not synchronised: spread them over the second
+    stop = threading.Event()
+    runner = threading.Thread(target=agent.run, args=(stop,), daemon=True)
+    runner.start()  # the agent's own run loop, as on a gateway
     try:
-        end = time.time() + 1.0  # warm up (connect, first samples)
-        while time.time() < end:
-            agent.wake.wait(max(0.0, min(0.5, agent.tick(time.time()) - time.time())))
-            agent.wake.clear()
+        time.sleep(1.5)  # connect, first samples
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        end = time.time() + window_s
-        while time.time() < end:
-            agent.wake.wait(max(0.0, min(0.5, agent.tick(time.time()) - time.time(), end - time.time())))
-            agent.wake.clear()
+        time.sleep(window_s)
         return (time.process_time() - cpu0) / (time.perf_counter() - wall0)
     finally:
-        agent.stop()
+        stop.set()
+        runner.join(30)
 
 
 def capacity(models: Path, state: Path) -> dict:

@@ -8,6 +8,8 @@ needs to run; ``Agent.run(stop)`` loops over ticks for a standalone gateway, and
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import sqlite3
 import threading
@@ -142,6 +144,12 @@ class Agent:
         self._cpu = CpuMeter()
         self._commands: deque[bytes] = deque()
         self._lock = threading.RLock()  # tick vs inject_fault from other threads
+        # Sampling schedule: a heap of (due, n, asset), so a tick touches only due assets
+        # (thousands of sensors with staggered phases would make a full scan quadratic).
+        self._schedule: list[tuple[float, int, str]] = []
+        self._counter = itertools.count()
+        for asset in self.assets:
+            self.schedule(asset, self.t0)
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -159,8 +167,13 @@ class Agent:
         self.start()
         try:
             while not stop.is_set():
-                next_at = self.tick(time.time())
-                self.wake.wait(max(0.0, min(0.5, next_at - time.time())))
+                started = time.time()
+                next_at = self.tick(started)
+                # Sleep until the next due work, but at least MIN_TICK_S: many sensors with
+                # staggered phases are then sampled a few per tick, not one per wake-up.
+                delay = max(const.MIN_TICK_S - (time.time() - started), min(0.5, next_at - time.time()))
+                if delay > 0:
+                    self.wake.wait(delay)
                 self.wake.clear()
         finally:
             self.stop()
@@ -177,8 +190,15 @@ class Agent:
             rt = self.assets[asset]
             rt.source.inject_fault(kind, at=self.sim_time(now), duration_s=duration_s * self.speedup,
                                    magnitude=magnitude)
-            rt.next_due = now
+            self.schedule(asset, now)
         self.wake.set()
+
+    def schedule(self, asset: str, at: float) -> None:
+        """Sample ``asset`` next at wall time ``at`` (then every sample_interval_s)."""
+        with self._lock:
+            rt = self.assets[asset]
+            rt.next_due = at
+            heapq.heappush(self._schedule, (at, next(self._counter), asset))
 
     def model_versions(self) -> dict[str, str]:
         seen = {}
@@ -194,15 +214,19 @@ class Agent:
             self._handle_commands(now)
             sim_t = self.sim_time(now)
             due: list[tuple[AssetRuntime, Sample]] = []
-            for rt in self.assets.values():
-                if now < rt.next_due:
-                    continue
+            heap = self._schedule
+            while heap and heap[0][0] <= now:
+                at, _, asset = heapq.heappop(heap)
+                rt = self.assets[asset]
+                if at != rt.next_due:
+                    continue  # superseded by a later schedule() call
                 for sample in rt.source.step(sim_t):
                     due.append((rt, sample))
                 interval = rt.cfg.sample_interval_s
                 rt.next_due += interval
                 if rt.next_due <= now:
                     rt.next_due = now + interval
+                heapq.heappush(heap, (rt.next_due, next(self._counter), asset))
             scores = self._score(due)
             for (rt, sample), score in zip(due, scores, strict=True):
                 ts = now - (sim_t - sample.sim_t) / self.speedup
@@ -216,7 +240,7 @@ class Agent:
             self._drain(now)
             if now >= self._next_heartbeat and self.link.connected:
                 self._heartbeat(now)
-            nxt = min((rt.next_due for rt in self.assets.values()), default=now + 1.0)
+            nxt = heap[0][0] if heap else now + 1.0
             nxt = min(nxt, self._next_heartbeat if self.link.connected else nxt)
             if self._pending:
                 nxt = min(nxt, self._last_flush + self.cfg.publish_interval_s)

@@ -53,6 +53,9 @@ MODEL_CURRENT_POINTER = "current"
 MODEL_FILE = "model.onnx"
 MODEL_META_FILE = "meta.json"
 
+# The run loop never ticks more often than this (staggered sensors are batched).
+MIN_TICK_S = 0.02
+
 # Largest telemetry batch (the ingest accepts up to 5000 readings per message).
 MAX_READINGS_PER_BATCH = 1000
 # An unacknowledged message older than this (while connected) is sent again from the outbox.

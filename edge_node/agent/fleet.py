@@ -44,9 +44,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import const
 from .agent import Agent
 from .asset_types import ASSET_TYPES
 from .config import (
+    NODE_ID_RE,
     AgentConfig,
     BrokerConfig,
     BufferConfig,
@@ -62,7 +64,7 @@ from .netloop import NetLoop
 log = logging.getLogger(__name__)
 
 # The driver never loops faster than this (acks wake it up; batching them is cheaper).
-MIN_LOOP_S = 0.02
+MIN_LOOP_S = const.MIN_TICK_S
 
 
 @dataclass
@@ -126,6 +128,11 @@ def node_config(spec: NodeSpec, broker_url: str, state_dir: Path, *, speedup: fl
                 buffer: BufferConfig | None = None, detect: DetectConfig | None = None,
                 payload_format: str = "json", ca_file: Path | None = None) -> AgentConfig:
     """The AgentConfig a standalone gateway would load from node.toml, built from a NodeSpec."""
+    if not NODE_ID_RE.match(spec.node_id):
+        raise ConfigError(f"node id {spec.node_id!r} is not valid for MQTT topics (letters, digits, _ . -; at most 64)")
+    ids = [a.asset_id for a in spec.assets]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"node {spec.node_id}: asset ids must be unique")
     sources = []
     for a in spec.assets:
         if a.asset_type not in ASSET_TYPES:

@@ -82,3 +82,18 @@ def test_msgpack_payloads_decode_with_the_contract(tmp_path):
     batch = contract.decode(rows[0].payload)
     assert batch["seq"] == 1 and batch["readings"][0]["asset"] == "ahu"
     agent.outbox.close()
+
+
+def test_a_fleet_refuses_bad_specs_before_connecting(tmp_path):
+    import pytest
+
+    from edge_node.agent.config import ConfigError
+    from edge_node.agent.fleet import AssetSpec, Fleet, NodeSpec
+
+    with pytest.raises(ConfigError, match="unknown asset type 'lathe'"):
+        Fleet([NodeSpec("n1", assets=[AssetSpec("a", "lathe")])], "mqtt://127.0.0.1:9", tmp_path)
+    with pytest.raises(ConfigError, match="not valid for MQTT topics"):
+        Fleet([NodeSpec("site 1/gw", assets=[])], "mqtt://127.0.0.1:9", tmp_path)
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        Fleet([NodeSpec("n1", assets=[AssetSpec("a", "hvac_unit", params={"colour": 1})])], "mqtt://127.0.0.1:9",
+              tmp_path)
