@@ -9,11 +9,18 @@ from pathlib import Path
 from edge_node.agent.asset_types import ASSET_TYPES
 from twins import twin_const as tc
 from twins.models import RulModel
-from twins.rul import load_cmapss, train_rul
+from twins.rul import RunToFailureData, TrainedRul, load_cmapss, train_rul
 from twins.rul_registry import cmapss_serving, simulated_serving, store_trained
 from twins.simulated_histories import simulated_fleet_histories
 
 log = logging.getLogger(__name__)
+
+
+def fit_cmapss(data: RunToFailureData, *, seed: int = 0, n_estimators: int | None = None) -> TrainedRul:
+    """The forest of a turbofan model: C-MAPSS histories, on the sensors the replay publishes."""
+    signals = [s for s in data.signals if s in tc.CMAPSS_SIGNAL_METRICS]
+    extra = {"n_estimators": n_estimators} if n_estimators else {}
+    return train_rul(data, signals=signals, seed=seed, **extra)
 
 
 def train_cmapss_model(
@@ -23,10 +30,8 @@ def train_cmapss_model(
     """A 'turbofan' model (RUL in cycles) on a C-MAPSS training file, on the sensors the replay
     source publishes. Raises CmapssFormatError (naming the line) for a malformed file."""
     data = load_cmapss(path)
+    trained = fit_cmapss(data, seed=seed, n_estimators=n_estimators)
     serving = cmapss_serving(hours_per_cycle)
-    signals = [s for s in data.signals if s in serving.signal_metrics]
-    extra = {"n_estimators": n_estimators} if n_estimators else {}
-    trained = train_rul(data, signals=signals, seed=seed, **extra)
     return store_trained(trained, asset_type_key, serving, trained_on=f"C-MAPSS {Path(path).name}: {data.description}"[:300], activate=activate,
                          name=f"{asset_type_key}-{Path(path).stem}")
 

@@ -1,0 +1,123 @@
+"""Twin refresh against the real telemetry store: held-out C-MAPSS engines replayed into the
+telemetry table are tracked within tolerance and mostly inside the 80% interval; calendar days
+follow the asset's operating profile; snapshots are throttled; the query count is fixed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from edge_node.agent.sources.cmapss import engines_of
+from tests.factories import make_asset, make_site
+from tests.twins.conftest import write_engine
+from twins.models import TwinSnapshot, TwinState
+from twins.twin_refresh import calendar_days, refresh_twins
+
+T0 = 1_790_000_000.0  # epoch seconds; one cycle per second of replay
+
+
+def _at(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+@pytest.fixture
+def turbofans(asset_types, turbofan_model, fd001_path):
+    """A factory: assets replaying held-out engines (all cycles written, one per second from T0)."""
+    site = make_site()
+    metrics = {m.key: m.id for m in asset_types["turbofan"].metrics.all()}
+    engines = engines_of(fd001_path)
+
+    def make(units, hours_per_day: float = 24.0, rows: int | None = None):
+        made = []
+        for unit in units:
+            asset = make_asset(site, asset_types["turbofan"], None, name=f"Engine {unit}")
+            asset.hours_per_day = hours_per_day
+            asset.save(update_fields=["hours_per_day"])
+            data = engines[unit] if rows is None else engines[unit][:rows]
+            write_engine(asset, metrics, data, T0)
+            made.append((asset, len(engines[unit])))
+        return made
+
+    return make
+
+
+def test_it_tracks_the_true_rul_of_held_out_engines_replayed_into_telemetry(turbofans, turbofan_model):
+    engines = turbofans(range(71, 83))
+    cap = turbofan_model.meta["cap"]
+    errors, inside, late_errors = [], [], []
+    health_early, health_late = [], []
+    for cycle in (40, 80, 120, 160, 200, 240):
+        # The refresh at this moment sees every engine's readings up to this cycle.
+        result = refresh_twins(now=_at(T0 + cycle - 1 + 0.5), broadcast=False)
+        live = [(a, life) for a, life in engines if life > cycle]
+        assert result.refreshed == len(engines)
+        states = {s.asset_id: s for s in TwinState.objects.filter(asset_id__in=[a.id for a, _ in live])}
+        for asset, life in live:
+            s = states[asset.id]
+            true = min(life - cycle, cap)
+            errors.append(s.rul_median - true)
+            inside.append(s.rul_low <= true <= s.rul_high)
+            if life - cycle <= 40:
+                late_errors.append(abs(s.rul_median - true))
+            (health_early if cycle == 40 else health_late if life - cycle <= 30 else []).append(s.health)
+    rmse = float(np.sqrt(np.mean(np.square(errors))))
+    assert len(errors) > 40
+    assert rmse < 30, f"RMSE {rmse:.1f} cycles against the capped true RUL"
+    assert np.mean(inside) >= 0.6, f"only {np.mean(inside):.0%} of true RULs inside the 80% interval"
+    assert late_errors and np.mean(late_errors) < 20
+    assert np.mean(health_late) < np.mean(health_early) - 0.4
+
+
+def test_it_states_rul_in_cycles_and_calendar_days_at_the_operating_profile(turbofans, turbofan_model):
+    (day_shift, _), (round_clock, _) = (turbofans([75], hours_per_day=8.0, rows=120)[0], turbofans([75], hours_per_day=24.0, rows=120)[0])
+    refresh_twins(now=_at(T0 + 119.5), broadcast=False)
+    a, b = TwinState.objects.get(asset=day_shift), TwinState.objects.get(asset=round_clock)
+    assert a.rul_unit == "cycles" and a.model_version == turbofan_model.version
+    assert a.rul_median == pytest.approx(b.rul_median)
+    # 1.5 operating hours per cycle (the registered assumption), 8 h a day vs 24 h a day.
+    assert a.rul_days_median == pytest.approx(a.rul_median * 1.5 / 8.0)
+    assert b.rul_days_median == pytest.approx(b.rul_median * 1.5 / 24.0)
+    assert a.rul_days_low <= a.rul_days_median <= a.rul_days_high
+    assert a.details["metrics"]["rmse"] == turbofan_model.metrics["rmse"]
+    assert any("1.5 operating hours per cycle" in x for x in a.details["assumptions"])
+    assert a.latest["s4"]["value"] > 0
+
+
+def test_it_converts_operating_hours_to_calendar_days():
+    assert calendar_days(48.0, 8.0) == pytest.approx(6.0)
+    assert calendar_days(48.0, 24.0) == pytest.approx(2.0)
+    assert calendar_days(48.0, 0.0) is None  # a stopped asset does not use up its life
+    assert calendar_days(None, 8.0) is None
+
+
+def test_it_appends_at_most_one_snapshot_per_asset_per_minute(turbofans):
+    (asset, _), = turbofans([80], rows=100)
+    base = (T0 // 60 + 1) * 60  # the start of a minute, after the written cycles
+    for offset in (0.0, 20.0, 59.0, 61.0):
+        refresh_twins(now=_at(base + offset), broadcast=False)
+    assert TwinSnapshot.objects.filter(asset=asset).count() == 2
+    assert TwinState.objects.filter(asset=asset).count() == 1
+
+
+def test_it_skips_assets_without_telemetry_and_keeps_them_out_of_the_twins(turbofans, asset_types):
+    (asset, _), = turbofans([81], rows=60)
+    silent = make_asset(asset.site, asset_types["turbofan"], None)
+    result = refresh_twins(now=_at(T0 + 59.5), broadcast=False)
+    assert (result.refreshed, result.without_data) == (1, 1)
+    assert not TwinState.objects.filter(asset=silent).exists()
+
+
+def test_it_refreshes_many_twins_with_a_fixed_number_of_queries(turbofans, django_assert_max_num_queries):
+    turbofans(range(71, 76), rows=50)
+    with CaptureQueriesContext(connection) as few:
+        assert refresh_twins(now=_at(T0 + 49.5), broadcast=False).refreshed == 5
+    turbofans(list(range(76, 101)) * 2, rows=50)
+    with django_assert_max_num_queries(10):
+        assert refresh_twins(now=_at(T0 + 49.5 + 60), broadcast=False).refreshed == 55
+    with CaptureQueriesContext(connection) as many:
+        refresh_twins(now=_at(T0 + 49.5 + 120), broadcast=False)
+    assert len(many) == len(few)
