@@ -92,6 +92,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def alert_update(self, event: dict[str, Any]) -> None:
         self._queue(event)
 
+    async def twin_update(self, event: dict[str, Any]) -> None:
+        self._queue(event)
+
     async def site_updates(self, event: dict[str, Any]) -> None:
         # Several asset updates of one site in one group message (lead: see live_messages).
         for update in event.get("updates", ()):

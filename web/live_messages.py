@@ -59,6 +59,8 @@ def coalesce_key(message: dict[str, Any]) -> tuple[str, Any] | None:
         return ("node", message["node"])
     if kind == "alert.update":
         return ("alert", message["alert"]["id"])
+    if kind == "twin.update":  # twins.twin_live.TwinUpdate
+        return ("twin", message["asset"])
     return None
 
 
