@@ -22,6 +22,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.static import serve
 
 from twins.models import Asset
+from twins.twin_presenters import fleet_twins, twin_panel
 from web import dashboards
 from web.live_messages import LIVE_PATH
 from web.roles import (
@@ -75,6 +76,10 @@ def _live_context() -> dict[str, str]:
 @require_role(*DASHBOARD_ROLES)
 def fleet(request: HttpRequest) -> HttpResponse:
     overview = dashboards.fleet_overview(visible_sites(request.user))
+    twins = fleet_twins([a["id"] for s in overview["sites"] for a in s["assets"]])
+    for site in overview["sites"]:
+        for a in site["assets"]:
+            a["twin"] = twins.get(a["id"])
     open_alerts = sum(len(a["alerts"]) for s in overview["sites"] for a in s["assets"])
     return render(request, "fleet.html", {"overview": overview, "open_alerts": open_alerts, **_live_context()})
 
@@ -90,6 +95,7 @@ def asset_detail(request: HttpRequest, asset_id: int) -> HttpResponse:
     context = {
         "asset": asset, "page": data, "metrics": data["metrics"], "ranges": dashboards.RANGES.values(), "range": data["range"],
         "alerts": dashboards.asset_alerts(asset), "can_ack": has_role(request.user, FACILITY_MANAGER), **_live_context(),
+        "twin": twin_panel(asset.id, asset.hours_per_day),
     }
     return render(request, "asset.html", context)
 
