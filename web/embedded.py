@@ -46,6 +46,7 @@ class EmbeddedStack:
         self._start_ingest()
         if settings.CELERY_EMBEDDED:
             self._start_celery()
+        self._start_twin_refresh()
         if self.fleet:
             self._start_fleet()
 
@@ -96,6 +97,14 @@ class EmbeddedStack:
         )
         thread = self._thread("celery", controller.start)
         self.components.append(Component("celery worker", lambda: controller.stop(in_sighandler=False), thread))
+
+    def _start_twin_refresh(self) -> None:
+        # Twins: periodic refresh on its own thread (never inside the ingest worker); demo RUL
+        # models missing at start are trained in a niced subprocess first (TWIN_TRAIN_DEMO_MODELS).
+        from twins.twin_runner import start_refresher
+
+        refresher, thread = start_refresher()
+        self.components.append(Component("twin refresh", refresher.stop, thread))
 
     def _start_fleet(self) -> None:
         from edge_node.fleet_runner import start_fleet
