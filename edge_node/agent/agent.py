@@ -200,6 +200,22 @@ class Agent:
             rt.next_due = at
             heapq.heappush(self._schedule, (at, next(self._counter), asset))
 
+    def reload_models(self) -> dict[str, str]:
+        """Re-read every model's ``current`` pointer and swap in the versions that changed
+        (each swap atomic; a model that fails to load leaves the old one running and raises
+        ModelError). Returns {name: new version} for what changed."""
+        changed: dict[str, str] = {}
+        slots = {id(rt.slot): rt.slot for rt in self.assets.values() if rt.slot is not None}
+        for slot in slots.values():
+            old = slot.model
+            new = load_model(self.cfg.models_dir, old.name)
+            if new.version != old.version:
+                if new.asset_type != old.asset_type:
+                    raise ModelError(f"model {new.label} is for {new.asset_type!r}, not {old.asset_type!r}")
+                slot.swap(new)
+                changed[new.name] = new.version
+        return changed
+
     def model_versions(self) -> dict[str, str]:
         seen = {}
         for rt in self.assets.values():
@@ -439,6 +455,12 @@ class Agent:
                     ok, detail = False, f"cannot inject fault: {exc}"
             elif ctype == "ping":
                 ok, detail = True, "pong"
+            elif ctype == "reload_models":
+                try:
+                    changed = self.reload_models()
+                    ok, detail = True, f"now running {self.model_versions() or 'no model'}; changed {changed or 'none'}"
+                except ModelError as exc:
+                    ok, detail = False, str(exc)
             ack = {"id": cid, "ok": ok, "detail": detail}
             self.link.publish("cmd/ack", self._encode(ack), qos=1)
 

@@ -64,3 +64,34 @@ def test_set_current_switches_versions_atomically(motor_models, tmp_path):
     with pytest.raises(Exception, match="has no model.onnx"):
         set_current(models, "induction_motor-anomaly", "7")
     assert current_version(models, "induction_motor-anomaly") == "2"
+
+
+def test_the_agent_reloads_a_new_current_version_and_reports_it(motor_models, tmp_path):
+    import shutil
+
+    from edge_node.agent.agent import Agent
+    from edge_node.agent.config import AgentConfig, BrokerConfig, SourceConfig
+
+    models = tmp_path / "models"
+    shutil.copytree(motor_models, models)
+    src = models / "induction_motor-anomaly"
+    shutil.copytree(src / "1", src / "2")
+    meta = json.loads((src / "2" / "meta.json").read_text())
+    (src / "2" / "meta.json").write_text(json.dumps({**meta, "version": "2"}))
+    cfg = AgentConfig(node_id="t-reload", broker=BrokerConfig(url="mqtt://127.0.0.1:9"), state_dir=tmp_path / "s",
+                      models_dir=models, sources=[SourceConfig("induction_motor", "m1"), SourceConfig("induction_motor", "m2")])
+    agent = Agent(cfg)
+    assert agent.model_versions() == {"induction_motor-anomaly": "1"}
+    assert agent.reload_models() == {}
+    set_current(models, "induction_motor-anomaly", "2")
+    assert agent.reload_models() == {"induction_motor-anomaly": "2"}
+    assert agent.model_versions() == {"induction_motor-anomaly": "2"}
+    assert agent._status("online", 0.0)["versions"]["model"] == "induction_motor-anomaly@2"
+    (src / "3").mkdir()
+    (src / "3" / "model.onnx").write_bytes(b"garbage")
+    (src / "3" / "meta.json").write_text((src / "2" / "meta.json").read_text())
+    set_current(models, "induction_motor-anomaly", "3")
+    with pytest.raises(Exception, match="cannot load"):
+        agent.reload_models()
+    assert agent.model_versions() == {"induction_motor-anomaly": "2"}  # the old one keeps running
+    agent.outbox.close()
