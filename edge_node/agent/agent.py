@@ -161,6 +161,8 @@ class Agent:
             if self._pending:
                 self._flush_batch()
         self.link.stop(final_status=self._encode(self._status("offline", time.time())))
+        log.info("node %s: stopped; %d message(s) kept in the buffer for the next start", self.node_id,
+                 self.outbox.depth)
         self.outbox.close()
 
     def run(self, stop: threading.Event) -> None:

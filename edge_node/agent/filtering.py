@@ -3,7 +3,8 @@
 For each (asset, metric) the filter accumulates samples over the metric's window, reduces
 them (mean, max, min or last) when the window closes, and emits the result only if it moved
 past the deadband since the value last sent, or if the metric has been silent for
-``max_silence_s`` (so the platform still sees a live, steady signal). ``flush`` bypasses all
+``max_silence_s`` (so the platform still sees a live, steady signal). A metric's first
+value is sent at once. ``flush`` bypasses all
 of it: anomalies and state changes go out at once with every metric.
 """
 
@@ -76,6 +77,13 @@ class ReadingFilter:
         out: dict[str, float] = {}
         for metric, value in values.items():
             st = self._metric(asset, metric)
+            if st.sent_value is None:
+                # The first value goes out at once: the platform shows a new asset without
+                # waiting for a whole window.
+                out[metric] = value
+                st.sent_value = value
+                st.sent_ts = ts
+                continue
             st.add(ts, value)
             if ts - st.window_start < st.spec.window_s:
                 continue

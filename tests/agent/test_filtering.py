@@ -33,8 +33,9 @@ def test_windowed_aggregates_send_one_value_per_window():
                                             "m": MetricFilter(window_s=10.0, aggregate="mean")}))
     out = [f.add("a", float(i), {"v": float(i % 10), "m": float(i)}) for i in range(31)]
     sent = [(i, o) for i, o in enumerate(out) if o]
-    assert [i for i, _ in sent] == [10, 21]  # each window closes on the first sample past 10 s
-    assert sent[0][1] == {"v": 9.0, "m": 5.0}
+    # the first value at once, then each window closes on the first sample 10 s after it opened
+    assert [i for i, _ in sent] == [0, 11, 22]
+    assert sent[1][1] == {"v": 9.0, "m": 6.0}  # max of 1..9,0,1 and mean of 1..11
 
 
 def offline_agent(tmp_path: Path, *, faults=(), **filter_kwargs) -> Agent:
