@@ -23,6 +23,7 @@ import numpy as np
 
 from . import const, contract
 from .config import AgentConfig, ConfigError, SourceConfig
+from .deploy import attach_deploy
 from .detectors import EwmaDetector
 from .filtering import ReadingFilter
 from .models import AnomalyModel, ModelError, ModelSlot, load_model
@@ -135,6 +136,7 @@ class Agent:
             raise ConfigError(f"state_dir {cfg.state_dir}: buffer database unusable: {exc}") from None
         self.link = MqttLink(cfg, on_command=self._on_command, wake=self.wake,
                              offline_payload=contract.encode({"state": "offline"}), net=net)
+        self.deploy = attach_deploy(self)  # deploy/rollback commands (edge_node/agent/deploy.py)
         self._pending: list[contract.Reading] = []
         self._last_flush = self.t0
         self._urgent = False
@@ -446,6 +448,9 @@ class Agent:
                 args = cmd.get("args") or {}
             except (contract.PayloadError, KeyError, TypeError) as exc:
                 log.warning("node %s: unreadable command ignored: %s", self.node_id, exc)
+                continue
+            if self.deploy is not None and self.deploy.handles(ctype):
+                self.deploy.submit(cid, ctype, args)  # it acks each stage itself, from its worker
                 continue
             ok, detail = False, f"unsupported command type {ctype!r}"
             if ctype == "inject_fault":
