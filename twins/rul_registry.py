@@ -40,6 +40,11 @@ class Serving:
     signal_metrics: dict[str, str]  # model signal -> metric key of the asset type
     assumptions: list[str] = field(default_factory=list)
 
+    @property
+    def rul_per_row(self) -> float:
+        """RUL units one model row stands for: 1 for cycles, the row's hours for hours."""
+        return 1.0 if self.rul_unit == "cycles" else self.hours_per_row
+
     def to_json(self) -> dict[str, Any]:
         return {
             "rul_unit": self.rul_unit, "row_seconds": self.row_seconds, "hours_per_row": self.hours_per_row,
@@ -81,12 +86,18 @@ def register_model(path: str | Path, asset_type_key: str, serving: Serving, trai
     missing = sorted(set(meta["signals"]) - set(serving.signal_metrics))
     if missing:
         raise RegistryError(f"model signals without a metric of {asset_type_key}: {', '.join(missing)}")
+    # The RUL package measures in model rows; the registry states RUL in the serving unit.
+    metrics = dict(meta["metrics"])
+    if serving.rul_per_row != 1.0:
+        metrics["rmse"] = round(metrics["rmse"] * serving.rul_per_row, 4)
+        metrics["rmse_rows"] = meta["metrics"]["rmse"]
+        metrics["phm_per"] = f"rows of {serving.hours_per_row * 60:g} min"
     with transaction.atomic():
         model, _created = RulModel.objects.update_or_create(
             version=meta["version"],
             defaults={
                 "asset_type_key": asset_type_key, "artifact_path": str(path), "rul_unit": serving.rul_unit,
-                "metrics": meta["metrics"], "meta": {**meta, "serving": serving.to_json()}, "trained_on": trained_on[:300],
+                "metrics": metrics, "meta": {**meta, "serving": serving.to_json()}, "trained_on": trained_on[:300],
             },
         )
         if activate:
@@ -124,10 +135,17 @@ class ServingModel:
         validation = self.predictor.meta.get("validation", {})
         return {
             "model_version": self.version, "trained_on": self.trained_on, "metrics": self.metrics,
-            "late_life": {k: validation.get("late_life", {}).get(k) for k in ("rmse", "coverage80", "rows")},
-            "rul_unit": self.serving.rul_unit, "cap": self.predictor.cap, "window": self.predictor.window,
+            "late_life": _late_life(validation, self.serving.rul_per_row),
+            "rul_unit": self.serving.rul_unit, "cap": self.predictor.cap, "cap_rul": self.predictor.cap * self.serving.rul_per_row,
+            "window": self.predictor.window,
             "hours_per_row": self.serving.hours_per_row, "assumptions": self.serving.assumptions,
         }
+
+
+def _late_life(validation: dict[str, Any], rul_per_row: float) -> dict[str, Any]:
+    late = validation.get("late_life", {})
+    rmse = late.get("rmse")
+    return {"rmse": None if rmse is None else round(rmse * rul_per_row, 4), "coverage80": late.get("coverage80"), "rows": late.get("rows")}
 
 
 _cache: dict[str, RulPredictor] = {}

@@ -66,7 +66,7 @@ def twin_panel(asset_id: int, hours_per_day: float) -> dict[str, Any] | None:
         "hours_per_day": hours_per_day,
         "model": {
             "version": state.model_version, "trained_on": details.get("trained_on", ""), "metrics": details.get("metrics", {}),
-            "late_life": details.get("late_life", {}), "cap": details.get("cap"), "window": details.get("window"),
+            "late_life": details.get("late_life", {}), "cap": details.get("cap"), "cap_rul": details.get("cap_rul"), "window": details.get("window"),
             "hours_per_row": details.get("hours_per_row"), "rows_used": details.get("rows_used"),
         },
         "assumptions": details.get("assumptions", []),
@@ -94,7 +94,8 @@ def model_rows() -> list[dict[str, Any]]:
         rows.append({
             "version": m.version, "asset_type": m.asset_type_key, "rul_unit": m.rul_unit, "active": m.is_active, "metrics": m.metrics,
             "late_life": m.meta.get("validation", {}).get("late_life", {}), "trained_on": m.trained_on, "created_at": m.created_at,
-            "cap": m.meta.get("cap"), "window": m.meta.get("window"), "signals": m.meta.get("signals", []),
+            "cap_rul": (m.meta.get("cap") or 0) * (1.0 if m.rul_unit == "cycles" else serving.get("hours_per_row", 1.0)),
+            "window": m.meta.get("window"), "signals": m.meta.get("signals", []),
             "units": training.get("units"), "rows": training.get("rows"), "seconds": training.get("seconds"),
             "assumptions": serving.get("assumptions", []),
         })

@@ -129,15 +129,16 @@ def refresh_twins(asset_ids: list[int] | None = None, now: datetime | None = Non
         if not ready:
             continue
         batch = model.predictor.assess_many(histories, rate_points=tc.RATE_POINTS, rate_stride=tc.RATE_STRIDE)
-        hours_per_row = model.serving.hours_per_row
+        hours_per_row, per_row = model.serving.hours_per_row, model.serving.rul_per_row
         details = model.details()
         for i, asset_id in enumerate(ready):
             hpd = float(assets[asset_id][2])
+            # Rows of the model -> the serving unit (cycles, or operating hours), and -> hours.
             median, low, high = float(batch.median[i]), float(batch.low80[i]), float(batch.high80[i])
             rate = batch.degradation_rate[i] if batch.degradation_rate is not None else np.nan
             states.append(TwinState(
                 asset_id=asset_id, computed_at=now, model_version=model.version, health=float(batch.health[i]),
-                rul_median=median, rul_low=low, rul_high=high, rul_unit=model.serving.rul_unit,
+                rul_median=median * per_row, rul_low=low * per_row, rul_high=high * per_row, rul_unit=model.serving.rul_unit,
                 rul_days_median=calendar_days(median * hours_per_row, hpd), rul_days_low=calendar_days(low * hours_per_row, hpd),
                 rul_days_high=calendar_days(high * hours_per_row, hpd),
                 degradation_rate=float(rate) / hours_per_row if np.isfinite(rate) else None,

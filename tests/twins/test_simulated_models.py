@@ -1,0 +1,67 @@
+"""Models of the demo asset types: run-to-failure histories from the simulator sources,
+train_rul --simulated, and the twin of a simulated pump in operating hours and calendar days."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from io import StringIO
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+
+from ingest import timeseries
+from tests.factories import make_asset, make_site
+from twins.models import RulModel, TwinState
+from twins.simulated_histories import simulated_fleet_histories, unit_history
+from twins.twin_refresh import refresh_twins
+
+pytestmark = pytest.mark.django_db
+T0 = 1_790_000_040.0  # a whole minute: telemetry rows fall one per refresh bucket
+
+
+def test_it_generates_deterministic_histories_that_end_at_failure():
+    a = unit_history("centrifugal_pump", seed=5, life_s=2 * 3600.0, row_seconds=60.0, samples_per_row=4)
+    b = unit_history("centrifugal_pump", seed=5, life_s=2 * 3600.0, row_seconds=60.0, samples_per_row=4)
+    assert len(a["time"]) == 120 and a["time"][-1] == pytest.approx(2.0)
+    np.testing.assert_array_equal(a["vib_rms"], b["vib_rms"])
+    # Worn at the end: more vibration, less flow than when new.
+    assert a["vib_rms"][-10:].mean() > 1.5 * a["vib_rms"][:10].mean()
+    assert a["flow_m3h"][-10:].mean() < a["flow_m3h"][:10].mean()
+    data = simulated_fleet_histories("centrifugal_pump", units=3, life_hours=(1.0, 2.0))
+    assert len(data.unit_ids) == 3 and set(data.signals) >= {"flow_m3h", "vib_rms"}
+    with pytest.raises(ValueError, match="no simulator"):
+        simulated_fleet_histories("turbofan")
+
+
+def test_it_trains_a_pump_model_in_hours_and_serves_the_twin_of_a_wearing_pump(var_dir, asset_types):
+    out = StringIO()
+    call_command("train_rul", "--simulated", "centrifugal_pump", "--units", "6", "--min-hours", "3", "--max-hours", "5", "--trees", "15", stdout=out)
+    printed = json.loads(out.getvalue().strip().splitlines()[-1])
+    model = RulModel.objects.get(version=printed["version"], is_active=True)
+    assert model.asset_type_key == "centrifugal_pump" and model.rul_unit == "hours"
+    assert model.meta["serving"]["row_seconds"] == 60.0
+
+    # A pump that fails 4 h into its life (its samples stored as the ingest would, 1 row a minute).
+    asset = make_asset(make_site(), asset_types["centrifugal_pump"], None)
+    asset.hours_per_day = 12.0
+    asset.save(update_fields=["hours_per_day"])
+    metrics = {m.key: m.id for m in asset_types["centrifugal_pump"].metrics.all()}
+    life = unit_history("centrifugal_pump", seed=424242, life_s=4 * 3600.0, row_seconds=60.0, samples_per_row=4)
+    rows = []
+    for i, _hours in enumerate(life["time"]):
+        ts = datetime.fromtimestamp(T0 + i * 60.0, UTC)
+        rows.extend((ts, asset.id, metrics[k], float(life[k][i])) for k in metrics)
+    timeseries.write_rows(rows)
+
+    seen = {}
+    for minute in (60, 230):  # 1 h in (healthy) and 10 minutes before failure
+        refresh_twins(now=datetime.fromtimestamp(T0 + minute * 60.0 + 30.0, UTC), broadcast=False)
+        seen[minute] = TwinState.objects.get(asset=asset)
+    late = seen[230]
+    assert late.rul_unit == "hours"
+    assert late.rul_median < seen[60].rul_median and late.health < seen[60].health
+    assert late.rul_median < 1.5  # 10 minutes left: far below the model's 24 h cap
+    assert late.rul_days_median == pytest.approx(late.rul_median / 12.0)
+    assert late.degradation_rate is not None and late.details["rows_used"] == late.details["window"] + 8
