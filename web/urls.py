@@ -22,6 +22,7 @@ urlpatterns = [
     path("rules/<int:rule_id>/delete/", alert_views.rule_delete, name="rule-delete"),
     path("scenarios/", include("twins.scenarios.urls")),
     path("", include("edge_node.urls")),
+    path("", include("edge_node.rollouts.urls")),
     path("", include("twins.urls")),
     path("static/vendor/plotly.min.js", views.plotly_js, name="plotly-js"),
     re_path(r"^static/(?P<path>.+)$", views.static_file, name="static-file"),

@@ -195,7 +195,8 @@ class DeployManager:
 
     def __init__(self, node_id: str, models_dir: Path, platform: PlatformConfig, *, publish_ack: Callable[[dict[str, Any]], None],
                  slot_for: Callable[[str], ModelSlot | None], live_rows: Callable[[str, list[str]], np.ndarray | None],
-                 executor: ThreadPoolExecutor | None = None, ca_file: str | None = None) -> None:
+                 executor: ThreadPoolExecutor | None = None, ca_file: str | None = None,
+                 loader: Callable[[Path, str, str], AnomalyModel] = load_model) -> None:
         self.node_id = node_id
         self.models_dir = Path(models_dir)
         self.platform = platform
@@ -204,6 +205,7 @@ class DeployManager:
         self.live_rows = live_rows
         self.executor = executor or shared_executor()
         self.ca_file = ca_file
+        self.loader = loader  # a fleet simulator shares sessions of identical verified files
         self._seen: deque[str] = deque(maxlen=SEEN_COMMANDS)
         self._previous: dict[str, AnomalyModel] = {}
         self._lock = threading.Lock()  # one deploy/rollback at a time per node
@@ -286,7 +288,7 @@ class DeployManager:
             folder = install_version(self.models_dir, manifest, data, str(args.get("signature", "")))
             name, version = str(manifest["name"]), str(manifest["version"])
             try:
-                new = load_model(self.models_dir, name, version)
+                new = self.loader(self.models_dir, name, version)
             except ModelError as exc:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise ArtifactRefused("load_failed", str(exc)) from None
@@ -339,7 +341,7 @@ class DeployManager:
         slot = self.slot_for(name)
         kept = self._previous.get(name)
         try:
-            previous = kept if kept is not None and kept.version == target else load_model(self.models_dir, name, target)
+            previous = kept if kept is not None and kept.version == target else self.loader(self.models_dir, name, target)
         except ModelError as exc:
             self._ack(cid, False, f"cannot load {name}@{target}: {exc}", stage="rolled_back", reason="load_failed",
                       final=True, version=running)

@@ -1,0 +1,151 @@
+"""Many simulated nodes in one process that take model deployments exactly as a gateway does:
+each node has its own models dir, ModelSlot and DeployManager (download with its credentials,
+verify, install, shadow run, switch, rollback); commands and acks go over one MQTT connection
+on each node's own topics. Live windows come from a seeded generator around the training data.
+
+Used by tests/rollouts and bench/rollout.py. No Django.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+import paho.mqtt.client as mqtt
+
+from . import contract
+from .config import PlatformConfig
+from .deploy import DeployManager
+from .models import AnomalyModel, ModelSlot, current_version, load_model, set_current
+
+log = logging.getLogger(__name__)
+
+
+class SharedLoader:
+    """Loads a model once per identical file (by SHA-256), so 500 nodes share one session."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cache: dict[str, AnomalyModel] = {}
+
+    def __call__(self, models_dir: Path, name: str, version: str) -> AnomalyModel:
+        digest = hashlib.sha256((Path(models_dir) / name / version / "model.onnx").read_bytes()).hexdigest()
+        with self._lock:
+            model = self._cache.get(digest + version)
+            if model is None:
+                model = self._cache[digest + version] = load_model(models_dir, name, version)
+            return model
+
+
+@dataclass
+class SimNode:
+    node_id: str
+    models_dir: Path
+    slot: ModelSlot
+    manager: DeployManager = field(repr=False)
+    rows: np.ndarray = field(repr=False)
+
+    @property
+    def version(self) -> str:
+        return self.slot.model.version
+
+
+class SimDeployFleet:
+    def __init__(self, broker_url: str, platform_url: str, public_pem: str, secrets: dict[str, str], seed_model: Path,
+                 root: Path, *, workers: int = 4, live_rows: Callable[[int], np.ndarray] | None = None) -> None:
+        """``seed_model`` is a version folder (model.onnx + meta.json) every node starts with."""
+        self.root = Path(root)
+        self.loader = SharedLoader()
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sim-deploy")
+        self.nodes: dict[str, SimNode] = {}
+        self.acks: list[tuple[str, dict[str, Any]]] = []
+        self._acks_lock = threading.Lock()
+        seed_model = Path(seed_model)
+        name, version = seed_model.parent.name, seed_model.name
+        for i, (node_id, secret) in enumerate(sorted(secrets.items())):
+            models_dir = self.root / node_id
+            shutil.copytree(seed_model, models_dir / name / version)
+            set_current(models_dir, name, version)
+            slot = ModelSlot(self.loader(models_dir, name, version))
+            rows = live_rows(i) if live_rows else np.random.default_rng(i).normal(0.0, 1.0, (50, len(slot.model.features))).astype(np.float32)
+            platform = PlatformConfig(url=platform_url, node_secret=secret, model_public_key=public_pem)
+            node = SimNode(node_id, models_dir, slot, None, rows)  # type: ignore[arg-type]
+            node.manager = DeployManager(node_id, models_dir, platform, publish_ack=self._publisher(node_id),
+                                         slot_for=lambda n, slot=slot: slot if slot.model.name == n else None,
+                                         live_rows=lambda n, f, rows=rows: rows, executor=self.executor, loader=self.loader)
+            self.nodes[node_id] = node
+        parts = urlsplit(broker_url)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sim-deploy-{uuid.uuid4().hex[:8]}",
+                                  protocol=mqtt.MQTTv311)
+        if parts.username:
+            self.client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
+        self.client.max_inflight_messages_set(1000)
+        self.client.max_queued_messages_set(0)
+        self.client.on_message = self._on_message
+        self.client.on_connect = self._on_connect
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 1883
+        self._ready = threading.Event()
+
+    def _publisher(self, node_id: str) -> Callable[[dict[str, Any]], None]:
+        def publish(ack: dict[str, Any]) -> None:
+            with self._acks_lock:
+                self.acks.append((node_id, ack))
+            info = self.client.publish(contract.topic(node_id, "cmd/ack"), contract.encode(ack), qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                raise OSError(f"ack publish failed: {mqtt.error_string(info.rc)}")
+        return publish
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        topics = [(contract.topic(n, "cmd"), 1) for n in self.nodes]
+        for i in range(0, len(topics), 100):
+            client.subscribe(topics[i:i + 100])
+        self._ready.set()
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        parsed = contract.parse_topic(message.topic)
+        if parsed is None or parsed[0] not in self.nodes:
+            return
+        try:
+            cmd = contract.decode(message.payload)
+            self.nodes[parsed[0]].manager.submit(str(cmd["id"]), str(cmd["type"]), cmd.get("args") or {})
+        except (contract.PayloadError, KeyError, TypeError) as exc:
+            log.warning("sim node %s: unreadable command: %s", parsed[0], exc)
+
+    def publish_status(self, node_id: str, state: str = "online") -> None:
+        node = self.nodes[node_id]
+        payload = {"state": state, "versions": {f"model:{node.slot.model.name}": node.version}}
+        self.client.publish(contract.topic(node_id, "status"), contract.encode(payload), qos=1)
+
+    def start(self, timeout: float = 10.0) -> SimDeployFleet:
+        self.client.connect_async(self._host, self._port, keepalive=30)
+        self.client.loop_start()
+        if not self._ready.wait(timeout):
+            self.stop()
+            raise OSError(f"simulated fleet cannot reach the broker at {self._host}:{self._port}")
+        return self
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+    def versions(self) -> dict[str, str]:
+        """What each node runs: in memory and on disk (they must agree)."""
+        return {n: node.version for n, node in self.nodes.items()}
+
+    def disk_versions(self) -> dict[str, str]:
+        return {n: current_version(node.models_dir, node.slot.model.name) for n, node in self.nodes.items()}
+
+    def final_acks(self, node_id: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+        with self._acks_lock:
+            return [(n, a) for n, a in self.acks if (a.get("report") or {}).get("final") and (node_id is None or n == node_id)]

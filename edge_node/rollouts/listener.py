@@ -1,0 +1,78 @@
+"""The rollout listener loop: apply cmd/ack and status messages, step active rollouts.
+
+``RolloutListener.run_once`` is one small step (drain the inbox, step rollouts when due) that
+says whether it found work; ``manage.py rollout_listener`` loops over it until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from edge_node.agent import contract
+
+from . import driver
+from .mqtt_client import PlatformMqtt
+
+log = logging.getLogger(__name__)
+
+
+class RolloutListener:
+    def __init__(self, mqtt_client: PlatformMqtt, step_interval_s: float | None = None) -> None:
+        self.mqtt = mqtt_client
+        self.step_interval_s = settings.ROLLOUT_STEP_INTERVAL_S if step_interval_s is None else step_interval_s
+        self._next_step = 0.0
+        self.failures = 0
+        self.acks = 0
+
+    def run_once(self, wait_s: float = 0.2) -> bool:
+        found = False
+        dirty = False
+        try:
+            item = self.mqtt.inbox.get(timeout=wait_s)
+        except queue.Empty:
+            item = None
+        batch = [item] if item else []
+        while len(batch) < 1000:
+            try:
+                batch.append(self.mqtt.inbox.get_nowait())
+            except queue.Empty:
+                break
+        close_old_connections()
+        for topic, raw in batch:
+            found = True
+            parsed = contract.parse_topic(topic)
+            if parsed is None:
+                continue
+            node_id, channel = parsed
+            try:
+                payload = contract.decode(raw)
+                if not isinstance(payload, dict):
+                    raise contract.PayloadError("not_an_object", "payload is not a map")
+                if channel == "cmd/ack":
+                    rn = driver.record_ack(node_id, payload)
+                    if rn is not None:
+                        self.acks += 1
+                        dirty = dirty or bool((payload.get("report") or {}).get("final"))
+                elif channel == "status":
+                    dirty = driver.record_status(node_id, payload) or dirty
+            except contract.PayloadError as exc:
+                self.failures += 1
+                log.warning("rollout listener: bad %s payload from %s: %s", channel, node_id, exc)
+            except Exception:
+                self.failures += 1
+                log.exception("rollout listener: handling %s from %s failed", channel, node_id)
+        now = time.monotonic()
+        if dirty or now >= self._next_step:
+            self._next_step = now + self.step_interval_s
+            found = driver.step_active(self.mqtt.publish) > 0 or found
+        return found
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.run_once()

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import signal
+import threading
+
+from django.core.management.base import BaseCommand
+
+from edge_node.rollouts.listener import RolloutListener
+from edge_node.rollouts.mqtt_client import PlatformMqtt
+from edge_node.services import platform_broker_url
+
+
+class Command(BaseCommand):
+    help = "Drive model rollouts: receive nodes' cmd/ack and status, send deploy/rollback commands (runs until SIGTERM)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--mqtt-url", default=None, help="broker URL (default MQTT_URL with the platform account)")
+
+    def handle(self, *args, **opts) -> None:
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        client = PlatformMqtt(platform_broker_url(opts["mqtt_url"]), subscribe=True).start()
+        self.stdout.write("rollout listener running")
+        try:
+            RolloutListener(client).run(stop)
+        finally:
+            client.stop()

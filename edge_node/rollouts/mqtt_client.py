@@ -1,0 +1,82 @@
+"""The platform's MQTT side of rollouts: publish commands, receive cmd/ack and status.
+
+One paho client with the platform account (``edge_node.services.platform_broker_url``).
+Callbacks only queue messages: the database work happens in the caller's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import uuid
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+
+from edge_node.agent import contract
+
+log = logging.getLogger(__name__)
+
+
+class PlatformMqtt:
+    def __init__(self, url: str, *, subscribe: bool = False, client_id: str | None = None) -> None:
+        parts = urlsplit(url)
+        self.subscribe = subscribe
+        self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self.connected = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"aiot-rollouts-{uuid.uuid4().hex[:8]}",
+                                  protocol=mqtt.MQTTv311)
+        if parts.username:
+            self.client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
+        if parts.scheme == "mqtts":
+            self.client.tls_set()
+        self.client.max_inflight_messages_set(100)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    def start(self, timeout: float = 10.0) -> PlatformMqtt:
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+        if not self.connected.wait(timeout):
+            self.stop()
+            raise OSError(f"cannot connect to the MQTT broker at {self.host}:{self.port} within {timeout:g} s")
+        return self
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def __enter__(self) -> PlatformMqtt:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def publish(self, node_id: str, command: dict[str, Any]) -> None:
+        """Publish one command (QoS 1) and wait for the broker's PUBACK."""
+        info = self.client.publish(contract.topic(node_id, "cmd"), contract.encode(command), qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise OSError(f"publish to {node_id} failed: {mqtt.error_string(info.rc)}")
+        info.wait_for_publish(timeout=10.0)
+        if not info.is_published():
+            raise OSError(f"publish to {node_id}: no PUBACK within 10 s")
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if reason_code.is_failure:
+            log.warning("rollouts MQTT: connection refused: %s", reason_code)
+            return
+        if self.subscribe:
+            client.subscribe([(contract.subscription("cmd/ack"), 1), (contract.subscription("status"), 1)])
+        self.connected.set()
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        self.connected.clear()
+        if reason_code != 0:
+            log.warning("rollouts MQTT: disconnected (%s); paho reconnects", reason_code)
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        self.inbox.put((message.topic, message.payload))

@@ -1,0 +1,96 @@
+"""Admin pages: model registry and rollouts. Thin: parse, call registry/actions, render."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from web.roles import ADMIN, require_role
+
+from . import actions, registry
+from .forms import ProposeForm, UploadModelForm
+from .models import ModelArtifact, Rollout
+
+
+@require_role(ADMIN)
+def model_list(request: HttpRequest) -> HttpResponse:
+    form = UploadModelForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        try:
+            model = registry.register_model(d["file"].read(), name=d["name"], version=d["version"], kind=d["kind"],
+                                            declared=d["declared"], metadata=d["metadata"], quantize=d["quantize"],
+                                            user=request.user, source=f"upload {d['file'].name}")
+        except registry.RegistryError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Registered {model.label}")
+            return redirect("rollouts:model", model_id=model.pk)
+    models = ModelArtifact.objects.select_related("created_by").order_by("-created_at")[:200]
+    return render(request, "rollouts/models.html", {"form": form, "models": models})
+
+
+@require_role(ADMIN)
+def model_detail(request: HttpRequest, model_id: int) -> HttpResponse:
+    model = get_object_or_404(ModelArtifact, pk=model_id)
+    form = ProposeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        node_ids = [n.strip() for n in d["node_ids"].split(",") if n.strip()]
+        try:
+            rollout = actions.propose_rollout(request.user, model, site=d["site"], tag=d["tag"], node_ids=node_ids,
+                                              canary_share=d["canary_share"], max_p99_latency_ms=d["max_p99_latency_ms"],
+                                              min_agreement=d["min_agreement"], max_load_failures=d["max_load_failures"])
+        except actions.RolloutError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Rollout {rollout.pk} proposed: another admin must approve it")
+            return redirect("rollouts:rollout", rollout_id=rollout.pk)
+    return render(request, "rollouts/model_detail.html", {"model": model, "form": form, "verified": registry.verify_stored(model),
+                                                          "variants": model.quantized_variants.all()})
+
+
+@require_role(ADMIN)
+def rollout_list(request: HttpRequest) -> HttpResponse:
+    rollouts = Rollout.objects.select_related("model", "proposer", "approver", "target_site")[:200]
+    return render(request, "rollouts/rollouts.html", {"rollouts": rollouts})
+
+
+def _state(rollout: Rollout) -> dict:
+    nodes = [{"node": rn.node.node_id, "state": rn.state, "canary": rn.canary, "reason": rn.reason, "detail": rn.detail,
+              "p99_ms": rn.report.get("latency_p99_ms"), "agreement": rn.report.get("agreement"),
+              "version": rn.report.get("version", "")} for rn in rollout.nodes.select_related("node")]
+    return {"id": rollout.pk, "state": rollout.state, "reason": rollout.reason, "nodes": nodes}
+
+
+@require_role(ADMIN)
+def rollout_detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
+    rollout = get_object_or_404(Rollout.objects.select_related("model", "proposer", "approver"), pk=rollout_id)
+    return render(request, "rollouts/rollout_detail.html", {"rollout": rollout, "state": _state(rollout),
+                                                            "can_approve": rollout.proposer_id != request.user.pk})
+
+
+@require_role(ADMIN)
+def rollout_state(request: HttpRequest, rollout_id: int) -> JsonResponse:
+    return JsonResponse(_state(get_object_or_404(Rollout, pk=rollout_id)))
+
+
+_ACTIONS = {"approve": actions.approve_rollout, "pause": actions.pause_rollout, "resume": actions.resume_rollout,
+            "cancel": actions.cancel_rollout, "rollback": actions.rollback_rollout}
+
+
+@require_role(ADMIN)
+@require_POST
+def rollout_action(request: HttpRequest, rollout_id: int, action: str) -> HttpResponse:
+    rollout = get_object_or_404(Rollout, pk=rollout_id)
+    fn = _ACTIONS.get(action)
+    if fn is None:
+        return HttpResponse(status=404)
+    try:
+        fn(request.user, rollout)
+        messages.success(request, f"Rollout {rollout.pk}: {action} done")
+    except actions.RolloutError as exc:
+        messages.error(request, str(exc))
+    return redirect("rollouts:rollout", rollout_id=rollout.pk)
