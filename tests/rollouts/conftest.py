@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.rollouts.models_for_tests import write_anomaly_model
+
+
+@pytest.fixture
+def registry_settings(settings, tmp_path):
+    """Registry files and the signing key under this test's own VAR_DIR."""
+    settings.VAR_DIR = tmp_path / "var"
+    settings.MODEL_SIGNING_KEY_FILE = ""
+    return settings
+
+
+@pytest.fixture(scope="session")
+def model_dirs(tmp_path_factory):
+    """v1 (sane), v2 (retrained: agrees with v1), v3 (threshold far too low: flags everything)."""
+    root = tmp_path_factory.mktemp("models")
+    return {
+        "v1": write_anomaly_model(root, "motor-anomaly", "1", seed=1),
+        "v2": write_anomaly_model(root, "motor-anomaly", "2", seed=2),
+        "v3": write_anomaly_model(root, "motor-anomaly", "3", seed=3, threshold=-10.0),
+    }
