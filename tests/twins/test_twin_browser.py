@@ -12,8 +12,14 @@ import pytest
 from playwright.sync_api import expect
 
 from edge_node.agent.sources.cmapss import engines_of
-from tests.browser.conftest import _role_groups, chromium, log_in, page, web_server  # noqa: F401 (fixtures)
-from tests.browser.conftest import CHANNEL_PREFIX
+from tests.browser.conftest import (  # noqa: F401 (fixtures)
+    CHANNEL_PREFIX,
+    _role_groups,
+    chromium,
+    log_in,
+    page,
+    web_server,
+)
 from tests.factories import make_asset, make_site
 from tests.helpers import wait_until
 from tests.twins.conftest import write_engine
@@ -35,7 +41,7 @@ def in_thread(fn) -> None:
     def run() -> None:
         try:
             fn()
-        except BaseException as exc:  # handed to the test thread below
+        except Exception as exc:  # noqa: BLE001 (handed to the test thread below)
             errors.append(exc)
         finally:
             connection.close()
