@@ -134,6 +134,13 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_EMBEDDED = not REDIS_URL and CELERY_BROKER_URL == "memory://"
+# The in-process transport polls; 50 ms keeps a scenario's chunks from idling. On Redis, a
+# chunk whose worker was killed is redelivered after the visibility timeout.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.05} if CELERY_EMBEDDED else {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_S", 300, 30)}
+
+# What-if scenarios: replications are split into this many Celery chunks.
+SCENARIO_CHUNKS = env_int("SCENARIO_CHUNKS", 8, 1, 64)
+SCENARIO_QUEUE = env_str("SCENARIO_QUEUE", "")
 
 # MQTT: the broker URL; unset means the embedded amqtt broker on AIOT_EMBEDDED_MQTT_PORT.
 MQTT_URL = env_url("MQTT_URL", ("mqtt", "mqtts", "tcp", "ssl"))
