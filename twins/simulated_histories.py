@@ -19,7 +19,7 @@ from twins.rul import RunToFailureData
 def unit_history(
     asset_type: str, seed: int, life_s: float, row_seconds: float = tc.SIM_ROW_SECONDS, samples_per_row: int = 3,
 ) -> dict[str, np.ndarray]:
-    """One simulated asset from new to failure: {"time": hours, metric: values} with rows ending at fail_at."""
+    """One simulated asset from new to failure: {"time": row number, metric: values}, the last row at fail_at."""
     source = make_source(asset_type, f"train-{asset_type}-{seed}", seed=seed, fail_at=life_s)
     names = [m.name for m in ASSET_TYPES[asset_type]["metrics"]]
     rows = int(life_s // row_seconds)
@@ -34,7 +34,8 @@ def unit_history(
             values = source.step(life_s - (rows - 1 - r) * row_seconds - row_seconds + off)[0].values
             acc += [values[n] for n in names]
         block[r] = acc / samples_per_row
-    out = {"time": (life_s - (rows - 1 - np.arange(rows)) * row_seconds) / 3600.0}
+    # Time in rows (1..n), so the package's RUL (last time - time) is in rows like the model's output.
+    out = {"time": np.arange(1, rows + 1, dtype=np.float64)}
     for j, n in enumerate(names):
         out[n] = block[:, j]
     return out

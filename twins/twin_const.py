@@ -34,7 +34,8 @@ SIM_CAP_HOURS = 24.0
 # Lives of the simulated training units, in operating hours (the demo fleet fails at 6-48 h).
 SIM_LIFE_HOURS = (4.0, 52.0)
 SIM_DEFAULT_UNITS = 24
-SIM_TYPES = ("induction_motor", "centrifugal_pump", "hvac_unit")
+# Cheapest to simulate first: the embedded stack trains missing demo models in this order.
+SIM_TYPES = ("centrifugal_pump", "hvac_unit", "induction_motor")
 
 # --- C-MAPSS turbofan models ----------------------------------------------------------------
 

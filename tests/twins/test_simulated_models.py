@@ -24,7 +24,7 @@ T0 = 1_790_000_040.0  # a whole minute: telemetry rows fall one per refresh buck
 def test_it_generates_deterministic_histories_that_end_at_failure():
     a = unit_history("centrifugal_pump", seed=5, life_s=2 * 3600.0, row_seconds=60.0, samples_per_row=4)
     b = unit_history("centrifugal_pump", seed=5, life_s=2 * 3600.0, row_seconds=60.0, samples_per_row=4)
-    assert len(a["time"]) == 120 and a["time"][-1] == pytest.approx(2.0)
+    assert len(a["time"]) == 120 and a["time"][-1] == 120  # time in rows: RUL in rows of 60 s
     np.testing.assert_array_equal(a["vib_rms"], b["vib_rms"])
     # Worn at the end: more vibration, less flow than when new.
     assert a["vib_rms"][-10:].mean() > 1.5 * a["vib_rms"][:10].mean()
@@ -62,6 +62,8 @@ def test_it_trains_a_pump_model_in_hours_and_serves_the_twin_of_a_wearing_pump(v
     late = seen[230]
     assert late.rul_unit == "hours"
     assert late.rul_median < seen[60].rul_median and late.health < seen[60].health
-    assert late.rul_median < 1.5  # 10 minutes left: far below the model's 24 h cap
+    # True RUL: 3 h, then 10 minutes (the model's cap is 24 h, its units lived 3 to 5 h).
+    assert 1.0 < seen[60].rul_median < 6.0 and seen[60].rul_low <= 3.0 <= seen[60].rul_high + 1.0
+    assert late.rul_median < 1.0
     assert late.rul_days_median == pytest.approx(late.rul_median / 12.0)
     assert late.degradation_rate is not None and late.details["rows_used"] == late.details["window"] + 8
