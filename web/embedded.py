@@ -100,10 +100,11 @@ class EmbeddedStack:
 
     def _start_twin_refresh(self) -> None:
         # Twins: periodic refresh on its own thread (never inside the ingest worker); demo RUL
-        # models missing at start are trained in a niced subprocess first (TWIN_TRAIN_DEMO_MODELS).
+        # models missing at start are trained in a niced subprocess first (TWIN_TRAIN_DEMO_MODELS),
+        # only when the simulated fleet runs.
         from twins.twin_runner import start_refresher
 
-        refresher, thread = start_refresher()
+        refresher, thread = start_refresher(train_demo_models=self.fleet and settings.TWIN_TRAIN_DEMO_MODELS)
         self.components.append(Component("twin refresh", refresher.stop, thread))
 
     def _start_fleet(self) -> None:
