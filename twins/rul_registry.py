@@ -91,7 +91,10 @@ def register_model(path: str | Path, asset_type_key: str, serving: Serving, trai
     if serving.rul_per_row != 1.0:
         metrics["rmse"] = round(metrics["rmse"] * serving.rul_per_row, 4)
         metrics["rmse_rows"] = meta["metrics"]["rmse"]
-        metrics["phm_per"] = f"rows of {serving.hours_per_row * 60:g} min"
+        # PHM08 is defined on engine cycles (exp of the error in cycles): on minute rows it
+        # explodes and in hours it means nothing comparable; it is kept for the record only.
+        metrics["phm_score_rows"] = meta["metrics"]["phm_score"]
+        metrics["phm_score"] = None
     with transaction.atomic():
         model, _created = RulModel.objects.update_or_create(
             version=meta["version"],

@@ -79,7 +79,7 @@ def fleet_twins(asset_ids: list[int]) -> dict[int, dict[str, Any]]:
     out = {}
     for state in TwinState.objects.filter(asset_id__in=asset_ids).only(
         "asset_id", "computed_at", "model_version", "health", "rul_median", "rul_low", "rul_high", "rul_unit",
-        "rul_days_median", "rul_days_low", "rul_days_high", "degradation_rate",
+        "rul_days_median", "rul_days_low", "rul_days_high", "degradation_rate", "details",
     ):
         out[state.asset_id] = {**twin_figures(state), "health_text": health_text(state.health), "rul_short": rul_short(state)}
     return out

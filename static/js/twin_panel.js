@@ -44,6 +44,9 @@ function show(t) {
   computed.textContent = formatTime(t.computed_at);
   computed.dataset.ts = String(t.computed_at);
   document.getElementById("twin-model-version").textContent = t.model_version;
+  const early = document.getElementById("twin-early");
+  early.hidden = !(t.rows_used !== null && t.window !== null && t.rows_used < t.window);
+  document.getElementById("twin-rows").textContent = String(t.rows_used);
 }
 
 function onUpdate(msg) {
