@@ -230,7 +230,15 @@ class DeployManager:
             except Exception:
                 log.exception("node %s: collecting live windows failed", self.node_id)
             self.busy += 1
-            self.executor.submit(self._guard, self.deploy, cid, args, rows)
+            jitter = float(args.get("jitter_s") or 0.0)
+            if jitter > 0:
+                # Spread a fleet's downloads without holding a pool worker while waiting.
+                timer = threading.Timer(random.uniform(0.0, jitter), self.executor.submit,
+                                        args=(self._guard, self.deploy, cid, args, rows))
+                timer.daemon = True
+                timer.start()
+            else:
+                self.executor.submit(self._guard, self.deploy, cid, args, rows)
         else:
             self.executor.submit(self._guard, self.rollback, cid, args)
 
@@ -277,9 +285,6 @@ class DeployManager:
     def _deploy(self, cid: str, args: dict[str, Any], rows: np.ndarray | None) -> None:
         manifest = args.get("manifest") or {}
         label = f"{manifest.get('name')}@{manifest.get('version')}"
-        jitter = float(args.get("jitter_s") or 0.0)
-        if jitter > 0:
-            time.sleep(random.uniform(0.0, jitter))  # spread a fleet's downloads
         try:
             self._ack(cid, True, f"downloading {label}", stage="downloading")
             data = self.download(str(args.get("url", "")), int(manifest.get("size", 0)))
