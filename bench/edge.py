@@ -200,7 +200,7 @@ def inference(work: Path) -> dict:
     }
 
 
-def cpu_fraction(n: int, models: Path, state: Path, window_s: float = 2.0) -> float:
+def cpu_fraction(n: int, models: Path, state: Path, window_s: float = 3.0) -> float:
     """CPU share of one core used by an agent stepping n slow sources at 1 reading/s each."""
     plugins = ["centrifugal_pump", "hvac_unit", "turbofan"]
     sources = [SourceConfig(plugins[i % 3], f"s{i}", seed=i) for i in range(n)]

@@ -313,7 +313,11 @@ class Agent:
                 self._urgent = True
                 return
         elif rt.anomalous:
-            rt.normal_run += 1
+            # Hysteresis: only a score clearly under the threshold counts towards "normal",
+            # so an asset hovering at the threshold does not flap between states.
+            model = rt.slot.model if rt.slot is not None else None
+            clearly_normal = model is None or score is None or score < model.threshold - const.CLEAR_SCORE_MARGIN
+            rt.normal_run = rt.normal_run + 1 if clearly_normal else 0
             if rt.normal_run >= const.CLEAR_AFTER_SAMPLES:
                 rt.anomalous = False
                 rt.severity = None

@@ -26,8 +26,9 @@ Times: ``fail_at`` and ``FaultSpec.at``/``duration_s`` are SIMULATED seconds aft
 fleet starts; sim time runs ``speedup`` times faster than the wall clock (speedup=60:
 one simulated minute per second). Every asset is sampled once per ``publish_interval_s``
 wall seconds (``AssetSpec.sample_interval_s`` overrides it); reading timestamps are wall
-clock epoch seconds. A turbofan plays one C-MAPSS cycle per ``cycle_s`` sim seconds (param,
-default 1.0; with fail_at the engine's life is stretched to end at fail_at). With
+clock epoch seconds. A turbofan plays one C-MAPSS cycle per tick by default (param
+``cycle_s`` > 0: one cycle per cycle_s sim seconds; with fail_at the engine's life is
+stretched to end at fail_at). With
 ``models_dir``, assets use ``<models_dir>/<asset_type>-anomaly`` when it exists.
 
 ``run_fleet`` returns a ``FleetReport`` (per-node counters). For finer control (inject a

@@ -133,3 +133,9 @@ def test_it_refuses_unknown_plugins_params_and_faults():
 
 def test_every_asset_type_has_a_source_plugin():
     assert set(ASSET_TYPES) <= set(SOURCES)
+
+
+def test_the_cmapss_replay_plays_one_cycle_per_tick_by_default():
+    src = make_source("turbofan", "e1", params={"unit": 2})
+    cycles = [s.values["cycle"] for t in (0.0, 0.5, 100.0, 5000.0) for s in src.step(t)]
+    assert cycles == [1.0, 2.0, 3.0, 4.0]

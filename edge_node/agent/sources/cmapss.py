@@ -2,9 +2,11 @@
 
 A C-MAPSS file (NASA turbofan degradation data) has one row per engine cycle: unit,
 cycle, 3 operational settings and 21 sensors, whitespace-separated. Training files run
-every engine until failure. The source replays one engine, one cycle every ``cycle_s``
-sim seconds (so every cycle is played, several per tick at a high speed-up); when the
-engine's last cycle has played it is replaced by the next engine of the file (``loop``).
+every engine until failure. The source replays one engine: by default one cycle per tick
+(per sample), so the replay speed is the sampling rate; with ``cycle_s`` > 0 (or
+``fail_at``, which stretches the engine's life to end then), one cycle every ``cycle_s``
+sim seconds, every cycle played (several per tick at a high speed-up). When the engine's
+last cycle has played it is replaced by the next engine of the file (``loop``).
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def engines_of(path: str | Path) -> dict[int, np.ndarray]:
 
 class CmapssReplay(Source):
     asset_type = "turbofan"
-    PARAMS: ClassVar[dict[str, Any]] = {"path": "", "unit": 0, "cycle_s": 1.0, "loop": True, "first_cycle": 1}
+    PARAMS: ClassVar[dict[str, Any]] = {"path": "", "unit": 0, "cycle_s": 0.0, "loop": True, "first_cycle": 1}
     FAULT_KINDS = ("sensor_spike", "end_of_life")
 
     def __init__(self, *args, **kwargs) -> None:
@@ -86,9 +88,9 @@ class CmapssReplay(Source):
         if unit not in self._by_unit:
             raise SourceError(f"unit {unit} is not in {path} (units {self._units[0]}..{self._units[-1]})")
         self.unit = unit
-        self.cycle_s = float(self.params["cycle_s"])
-        if self.cycle_s <= 0:
-            raise SourceError("cycle_s must be > 0")
+        self.cycle_s = float(self.params["cycle_s"])  # 0: one cycle per tick
+        if self.cycle_s < 0:
+            raise SourceError("cycle_s must be >= 0 (0: one cycle per tick)")
         if self.fail_at is not None:
             # Stretch the engine's life so that its last cycle plays at fail_at.
             self.cycle_s = self.fail_at / len(self._by_unit[unit])
@@ -101,6 +103,10 @@ class CmapssReplay(Source):
         return min(1.0, self._row / max(1, len(rows) - 1))
 
     def step(self, sim_t: float) -> list[Sample]:
+        if self.cycle_s == 0:
+            self._played += 1
+            sample = self._next_cycle(sim_t)
+            return [sample] if sample is not None else []
         due = math.floor(sim_t / self.cycle_s) + 1 - self._played
         out = []
         for _ in range(max(0, min(due, MAX_CYCLES_PER_STEP))):
@@ -132,7 +138,7 @@ class CmapssReplay(Source):
         values["cycle"] = float(row[1])
         spike = self.active_fault(t, "sensor_spike")
         if spike:
-            values["s4"] += 40.0 * spike.magnitude
+            values["s4"] += 80.0 * spike.magnitude
         sample = Sample(t, clamp_to_spec(self.asset_type, values), raw_bytes=const.RAW_BYTES_SLOW * len(values))
         fault = self.active_fault(t)
         sample.fault = fault.kind if fault else None
