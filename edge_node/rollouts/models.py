@@ -30,8 +30,8 @@ class ModelArtifact(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["-created_at"]
-        constraints = [models.UniqueConstraint(fields=["name", "version"], name="rollouts_artifact_name_version")]
+        ordering = ("-created_at",)
+        constraints = (models.UniqueConstraint(fields=("name", "version"), name="rollouts_artifact_name_version"),)
 
     def __str__(self) -> str:
         return self.label
@@ -64,7 +64,7 @@ class Rollout(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ("-created_at",)
 
     def __str__(self) -> str:
         return f"rollout {self.pk} of {self.model.label} ({self.state})"
@@ -86,5 +86,5 @@ class RolloutNode(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["node__node_id"]
-        constraints = [models.UniqueConstraint(fields=["rollout", "node"], name="rollouts_one_state_per_node")]
+        ordering = ("node__node_id",)
+        constraints = (models.UniqueConstraint(fields=("rollout", "node"), name="rollouts_one_state_per_node"),)

@@ -10,7 +10,7 @@ import logging
 import queue
 import threading
 import uuid
-from typing import Any
+from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -38,7 +38,7 @@ class PlatformMqtt:
         self.client.on_message = self._on_message
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or (8883 if parts.scheme == "mqtts" else 1883)
 
-    def start(self, timeout: float = 10.0) -> PlatformMqtt:
+    def start(self, timeout: float = 10.0) -> Self:
         self.client.connect_async(self.host, self.port, keepalive=30)
         self.client.loop_start()
         if not self.connected.wait(timeout):
@@ -50,7 +50,7 @@ class PlatformMqtt:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def __enter__(self) -> PlatformMqtt:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -62,9 +62,8 @@ def check_signature(actual: list[dict[str, Any]], declared: list[dict[str, Any]]
         if d.get("type") and d["type"] != a["type"]:
             raise RegistryError(f"{what} {a['name']}: declared {d['type']}, the model has {a['type']}")
         shape = d.get("shape")
-        if shape is not None:
-            if len(shape) != len(a["shape"]) or any(x is not None and y is not None and x != y for x, y in zip(shape, a["shape"], strict=True)):
-                raise RegistryError(f"{what} {a['name']}: declared shape {shape}, the model has {a['shape']}")
+        if shape is not None and (len(shape) != len(a["shape"]) or any(x is not None and y is not None and x != y for x, y in zip(shape, a["shape"], strict=True))):
+            raise RegistryError(f"{what} {a['name']}: declared shape {shape}, the model has {a['shape']}")
 
 
 def _probe_inputs(session: Any, meta: dict[str, Any], rows: int = 64) -> dict[str, np.ndarray]:

@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from cryptography.hazmat.primitives import serialization
@@ -57,7 +57,7 @@ class ArtifactServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> ArtifactServer:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
