@@ -383,8 +383,15 @@ class Agent:
 
     def _flush_batch(self) -> None:
         pending, self._pending = self._pending, []
-        for i in range(0, len(pending), const.MAX_READINGS_PER_BATCH):
-            chunk = pending[i: i + const.MAX_READINGS_PER_BATCH]
+        chunks = [pending[i: i + const.MAX_READINGS_PER_BATCH]
+                  for i in range(0, len(pending), const.MAX_READINGS_PER_BATCH)]
+        while chunks:
+            chunk = chunks.pop(0)
+            # The ingest refuses payloads over its size limit: halve a batch until it fits.
+            if len(chunk) > 1 and len(self._encode({"seq": 2**40, "readings": chunk})) > const.MAX_BATCH_BYTES:
+                half = len(chunk) // 2
+                chunks[:0] = [chunk[:half], chunk[half:]]
+                continue
             self.outbox.put("telemetry", lambda seq, chunk=chunk: self._encode({"seq": seq, "readings": chunk}))
             self.stats.batches += 1
             self.stats.readings_sent += len(chunk)

@@ -58,6 +58,8 @@ MIN_TICK_S = 0.02
 
 # Largest telemetry batch (the ingest accepts up to 5000 readings per message).
 MAX_READINGS_PER_BATCH = 1000
+# ...and at most this many bytes encoded (the ingest's limit is 256 KiB).
+MAX_BATCH_BYTES = 128 * 1024
 # An unacknowledged message older than this (while connected) is sent again from the outbox.
 INFLIGHT_TIMEOUT_S = 120.0
 # Normal samples in a row before an anomalous asset is declared normal again.
