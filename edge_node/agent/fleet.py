@@ -1,9 +1,11 @@
 """Fleet simulator core: many edge agents in ONE process (no Django).
 
 Each simulated node is a full ``Agent`` (its own MQTT connection with its own credentials
-and last will, its own SQLite outbox and persistent seq), and one driver thread steps
-every agent; paho's network threads only move bytes. Asset type names are the keys of
-``asset_types.ASSET_TYPES``; the source plugin is picked from the type.
+and last will, its own SQLite outbox ``<state_dir>/<node>.outbox.sqlite`` and persistent
+seq). One driver thread steps every agent and one epoll thread (``netloop.NetLoop``) does
+all the MQTT I/O. Asset type names are the keys of ``asset_types.ASSET_TYPES``; the source
+plugin is picked from the type. Broker URLs: ``mqtt://host:port`` or ``mqtts://host:port``
+(then ``ca_file``); credentials per node from ``NodeSpec``.
 
 API (stable; ``manage.py simulate_fleet`` calls it)::
 
@@ -28,8 +30,10 @@ one simulated minute per second). Every asset is sampled once per ``publish_inte
 wall seconds (``AssetSpec.sample_interval_s`` overrides it); reading timestamps are wall
 clock epoch seconds. A turbofan plays one C-MAPSS cycle per tick by default (param
 ``cycle_s`` > 0: one cycle per cycle_s sim seconds; with fail_at the engine's life is
-stretched to end at fail_at). With
-``models_dir``, assets use ``<models_dir>/<asset_type>-anomaly`` when it exists.
+stretched to end at fail_at). With ``models_dir``, assets use
+``<models_dir>/<asset_type>-anomaly`` when it exists (see train_anomaly.py); without it,
+the streaming EWMA detector alone raises events. ``filter`` (FilterConfig) defaults to
+sending every sample; ConfigError/ModelError are raised before anything connects.
 
 ``run_fleet`` returns a ``FleetReport`` (per-node counters). For finer control (inject a
 fault while running, read counters live) use ``Fleet``: ``start()``, ``inject_fault()``,
