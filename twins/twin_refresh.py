@@ -78,10 +78,13 @@ def _type_histories(model: ServingModel, asset_ids: list[int], metric_ids_by_key
     metric_ids = [metric_ids_by_key[serving.signal_metrics[s]] for s in predictor.signals]
     rows = predictor.window + (tc.RATE_POINTS - 1) * tc.RATE_STRIDE
     if serving.row_seconds:
+        # Complete buckets only: the one in progress averages a few seconds, where every
+        # training row averages a whole interval.
         step = float(serving.row_seconds)
-        first_bucket = (now.timestamp() // step - (rows - 1)) * step
+        end_bucket = (now.timestamp() // step) * step
         series = timeseries.recent_rows_many(
-            asset_ids, metric_ids, datetime.fromtimestamp(first_bucket, UTC), now + timedelta(microseconds=1), bucket=timedelta(seconds=step),
+            asset_ids, metric_ids, datetime.fromtimestamp(end_bucket - rows * step, UTC), datetime.fromtimestamp(end_bucket, UTC),
+            bucket=timedelta(seconds=step),
         )
     else:
         series = timeseries.recent_rows_many(
