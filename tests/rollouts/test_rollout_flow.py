@@ -169,3 +169,17 @@ def test_it_sends_to_an_offline_node_when_it_comes_back(platform_factory, model_
     p.fleet.publish_status(late, "online")
     wait_until(lambda: _state(rollout) == const.DONE, timeout=30, what="rollout done after the node returned")
     assert p.fleet.versions()[late] == "2"
+
+
+def test_it_rolls_a_finished_rollout_back_on_an_admins_request(platform_factory, model_dirs):
+    from edge_node.rollouts.actions import rollback_rollout
+
+    p = platform_factory(model_dirs["v1"])
+    rollout = p.run(register_anomaly_model(model_dirs["v2"]), canary_share=0.2)
+    wait_until(lambda: _state(rollout) == const.DONE, timeout=60, what="rollout done")
+    rollback_rollout(p.approver, Rollout.objects.get(pk=rollout.pk), reason="operator saw false alarms")
+    wait_until(lambda: set(p.fleet.versions().values()) == {"1"}, timeout=30, what="every node back on version 1")
+    assert set(p.fleet.disk_versions().values()) == {"1"}
+    wait_until(lambda: set(RolloutNode.objects.filter(rollout=rollout).values_list("state", flat=True)) == {const.N_ROLLED_BACK},
+               timeout=10, what="every node reported rolled back")
+    assert Rollout.objects.get(pk=rollout.pk).reason == "operator saw false alarms"
