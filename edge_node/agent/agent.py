@@ -143,6 +143,7 @@ class Agent:
         self._inflight: dict[int, tuple[int, float]] = {}  # mid -> (row id, sent at)
         self._cursor = 0
         self._next_heartbeat = self.t0
+        self._status_connects = 0
         self._cpu = CpuMeter()
         self._commands: deque[bytes] = deque()
         self._lock = threading.RLock()  # tick vs inject_fault from other threads
@@ -258,7 +259,10 @@ class Agent:
                 self._last_flush = max(self._last_flush, now - self.cfg.publish_interval_s)
             self._urgent = False
             self._drain(now)
-            if now >= self._next_heartbeat and self.link.connected:
+            # Right after every (re)connect too: the retained status may still be the last
+            # will's "offline".
+            if self.link.connected and (now >= self._next_heartbeat or self.link.connects != self._status_connects):
+                self._status_connects = self.link.connects
                 self._heartbeat(now)
             nxt = heap[0][0] if heap else now + 1.0
             nxt = min(nxt, self._next_heartbeat if self.link.connected else nxt)

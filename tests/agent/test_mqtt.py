@@ -132,6 +132,9 @@ def test_store_and_forward_survives_a_broker_outage_and_an_agent_kill(broker_url
             return seqs and seqs == set(range(1, max(seqs) + 1))
 
         wait_until(all_delivered, 30, interval=0.2, what="every buffered batch, seq contiguous")
+        # the SIGKILL fired the last will; the restarted agent says online again at once
+        states = [s["state"] for s in sub.of("status")]
+        assert "offline" in states and states[-1] == "online"
     finally:
         agent.send_signal(signal.SIGTERM)
         out, _ = agent.communicate(timeout=15)
