@@ -22,3 +22,13 @@ def model_dirs(tmp_path_factory):
         "v2": write_anomaly_model(root, "motor-anomaly", "2", seed=2),
         "v3": write_anomaly_model(root, "motor-anomaly", "3", seed=3, threshold=-10.0),
     }
+
+
+@pytest.fixture
+def second_admin(db):
+    """Another admin: the two-person rule needs one to propose and one to approve."""
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user(username="admin2", password="pw-admin2")
+    user.groups.add(Group.objects.get_or_create(name="admin")[0])
+    return user

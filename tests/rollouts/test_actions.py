@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group, User
 
 from edge_node.models import AuditEvent
 from edge_node.rollouts import const
@@ -12,13 +11,6 @@ from tests.factories import make_node, make_site
 from tests.rollouts.models_for_tests import mlp_onnx
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def second_admin(db):
-    user = User.objects.create_user(username="admin2", password="pw-admin2")
-    user.groups.add(Group.objects.get_or_create(name="admin")[0])
-    return user
 
 
 @pytest.fixture

@@ -17,12 +17,11 @@ from edge_node.signing_keys import public_key_pem
 from tests.agent.conftest import Subscriber
 from tests.factories import make_site
 from tests.helpers import wait_until
-from tests.rollouts.test_actions import second_admin  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
 
 
-def test_it_sends_signed_deploys_to_the_canary_only(registry_settings, model_dirs, mqtt_url, unique, admin_user, second_admin,  # noqa: F811
+def test_it_sends_signed_deploys_to_the_canary_only(registry_settings, model_dirs, mqtt_url, unique, admin_user, second_admin,
                                                    django_capture_on_commit_callbacks):
     registry_settings.MQTT_URL = mqtt_url
     registry_settings.ROLLOUT_MAX_CONCURRENT = 5
