@@ -73,14 +73,16 @@ def history_matrix(series: dict[int, tuple[list[float], list[float]]], metric_id
     return block
 
 
-def _type_histories(model: ServingModel, asset_ids: list[int], metric_ids_by_key: dict[str, int], now: datetime) -> tuple[list[int], list[np.ndarray]]:
+def _type_histories(
+    model: ServingModel, asset_ids: list[int], metric_ids_by_key: dict[str, int], now: datetime, time_scale: float,
+) -> tuple[list[int], list[np.ndarray]]:
     predictor, serving = model.predictor, model.serving
     metric_ids = [metric_ids_by_key[serving.signal_metrics[s]] for s in predictor.signals]
     rows = predictor.window + (tc.RATE_POINTS - 1) * tc.RATE_STRIDE
     if serving.row_seconds:
         # Complete buckets only: the one in progress averages a few seconds, where every
         # training row averages a whole interval.
-        step = float(serving.row_seconds)
+        step = float(serving.row_seconds) / time_scale  # wall-clock seconds of one row
         end_bucket = (now.timestamp() // step) * step
         series = timeseries.recent_rows_many(
             asset_ids, metric_ids, datetime.fromtimestamp(end_bucket - rows * step, UTC), datetime.fromtimestamp(end_bucket, UTC),
@@ -99,8 +101,16 @@ def _type_histories(model: ServingModel, asset_ids: list[int], metric_ids_by_key
     return ids, histories
 
 
-def refresh_twins(asset_ids: list[int] | None = None, now: datetime | None = None, broadcast: bool = True) -> RefreshResult:
-    """Recompute the twins of every asset (or ``asset_ids``) whose type has an active RUL model."""
+def refresh_twins(
+    asset_ids: list[int] | None = None, now: datetime | None = None, broadcast: bool = True, time_scale: float = 1.0,
+) -> RefreshResult:
+    """Recompute the twins of every asset (or ``asset_ids``) whose type has an active RUL model.
+
+    ``time_scale``: operating seconds per wall-clock second of the telemetry timestamps: 1 for
+    real assets; the embedded demo's simulated fleet with ``--speedup S`` runs S times faster.
+    """
+    if time_scale <= 0:
+        raise ValueError("time_scale must be > 0")
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     result = RefreshResult()
@@ -127,13 +137,16 @@ def refresh_twins(asset_ids: list[int] | None = None, now: datetime | None = Non
         if missing:
             log.error("RUL model %s needs metrics %s that asset type %s lacks", model.version, missing, type_key)
             continue
-        ready, histories = _type_histories(model, ids, metric_ids[type_key], now)
+        ready, histories = _type_histories(model, ids, metric_ids[type_key], now, time_scale)
         result.without_data += len(ids) - len(ready)
         if not ready:
             continue
         batch = model.predictor.assess_many(histories, rate_points=tc.RATE_POINTS, rate_stride=tc.RATE_STRIDE)
         hours_per_row, per_row = model.serving.hours_per_row, model.serving.rul_per_row
         details = model.details()
+        if time_scale != 1.0:
+            details["time_scale"] = time_scale
+            details["assumptions"] = [*details["assumptions"], f"Simulated fleet at {time_scale:g}x real time: one wall-clock second stands for {time_scale:g} operating seconds."]
         for i, asset_id in enumerate(ready):
             hpd = float(assets[asset_id][2])
             # Rows of the model -> the serving unit (cycles, or operating hours), and -> hours.
@@ -156,7 +169,7 @@ def refresh_twins(asset_ids: list[int] | None = None, now: datetime | None = Non
     for s in states:
         s.latest = {k: {"value": v, "ts": ts.timestamp()} for k, (v, ts) in latest.get(s.asset_id, {}).items()}
     result.refreshed = len(states)
-    result.snapshots, updates = _store(states, assets, now)
+    result.snapshots, updates = _store(states, assets, now, tc.SNAPSHOT_MIN_INTERVAL_S / time_scale)
     if broadcast:
         transaction.on_commit(lambda: setattr(result, "sent", send_twin_updates(updates)))
     result.seconds = time.perf_counter() - started
@@ -164,10 +177,9 @@ def refresh_twins(asset_ids: list[int] | None = None, now: datetime | None = Non
 
 
 @transaction.atomic
-def _store(states: list[TwinState], assets: dict[int, tuple], now: datetime) -> tuple[int, list[TwinUpdate]]:
+def _store(states: list[TwinState], assets: dict[int, tuple], now: datetime, slot: float) -> tuple[int, list[TwinUpdate]]:
     # The snapshot throttle: one per asset per SNAPSHOT_MIN_INTERVAL_S slot, decided from the
     # previous refresh time (one indexed read instead of an aggregate over the history table).
-    slot = tc.SNAPSHOT_MIN_INTERVAL_S
     previous = dict(TwinState.objects.filter(asset_id__in=[s.asset_id for s in states]).values_list("asset_id", "computed_at"))
     snapshots = [
         TwinSnapshot(asset_id=s.asset_id, computed_at=now, health=s.health, rul_median=s.rul_median, rul_low=s.rul_low, rul_high=s.rul_high)

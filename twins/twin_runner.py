@@ -25,8 +25,9 @@ MAX_FAILURE_BACKOFF_S = 300.0
 
 
 class TwinRefresher:
-    def __init__(self, interval_s: float, train_demo_models: bool) -> None:
+    def __init__(self, interval_s: float, train_demo_models: bool, time_scale: float = 1.0) -> None:
         self.interval_s = interval_s
+        self.time_scale = time_scale
         self.train_demo_models = train_demo_models
         self.stopping = threading.Event()
         self.child: subprocess.Popen | None = None
@@ -63,7 +64,7 @@ class TwinRefresher:
     def step(self) -> int:
         from twins.twin_refresh import refresh_twins
 
-        result = refresh_twins()
+        result = refresh_twins(time_scale=self.time_scale)
         self.refreshes += 1
         if result.refreshed:
             log.debug("twins: %d refreshed in %.3f s", result.refreshed, result.seconds)
@@ -101,10 +102,14 @@ class TwinRefresher:
                 log.error("training the demo RUL model of %s failed (exit %s): %s", asset_type, code, output[-2000:])
 
 
-def start_refresher(interval_s: float | None = None, train_demo_models: bool | None = None) -> tuple[TwinRefresher, threading.Thread]:
+def start_refresher(
+    interval_s: float | None = None, train_demo_models: bool | None = None, time_scale: float = 1.0,
+) -> tuple[TwinRefresher, threading.Thread]:
+    """``time_scale``: the simulated fleet's speed-up (operating seconds per wall-clock second)."""
     refresher = TwinRefresher(
         settings.TWIN_REFRESH_INTERVAL_S if interval_s is None else interval_s,
         settings.TWIN_TRAIN_DEMO_MODELS if train_demo_models is None else train_demo_models,
+        time_scale,
     )
     thread = threading.Thread(target=refresher.run, name="twin-refresh", daemon=True)
     thread.start()

@@ -67,3 +67,15 @@ def test_it_trains_a_pump_model_in_hours_and_serves_the_twin_of_a_wearing_pump(v
     assert late.rul_median < 1.0
     assert late.rul_days_median == pytest.approx(late.rul_median / 12.0)
     assert late.degradation_rate is not None and late.details["rows_used"] == late.details["window"] + 8
+
+
+    # The same life played 60 times faster (the demo's --speedup 60: one row per wall-clock
+    # second) reads the same once the refresh knows the time scale.
+    fast = make_asset(asset.site, asset_types["centrifugal_pump"], None)
+    fast.hours_per_day = 12.0
+    fast.save(update_fields=["hours_per_day"])
+    timeseries.write_rows([(datetime.fromtimestamp(T0 + (ts.timestamp() - T0) / 60.0, UTC), fast.id, m, v) for ts, _a, m, v in rows])
+    refresh_twins(asset_ids=[fast.id], now=datetime.fromtimestamp(T0 + 230 + 0.5, UTC), broadcast=False, time_scale=60.0)
+    scaled = TwinState.objects.get(asset=fast)
+    assert scaled.rul_median == pytest.approx(late.rul_median) and scaled.rul_days_median == pytest.approx(late.rul_days_median)
+    assert any("60x real time" in a for a in scaled.details["assumptions"])
