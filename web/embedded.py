@@ -104,7 +104,11 @@ class EmbeddedStack:
         # only when the simulated fleet runs.
         from twins.twin_runner import start_refresher
 
-        refresher, thread = start_refresher(train_demo_models=self.fleet and settings.TWIN_TRAIN_DEMO_MODELS)
+        # The simulated fleet stamps readings with wall-clock time while its sim time runs
+        # fleet_speedup times faster: the twins read its telemetry at that scale.
+        refresher, thread = start_refresher(
+            train_demo_models=self.fleet and settings.TWIN_TRAIN_DEMO_MODELS, time_scale=self.fleet_speedup if self.fleet else 1.0,
+        )
         self.components.append(Component("twin refresh", refresher.stop, thread))
 
     def _start_fleet(self) -> None:
