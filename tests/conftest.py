@@ -101,3 +101,46 @@ def admin_user(db):
 @pytest.fixture
 def outsider(db):
     return _user("outsider", None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clear_retained_test_messages():
+    """Clear retained aiot/v1 messages on the test broker before and after the run.
+
+    Agents publish their status retained (by design); without this, every earlier run's nodes
+    would be replayed to each new ingest subscription as unknown nodes.
+    """
+    url = os.environ.get("MQTT_TEST_URL", "mqtt://127.0.0.1:1883")
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 1883
+    if _reachable(host, port):
+        _clear_retained(host, port)
+    yield
+    if _reachable(host, port):
+        _clear_retained(host, port)
+
+
+def _clear_retained(host: str, port: int, quiet_s: float = 0.5) -> None:
+    import time
+
+    import paho.mqtt.client as mqtt
+
+    topics: set[str] = set()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-clear-{uuid.uuid4().hex[:8]}")
+    client.max_inflight_messages_set(1000)
+    client.on_message = lambda c, u, m: topics.add(m.topic) if m.retain and m.payload else None
+    try:
+        client.connect(host, port)
+    except OSError:
+        return
+    client.subscribe("aiot/v1/#", qos=0)
+    client.loop_start()
+    seen, deadline = -1, time.monotonic() + 5
+    while len(topics) != seen and time.monotonic() < deadline:  # retained messages arrive at once
+        seen = len(topics)
+        time.sleep(quiet_s)
+    infos = [client.publish(topic, b"", qos=1, retain=True) for topic in topics]
+    for info in infos:
+        info.wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
