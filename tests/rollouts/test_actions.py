@@ -86,3 +86,4 @@ def test_it_shows_the_pages_to_an_admin_only(target, client, admin_user, planner
     assert model.label in page and "Another admin must approve" in page
     assert client.get("/model-registry/").status_code == 200
     assert "verifies" in client.get(f"/model-registry/{model.pk}/").content.decode()
+    assert client.get(f"/rollouts/{rollout.pk}/state.json").json() == {"id": rollout.pk, "state": "proposed", "reason": "", "nodes": []}

@@ -96,3 +96,15 @@ def test_it_registers_a_rul_training_run(registry_settings, tmp_path):
     model = register_rul_model(run)
     assert (model.name, model.version, model.kind) == ("turbofan-rul", "fd001-x1", "rul")
     assert model.metadata["rul_unit"] == "cycles"
+
+
+def test_it_registers_a_trained_folder_from_the_command_line(registry_settings, model_dirs):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("register_model", str(model_dirs["v2"]), stdout=out)
+    assert "registered motor-anomaly@2 sha256=" in out.getvalue()
+    with pytest.raises(Exception, match="immutable"):
+        call_command("register_model", str(model_dirs["v2"]), stdout=out)

@@ -3,7 +3,11 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from edge_node.rollouts import const
-from edge_node.rollouts.registry import RegistryError, register_from_dir, register_rul_model
+from edge_node.rollouts.registry import (
+    RegistryError,
+    register_from_dir,
+    register_rul_model,
+)
 
 
 class Command(BaseCommand):
@@ -14,7 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("folder", nargs="?", help="version folder holding model.onnx and meta.json")
         parser.add_argument("--kind", choices=[k for k, _ in const.KINDS], default=const.KIND_ANOMALY)
         parser.add_argument("--name", default=None)
-        parser.add_argument("--version", dest="model_version", default=None)
+        parser.add_argument("--model-version", dest="model_version", default=None)
         parser.add_argument("--rul-version", default=None, help="register twins.RulModel with this version instead of a folder")
         parser.add_argument("--quantize", action="store_true", help="also register a dynamic int8 variant")
 
