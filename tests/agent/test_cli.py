@@ -83,8 +83,11 @@ def test_a_named_model_that_is_missing_is_an_error(tmp_path):
     assert result.returncode == 3 and "model 'vibe-v9': no current version" in result.stderr
 
 
-def test_the_example_config_is_valid():
-    result = agent_cli("check", "--config", str(ROOT / "edge_node" / "agent" / "node.example.toml"))
+def test_the_example_config_is_valid(tmp_path):
+    # a copy, so that its relative state_dir lands in tmp_path, not in the source tree
+    example = tmp_path / "node.toml"
+    example.write_text((ROOT / "edge_node" / "agent" / "node.example.toml").read_text())
+    result = agent_cli("check", "--config", str(example))
     assert result.returncode == 0, result.stderr
     assert "4 source(s)" in result.stdout
 
