@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench-ingest bench-edge bench-rul bench-whatif bench-live bench-rollout screenshots clean
+.PHONY: demo test venv lint bench-ingest bench-edge bench-rul bench-whatif bench-whatif-engine bench-live bench-rollout screenshots clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ bench-rul: $(STAMP)
 
 bench-whatif: $(STAMP)
 	$(PY) bench/whatif.py
+
+bench-whatif-engine: $(STAMP)
+	$(PY) bench/whatif_engine.py
 
 bench-live: $(STAMP)
 	$(PY) bench/live_latency.py
