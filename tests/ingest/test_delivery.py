@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -16,7 +15,7 @@ from edge_node.agent import contract
 from ingest import timeseries
 from ingest.models import NodeStream
 from tests.factories import make_fleet
-from tests.helpers import Publisher, free_port, start_ingest_process, wait_until
+from tests.helpers import Publisher, TcpProxy, start_ingest_process, wait_until
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 
@@ -130,66 +129,6 @@ def test_it_splits_one_stream_over_two_workers_with_a_shared_subscription(transa
         logs = [w.stop() for w in workers]
     handled = [int(m.group(1)) for log in logs for m in [re.search(r"'messages': (\d+)", log)] if m]
     assert len(handled) == 2 and all(h > 0 for h in handled), f"both workers must take part: {handled}"
-
-
-class TcpProxy:
-    """A TCP proxy to PostgreSQL that can cut every connection, to simulate an outage."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target = ("127.0.0.1", target_port)
-        self.port = free_port()
-        self.up = True
-        self.pairs: list[tuple[socket.socket, socket.socket]] = []
-        self.upstream_ports: set[int] = set()  # our side of each PostgreSQL connection
-        self.server = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            if not self.up:
-                client.close()
-                continue
-            upstream = socket.create_connection(self.target)
-            self.upstream_ports.add(upstream.getsockname()[1])
-            self.pairs.append((client, upstream))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):  # shutdown first: close() alone does not wake the other pipe's recv
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                s.close()
-
-    def cut(self) -> None:
-        self.up = False
-        for a, b in self.pairs:
-            for s in (a, b):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-        self.pairs.clear()
-
-    def restore(self) -> None:
-        self.up = True
-
-    def close(self) -> None:
-        self.server.close()
-        self.cut()
 
 
 def test_it_waits_out_a_database_outage_and_loses_nothing(transactional_db, postgres, mqtt_url, unique):
