@@ -166,8 +166,9 @@ def test_it_leaves_no_gap_between_history_and_live_when_opened_mid_stream(page, 
     expect(page.locator('#latest-values tr[data-metric="temperature_c"] .value')).not_to_have_text("33.25")
     for message in held:
         server.send(message)
-    expect(page.locator('#latest-values tr[data-metric="temperature_c"] .value')).to_have_text("33.25", timeout=3000)
+    # generous timeouts: this checks that the catch-up happens at all, not how fast (a loaded CI box)
+    expect(page.locator('#latest-values tr[data-metric="temperature_c"] .value')).to_have_text("33.25", timeout=10000)
     page.wait_for_function(
         "([sel, ts]) => parseFloat(document.querySelector(sel).dataset.lastTs || '0') >= Math.floor(ts)",
-        arg=['.chart[data-metric="temperature_c"]', ts], timeout=3000,
+        arg=['.chart[data-metric="temperature_c"]', ts], timeout=10000,
     )
