@@ -75,7 +75,7 @@ class RolloutNode(models.Model):
     node = models.ForeignKey("edge_node.EdgeNode", on_delete=models.CASCADE, related_name="rollout_states")
     canary = models.BooleanField(default=False)
     state = models.CharField(max_length=16, choices=const.NODE_STATES, default=const.N_PENDING, db_index=True)
-    command_id = models.CharField(max_length=64, blank=True)
+    command_id = models.CharField(max_length=64, blank=True, db_index=True)
     previous_version = models.CharField(max_length=64, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     rollback_sent_at = models.DateTimeField(null=True, blank=True)
