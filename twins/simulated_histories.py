@@ -22,7 +22,10 @@ def unit_history(
     """One simulated asset from new to failure: {"time": row number, metric: values}, the last row at fail_at."""
     source = make_source(asset_type, f"train-{asset_type}-{seed}", seed=seed, fail_at=life_s)
     names = [m.name for m in ASSET_TYPES[asset_type]["metrics"]]
-    rows = int(life_s // row_seconds)
+    # Before the wear onset every row looks alike: keep HEALTHY_LEAD_S of it (enough for the
+    # short-history rows and the healthy look), not the whole healthy part of a long life.
+    onset = source.ONSET_FRACTION * life_s
+    rows = int((life_s - max(0.0, onset - tc.SIM_HEALTHY_LEAD_S)) // row_seconds)
     if rows < 2:
         raise ValueError(f"a life of {life_s} s is shorter than two rows of {row_seconds} s")
     block = np.empty((rows, len(names)))

@@ -24,7 +24,7 @@ SIM_ROW_SECONDS = 60.0
 # Each training row is the mean of this many simulator samples spread over its interval,
 # standing in for the bucket average of the live stream (the motor's vibration window costs
 # ~0.4 ms a sample, so it gets fewer).
-SIM_SAMPLES_PER_ROW = {"induction_motor": 2, "centrifugal_pump": 12, "hvac_unit": 12}
+SIM_SAMPLES_PER_ROW = {"induction_motor": 4, "centrifugal_pump": 12, "hvac_unit": 12}
 # 30 rows = 30 minutes of history per estimate: a fresh demo asset has a first (wide) estimate
 # after its first minute of data and a full window after half an hour.
 SIM_WINDOW = 30
@@ -34,7 +34,9 @@ SIM_WINDOW = 30
 SIM_CAP_HOURS = 12.0
 # Lives of the simulated training units, in operating hours (the demo fleet fails at 6-48 h).
 SIM_LIFE_HOURS = (4.0, 52.0)
-SIM_DEFAULT_UNITS = 24
+SIM_DEFAULT_UNITS = 40
+# Healthy operating time kept before each training unit's wear onset.
+SIM_HEALTHY_LEAD_S = 4 * 3600.0
 # Cheapest to simulate first: the embedded stack trains missing demo models in this order.
 SIM_TYPES = ("centrifugal_pump", "hvac_unit", "induction_motor")
 
