@@ -119,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         deadline = t0 + args.timeout
         seconds_to_all = None
         canary_done = None
+        peak_deploying = 0  # nodes between taking the command and their final ack, sampled every 50 ms
         while time.perf_counter() < deadline:
+            peak_deploying = max(peak_deploying, sum(1 for n in fleet.nodes.values() if n.manager.busy > 0))
             versions = fleet.versions()
             if canary_done is None and Rollout.objects.get(pk=rollout.pk).state in (const.PROMOTING, const.DONE):
                 canary_done = time.perf_counter() - t0
@@ -141,11 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"all {args.nodes} nodes on the new version after {seconds_to_all if seconds_to_all is None else round(seconds_to_all, 2)} s "
               f"(rollout {state} after {done_at if done_at is None else round(done_at, 2)} s); left on the old version: {left}")
         print(f"downloads served: {gauge.total}; peak concurrent {gauge.peak} (allowed {args.max_concurrent}); "
-              f"acks handled {listener.acks}, listener failures {listener.failures}")
+              f"acks handled {listener.acks}, listener failures {listener.failures}; "
+              f"most nodes deploying at once (sampled) {peak_deploying}")
         print(json.dumps({"nodes": args.nodes, "seconds_to_all": None if seconds_to_all is None else round(seconds_to_all, 2),
                           "peak_concurrent_downloads": gauge.peak, "max_concurrent_allowed": args.max_concurrent,
                           "left_on_old": left, "canary_seconds": None if canary_done is None else round(canary_done, 2),
-                          "rollout_state": state, "downloads": gauge.total}))
+                          "rollout_state": state, "downloads": gauge.total,
+                          "peak_nodes_deploying": peak_deploying}))
         return 0 if left == 0 else 1
     finally:
         stop.set()

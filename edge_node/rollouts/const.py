@@ -36,6 +36,9 @@ NODE_STATES = [(s, s.replace("_", " ")) for s in (N_PENDING, N_SENT, N_DOWNLOADI
 IN_FLIGHT_STATES = (N_SENT, N_DOWNLOADING, N_VERIFYING, N_SHADOW)
 PROGRESS_STAGES = (N_DOWNLOADING, N_VERIFYING, N_SHADOW)
 
+# The listener steps rollouts after final acks at most this often (seconds).
+DIRTY_STEP_MIN_S = 0.05
+
 # Command types on aiot/v1/<node>/cmd (args documented in edge_node/agent/deploy.py).
 CMD_DEPLOY = "deploy"
 CMD_ROLLBACK = "rollback"

@@ -16,7 +16,7 @@ from django.db import close_old_connections
 
 from edge_node.agent import contract
 
-from . import driver
+from . import const, driver
 from .mqtt_client import PlatformMqtt
 
 log = logging.getLogger(__name__)
@@ -27,10 +27,12 @@ class RolloutListener:
         self.mqtt = mqtt_client
         self.step_interval_s = settings.ROLLOUT_STEP_INTERVAL_S if step_interval_s is None else step_interval_s
         self._next_step = 0.0
+        self._last_step = 0.0
+        self._dirty = False
         self.failures = 0
         self.acks = 0
 
-    def run_once(self, wait_s: float = 0.2) -> bool:
+    def run_once(self, wait_s: float = 0.05) -> bool:
         found = False
         dirty = False
         try:
@@ -68,7 +70,12 @@ class RolloutListener:
                 self.failures += 1
                 log.exception("rollout listener: handling %s from %s failed", channel, node_id)
         now = time.monotonic()
-        if dirty or now >= self._next_step:
+        # A final ack frees a download slot: step soon, but at most every DIRTY_STEP_MIN_S (a step
+        # reads every node of the rollout; hundreds of acks a second must not mean hundreds of steps).
+        self._dirty = self._dirty or dirty
+        if now >= self._next_step or (self._dirty and now >= self._last_step + const.DIRTY_STEP_MIN_S):
+            self._dirty = False
+            self._last_step = now
             self._next_step = now + self.step_interval_s
             found = driver.step_active(self.mqtt.publish) > 0 or found
         return found
