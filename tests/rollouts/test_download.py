@@ -1,0 +1,62 @@
+"""The node-facing artifact download: node credentials, only models a running rollout sends it."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from edge_node.credentials import hash_secret
+from edge_node.models import AuditEvent, EdgeNode
+from edge_node.rollouts import const
+from edge_node.rollouts.actions import approve_rollout, propose_rollout
+from edge_node.rollouts.models import Rollout
+from edge_node.rollouts.registry import register_anomaly_model
+from edge_node.services import revoke_node
+from tests.factories import make_site
+
+pytestmark = pytest.mark.django_db
+
+
+def _basic(node_id: str, secret: str) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(f"{node_id}:{secret}".encode()).decode()}
+
+
+@pytest.fixture
+def running(registry_settings, model_dirs, admin_user, second_admin, unique, django_capture_on_commit_callbacks):
+    site = make_site()
+    node = EdgeNode.objects.create(node_id=f"dl-{unique}", site=site, secret_hash=hash_secret("node-secret"), online=True)
+    outsider = EdgeNode.objects.create(node_id=f"dl-{unique}-x", site=make_site(), secret_hash=hash_secret("other"), online=True)
+    model = register_anomaly_model(model_dirs["v2"])
+    rollout = propose_rollout(admin_user, model, node_ids=[node.node_id])
+    with django_capture_on_commit_callbacks(execute=False):
+        approve_rollout(second_admin, rollout)
+    Rollout.objects.filter(pk=rollout.pk).update(state=const.CANARY)
+    return node, outsider, model
+
+
+def test_it_serves_the_signed_file_to_a_targeted_node(client, running):
+    node, _, model = running
+    resp = client.get(f"/api/models/{model.pk}/download", **_basic(node.node_id, "node-secret"))
+    assert resp.status_code == 200 and resp["X-Model-Sha256"] == model.sha256
+    assert b"".join(resp.streaming_content) == Path(model.file_path).read_bytes()
+
+
+def test_it_refuses_missing_or_wrong_credentials(client, running):
+    node, _, model = running
+    assert client.get(f"/api/models/{model.pk}/download").status_code == 401
+    resp = client.get(f"/api/models/{model.pk}/download", **_basic(node.node_id, "guess"))
+    assert resp.status_code == 401 and "Basic" in resp["WWW-Authenticate"]
+
+
+def test_it_refuses_a_node_the_rollout_does_not_target(client, running):
+    _, outsider, model = running
+    assert client.get(f"/api/models/{model.pk}/download", **_basic(outsider.node_id, "other")).status_code == 404
+    assert AuditEvent.objects.filter(action=const.AUDIT_ARTIFACT_DOWNLOAD, actor=outsider.node_id, ok=False).exists()
+
+
+def test_it_refuses_a_revoked_node(client, running):
+    node, _, model = running
+    revoke_node(node, actor="admin1")
+    assert client.get(f"/api/models/{model.pk}/download", **_basic(node.node_id, "node-secret")).status_code == 401
