@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 from django.conf import settings
 from django.db import connection as default_connection
 
@@ -274,9 +275,6 @@ def fetch_rows(asset_id: int, metric_id: int, connection=default_connection) -> 
 
 
 
-SeriesArrays = dict[int, dict[int, tuple[list[float], list[float]]]]
-
-
 def recent_rows_many(
     asset_ids: Sequence[int],
     metric_ids: Sequence[int],
@@ -285,12 +283,13 @@ def recent_rows_many(
     bucket: timedelta | None = None,
     limit: int | None = None,
     connection=default_connection,
-) -> SeriesArrays:
-    """{asset_id: {metric_id: ([epoch s, ...], [value, ...])}} in [start, end), oldest first, for
-    many assets in ONE statement (the twin refresh of a whole asset type).
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """{asset_id: (times [T] epoch s, values [T, M] in ``metric_ids`` order, NaN where a metric
+    has no value)} in [start, end), oldest first, for many assets in ONE statement (the twin
+    refresh of a whole asset type). The metrics are pivoted in SQL: one row per asset and time.
 
-    With ``bucket``: the average per time bucket (bucket starts). Without: the raw readings,
-    at most the last ``limit`` per asset and metric (one reading per row, e.g. engine cycles).
+    With ``bucket``: the average per time bucket (bucket starts). Without: the raw readings (one
+    row per distinct timestamp, e.g. an engine cycle), at most the last ``limit`` per asset.
     """
     if not asset_ids or not metric_ids:
         return {}
@@ -301,12 +300,13 @@ def recent_rows_many(
             f"asset_id IN ({', '.join(['%s'] * len(assets))}) AND metric_id IN ({', '.join(['%s'] * len(metrics))}) "
             "AND time >= %s AND time < %s"
         )
-        params: list = [*assets, *metrics, start.timestamp(), end.timestamp()]
+        where_params: list = [*assets, *metrics, start.timestamp(), end.timestamp()]
         time_expr = "time"
     else:
         where = "asset_id = ANY(%s) AND metric_id = ANY(%s) AND time >= %s AND time < %s"
-        params = [assets, metrics, start, end]
+        where_params = [assets, metrics, start, end]
         time_expr = "CAST(EXTRACT(EPOCH FROM time) AS double precision)"
+    pivot = ", ".join(["AVG(CASE WHEN metric_id = %s THEN value END)"] * len(metrics))
     if bucket is not None:
         seconds = bucket.total_seconds()
         if seconds <= 0:
@@ -317,25 +317,23 @@ def recent_rows_many(
             b, bparams = "CAST(EXTRACT(EPOCH FROM time_bucket(%s, time)) AS double precision)", [bucket]
         else:
             b, bparams = "CAST(EXTRACT(EPOCH FROM date_bin(%s, time, TIMESTAMPTZ '2000-01-01')) AS double precision)", [bucket]
-        sql = (
-            f"SELECT asset_id, metric_id, {b} AS b, AVG(value) FROM {TABLE} WHERE {where} "
-            "GROUP BY asset_id, metric_id, b ORDER BY asset_id, metric_id, b"
-        )
-        params = [*bparams, *params]
+        sql = f"SELECT asset_id, {b} AS b, {pivot} FROM {TABLE} WHERE {where} GROUP BY asset_id, b ORDER BY asset_id, b"
+        params = [*bparams, *metrics, *where_params]
     else:
         if limit is None or limit <= 0:
             raise ValueError("raw rows need a positive limit")
         sql = (
-            f"SELECT asset_id, metric_id, t, value FROM (SELECT asset_id, metric_id, {time_expr} AS t, value, "
-            f"ROW_NUMBER() OVER (PARTITION BY asset_id, metric_id ORDER BY time DESC) AS rn FROM {TABLE} WHERE {where}) r "
-            "WHERE rn <= %s ORDER BY asset_id, metric_id, t"
+            f"SELECT * FROM (SELECT asset_id, {time_expr} AS t, {pivot}, "
+            f"ROW_NUMBER() OVER (PARTITION BY asset_id ORDER BY time DESC) AS rn FROM {TABLE} WHERE {where} "
+            "GROUP BY asset_id, time) r WHERE rn <= %s ORDER BY asset_id, t"
         )
-        params = [*params, int(limit)]
-    out: SeriesArrays = {}
+        params = [*metrics, *where_params, int(limit)]
     with connection.cursor() as cur:
         cur.execute(sql, params)
-        for asset_id, metric_id, t, value in cur.fetchall():
-            times, values = out.setdefault(asset_id, {}).setdefault(metric_id, ([], []))
-            times.append(float(t))
-            values.append(float(value))
-    return out
+        rows = cur.fetchall()
+    if not rows:
+        return {}
+    table = np.array(rows, dtype=np.float64)[:, : 2 + len(metrics)]  # None -> NaN; drop rn
+    ids = table[:, 0].astype(np.int64)
+    cuts = np.flatnonzero(np.diff(ids)) + 1
+    return {int(part[0, 0]): (part[:, 1], part[:, 2:]) for part in np.split(table, cuts)}
