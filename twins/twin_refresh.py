@@ -49,28 +49,20 @@ def calendar_days(operating_hours: float | None, hours_per_day: float) -> float 
     return operating_hours / min(hours_per_day, 24.0)
 
 
-def history_matrix(series: dict[int, tuple[list[float], list[float]]], metric_ids: list[int]) -> np.ndarray | None:
-    """[rows, S] in ``metric_ids`` order, rows = the union of the metrics' times, gaps filled with
-    the previous value (then the next); None when a metric has no value at all."""
-    if any(m not in series for m in metric_ids):
+def history_matrix(values: np.ndarray) -> np.ndarray | None:
+    """[rows, S] with gaps filled by the previous value of the metric (then the next); None when
+    a metric has no value at all in the window (the model cannot be fed)."""
+    missing = np.isnan(values)
+    if not missing.any():
+        return values
+    if missing.all(axis=0).any():
         return None
-    times = sorted(set().union(*(series[m][0] for m in metric_ids)))
-    index = {t: i for i, t in enumerate(times)}
-    block = np.full((len(times), len(metric_ids)), np.nan)
-    for j, m in enumerate(metric_ids):
-        ts, vs = series[m]
-        block[[index[t] for t in ts], j] = vs
-    if np.isnan(block).any():
-        for j in range(block.shape[1]):
-            col = block[:, j]
-            valid = ~np.isnan(col)
-            idx = np.where(valid, np.arange(len(col)), 0)
-            np.maximum.accumulate(idx, out=idx)
-            filled = col[idx]
-            first = np.argmax(valid)
-            filled[:first] = col[first]
-            block[:, j] = filled
-    return block
+    rows = np.arange(len(values))[:, None]
+    last_seen = np.maximum.accumulate(np.where(missing, 0, rows), axis=0)
+    filled = np.take_along_axis(values, last_seen, axis=0)
+    first_valid = np.argmax(~missing, axis=0)
+    leading = rows < first_valid[None, :]
+    return np.where(leading, values[first_valid, np.arange(values.shape[1])][None, :], filled)
 
 
 def _type_histories(
@@ -94,7 +86,9 @@ def _type_histories(
         )
     ids, histories = [], []
     for asset_id in asset_ids:
-        block = history_matrix(series.get(asset_id, {}), metric_ids)
+        if asset_id not in series:
+            continue
+        block = history_matrix(series[asset_id][1])
         if block is not None:
             ids.append(asset_id)
             histories.append(block)

@@ -121,3 +121,12 @@ def test_it_refreshes_many_twins_with_a_fixed_number_of_queries(turbofans, djang
     with CaptureQueriesContext(connection) as many:
         refresh_twins(now=_at(T0 + 49.5 + 120), broadcast=False)
     assert len(many) == len(few)
+
+
+def test_it_fills_a_metric_gap_with_its_previous_value_and_refuses_a_metric_never_seen():
+    from twins.twin_refresh import history_matrix
+
+    nan = float("nan")
+    filled = history_matrix(np.array([[nan, 1.0], [2.0, nan], [nan, 3.0], [4.0, nan]]))
+    np.testing.assert_array_equal(filled, [[2.0, 1.0], [2.0, 1.0], [2.0, 3.0], [4.0, 3.0]])
+    assert history_matrix(np.array([[nan, 1.0], [nan, 2.0]])) is None

@@ -1,0 +1,125 @@
+"""Twin refresh against the database: 1,000 twins refreshed by ``twins.twin_refresh.refresh_twins``
+(one bulk telemetry query per asset type, one ``assess_many``, bulk upserts, live messages on the
+in-memory channel layer), against a baseline measured in the same run: the same refresh done
+one asset at a time (what a per-asset task would cost), extrapolated from a sample.
+
+Run from the repo root: ``.venv/bin/python bench/twin_refresh.py [--assets 1000] [--trees 100]``.
+It builds a throw-away test database (SQLite by default; DATABASE_URL=postgres://... for
+PostgreSQL/TimescaleDB), trains a turbofan model on FD001, writes the last 38 cycles of a
+C-MAPSS engine for every asset (one reading per cycle, 15 metrics). Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+FD001 = REPO_ROOT.parent / "shared" / "datasets" / "cmapss" / "train_FD001.txt"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--assets", type=int, default=1000)
+    parser.add_argument("--trees", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--baseline-sample", type=int, default=50)
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of one batched refresh")
+    args = parser.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="bench-twins-")
+    os.environ.setdefault("AIOT_VAR_DIR", tmp)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "web.settings")
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.test.utils import setup_test_environment
+
+    setup_test_environment()
+    connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    try:
+        run(args, Path(tmp))
+    finally:
+        connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)
+
+
+def run(args, tmp: Path) -> None:
+    from edge_node.agent.sources.cmapss import SENSOR_COLUMNS, engines_of
+    from ingest import timeseries
+    from twins.models import Asset, Site
+    from twins.rul import load_cmapss
+    from twins.rul_registry import cmapss_serving, store_trained
+    from twins.rul_training import fit_cmapss
+    from twins.twin_refresh import refresh_twins
+    from web.demo import sync_asset_types
+
+    started = time.perf_counter()
+    trained = fit_cmapss(load_cmapss(FD001), n_estimators=args.trees)
+    model = store_trained(trained, "turbofan", cmapss_serving(), trained_on="FD001 (bench)")
+    print(f"model {model.version}: {args.trees} trees, trained in {time.perf_counter() - started:.1f} s, held-out {json.dumps(model.metrics)}")
+
+    types = sync_asset_types()
+    site = Site.objects.create(key="bench", name="Bench")
+    assets = Asset.objects.bulk_create(
+        [Asset(key=f"engine-{i}", name=f"Engine {i}", site=site, asset_type=types["turbofan"]) for i in range(args.assets)]
+    )
+    metrics = {m.key: m.id for m in types["turbofan"].metrics.all()}
+    engines = engines_of(FD001)
+    rows_per_asset = 38  # window 30 + (5 - 1) rate points x stride 2
+    t0 = time.time() - 3600
+    rows = []
+    for i, asset in enumerate(assets):
+        engine = engines[1 + i % len(engines)]
+        cut = min(len(engine), 60 + (i * 7) % max(1, len(engine) - 60))
+        for j, row in enumerate(engine[cut - rows_per_asset : cut]):
+            ts = datetime.fromtimestamp(t0 + j, UTC)
+            rows.extend((ts, asset.id, metrics[name], float(row[col])) for name, col in SENSOR_COLUMNS.items())
+            rows.append((ts, asset.id, metrics["cycle"], float(row[1])))
+    from django.db import transaction
+
+    with transaction.atomic():
+        timeseries.write_rows(rows)
+    print(f"{args.assets} assets, {len(rows)} telemetry rows ({timeseries.dialect()})")
+
+    batched = []
+    for _ in range(args.repeats + 1):
+        result = refresh_twins()
+        batched.append(result.seconds)
+        assert result.refreshed == args.assets, result
+    batched_s = statistics.median(batched[1:])  # the first run loads the model
+    if args.profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.runcall(refresh_twins)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+
+    sample = [a.id for a in assets[: args.baseline_sample]]
+    started = time.perf_counter()
+    for asset_id in sample:
+        refresh_twins(asset_ids=[asset_id])
+    per_asset_s = (time.perf_counter() - started) / len(sample)
+    baseline_s = per_asset_s * args.assets
+
+    print(f"batched refresh of {args.assets} twins: {batched_s * 1000:.0f} ms (median of {args.repeats})")
+    print(f"one asset at a time: {per_asset_s * 1000:.1f} ms per twin -> {baseline_s * 1000:.0f} ms for {args.assets} (from {len(sample)})")
+    print(json.dumps({
+        "assets": args.assets, "database": timeseries.dialect(), "trees": args.trees,
+        "refresh_batched_ms": round(batched_s * 1000, 1), "refresh_per_asset_ms": round(per_asset_s * 1000, 2),
+        "baseline_ms": round(baseline_s * 1000, 1), "speedup_vs_per_asset": round(baseline_s / batched_s, 1),
+        "model_metrics": model.metrics,
+    }))
+
+
+if __name__ == "__main__":
+    main()
