@@ -387,6 +387,12 @@ def attach_deploy(agent: Any) -> DeployManager | None:
     cfg = agent.cfg
     if cfg.models_dir is None:
         return None
+    # A fleet shares one ModelSlot per model between its agents (fleet.py's model_cache): give
+    # this agent its own slot (same loaded model) so a deploy switches this node only.
+    own: dict[str, ModelSlot] = {}
+    for rt in agent.assets.values():
+        if rt.slot is not None:
+            rt.slot = own.setdefault(rt.slot.model.name, ModelSlot(rt.slot.model))
 
     def publish_ack(ack: dict[str, Any]) -> None:
         agent.link.publish("cmd/ack", agent._encode(ack), qos=1)

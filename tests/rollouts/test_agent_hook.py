@@ -57,3 +57,25 @@ def test_it_deploys_into_a_running_agent_over_mqtt(mqtt_url, node_id, tmp_path, 
             stop.set()
             runner.join(10)
             sub.close()
+
+
+def test_it_switches_only_the_commanded_agent_of_a_fleet_sharing_models(tmp_path, model_dirs):
+    from edge_node.agent.models import ModelSlot
+
+    signer = Signer()
+    cache: dict[str, ModelSlot] = {}
+    agents = []
+    with ArtifactServer({"a1": "s1", "a2": "s2"}) as server:
+        for node, secret in (("a1", "s1"), ("a2", "s2")):
+            models_dir = tmp_path / node
+            shutil.copytree(model_dirs["v1"], models_dir / "motor-anomaly" / "1")
+            set_current(models_dir, "motor-anomaly", "1")
+            cfg = AgentConfig(node_id=node, state_dir=tmp_path / f"state-{node}", models_dir=models_dir,
+                              sources=[SourceConfig("induction_motor", "m1", seed=1, model="motor-anomaly")],
+                              platform=PlatformConfig(url=server.url, node_secret=secret, model_public_key=signer.public_pem))
+            agents.append(Agent(cfg, model_cache=cache))
+        agents[0].deploy.deploy("d1", deploy_args(server, signer, model_dirs["v2"]), None)
+    assert agents[0].model_versions() == {"motor-anomaly": "2"}
+    assert agents[1].model_versions() == {"motor-anomaly": "1"}
+    for agent in agents:
+        agent.outbox.close()
