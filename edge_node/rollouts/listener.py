@@ -83,3 +83,15 @@ class RolloutListener:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             self.run_once()
+
+
+def start_listener_thread(mqtt_url: str | None = None) -> tuple[threading.Thread, threading.Event, PlatformMqtt]:
+    """The listener in a daemon thread (the embedded demo stack): set the event, join the thread,
+    then stop the client to shut it down."""
+    from edge_node.services import platform_broker_url
+
+    client = PlatformMqtt(platform_broker_url(mqtt_url), subscribe=True).start()
+    stop = threading.Event()
+    thread = threading.Thread(target=RolloutListener(client).run, args=(stop,), name="rollout-listener", daemon=True)
+    thread.start()
+    return thread, stop, client
