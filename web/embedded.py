@@ -47,6 +47,7 @@ class EmbeddedStack:
         if settings.CELERY_EMBEDDED:
             self._start_celery()
         self._start_twin_refresh()
+        self._start_rollout_listener()
         if self.fleet:
             self._start_fleet()
 
@@ -110,6 +111,23 @@ class EmbeddedStack:
             train_demo_models=self.fleet and settings.TWIN_TRAIN_DEMO_MODELS, time_scale=self.fleet_speedup if self.fleet else 1.0,
         )
         self.components.append(Component("twin refresh", refresher.stop, thread))
+
+    def _start_rollout_listener(self) -> None:
+        """Node replies and status drive rollouts (in production: manage.py rollout_listener)."""
+        import os
+
+        from edge_node.rollouts.listener import start_listener_thread
+
+        if "PLATFORM_PUBLIC_URL" not in os.environ:  # nodes download artifacts from this server
+            settings.PLATFORM_PUBLIC_URL = f"http://{self.http_host}:{self.http_port}"
+        thread, stop, client = start_listener_thread(self.broker_url())
+
+        def stop_listener() -> None:
+            stop.set()
+            thread.join(timeout=10)
+            client.stop()
+
+        self.components.append(Component("rollout listener", stop_listener))
 
     def _start_fleet(self) -> None:
         from edge_node.fleet_runner import start_fleet
