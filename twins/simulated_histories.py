@@ -66,6 +66,6 @@ def simulated_fleet_histories(
     }
     description = (
         f"simulated {asset_type}: {units} units run to failure, lives {life_hours[0]:g}-{life_hours[1]:g} h, "
-        f"one row per {row_seconds:g} s (mean of {spr} samples), seed {seed}"
+        f"up to {tc.SIM_HEALTHY_LEAD_S / 3600:g} h healthy before wear onset, one row per {row_seconds:g} s (mean of {spr} samples), seed {seed}"
     )
     return RunToFailureData.from_histories(histories, time_key="time", description=description)
