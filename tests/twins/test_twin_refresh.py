@@ -4,6 +4,7 @@ follow the asset's operating profile; snapshots are throttled; the query count i
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import numpy as np
@@ -132,3 +133,18 @@ def test_it_fills_a_metric_gap_with_its_previous_value_and_refuses_a_metric_neve
     filled = history_matrix(np.array([[nan, 1.0], [2.0, nan], [nan, 3.0], [4.0, nan]]))
     np.testing.assert_array_equal(filled, [[2.0, 1.0], [2.0, 1.0], [2.0, 3.0], [4.0, 3.0]])
     assert history_matrix(np.array([[nan, 1.0], [nan, 2.0]])) is None
+
+
+def test_it_runs_the_periodic_refresh_as_a_celery_task_on_the_beat_schedule(asset_types, turbofan_model, fd001_path, settings):
+    from twins.tasks import refresh_twins_task
+    from web.celery import app
+
+    asset = make_asset(make_site(), asset_types["turbofan"], None)
+    metrics = {m.key: m.id for m in asset_types["turbofan"].metrics.all()}
+    write_engine(asset, metrics, engines_of(fd001_path)[85][:60], time.time() - 120)  # the last two minutes
+    assert settings.CELERY_BEAT_SCHEDULE["twins-refresh"]["task"] == refresh_twins_task.name
+    assert refresh_twins_task.name in app.tasks
+    first, again = refresh_twins_task(), refresh_twins_task()
+    assert (first["refreshed"], first["without_data"], first["snapshots"]) == (1, 0, 1)
+    assert again["refreshed"] == 1 and TwinState.objects.filter(asset=asset).count() == 1  # idempotent: one state per asset
+    assert TwinState.objects.get(asset=asset).model_version == turbofan_model.version
