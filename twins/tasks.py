@@ -19,7 +19,10 @@ def refresh_twins_task(asset_ids: list[int] | None = None) -> dict:
 
     result = refresh_twins(asset_ids)
     log.info("twins refreshed: %d (no data: %d), %d snapshots, %.3f s", result.refreshed, result.without_data, result.snapshots, result.seconds)
-    return {"refreshed": result.refreshed, "without_data": result.without_data, "snapshots": result.snapshots, "seconds": round(result.seconds, 4)}
+    return {
+        "refreshed": result.refreshed, "without_data": result.without_data, "failed": result.failed,
+        "snapshots": result.snapshots, "seconds": round(result.seconds, 4),
+    }
 
 
 @shared_task(name="twins.train_simulated_model", ignore_result=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=3)

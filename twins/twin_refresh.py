@@ -35,6 +35,7 @@ STATE_FIELDS = [
 class RefreshResult:
     refreshed: int = 0
     without_data: int = 0
+    failed: int = 0
     snapshots: int = 0
     sent: int = 0
     seconds: float = 0.0
@@ -135,7 +136,13 @@ def refresh_twins(
         result.without_data += len(ids) - len(ready)
         if not ready:
             continue
-        batch = model.predictor.assess_many(histories, rate_points=tc.RATE_POINTS, rate_stride=tc.RATE_STRIDE)
+        try:
+            batch = model.predictor.assess_many(histories, rate_points=tc.RATE_POINTS, rate_stride=tc.RATE_STRIDE)
+        except Exception:
+            # One type's model failing (onnxruntime error, histories that do not fit it) must not stop the others.
+            log.exception("RUL model %s could not assess %d %s twins", model.version, len(ready), type_key)
+            result.failed += len(ready)
+            continue
         hours_per_row, per_row = model.serving.hours_per_row, model.serving.rul_per_row
         details = model.details()
         if time_scale != 1.0:
