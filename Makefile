@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench-ingest bench-edge bench-rul bench-whatif bench-whatif-engine bench-live bench-rollout screenshots clean
+.PHONY: demo test venv lint bench-ingest bench-edge bench-rul bench-whatif bench-whatif-engine bench-twins rul-fd001 bench-live bench-rollout screenshots clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ bench-whatif: $(STAMP)
 
 bench-whatif-engine: $(STAMP)
 	$(PY) bench/whatif_engine.py
+
+bench-twins: $(STAMP)
+	$(PY) bench/twin_refresh.py
+
+rul-fd001: $(STAMP)
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py train_rul --cmapss ../shared/datasets/cmapss/train_FD001.txt
 
 bench-live: $(STAMP)
 	$(PY) bench/live_latency.py
