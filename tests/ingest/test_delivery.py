@@ -44,9 +44,9 @@ def distinct_rows(fleet) -> int:
 
     ids = [a.id for a in fleet.assets]
     with connection.cursor() as cur:
+        placeholders = ", ".join(["%s"] * len(ids))
         cur.execute(
-            "SELECT COUNT(*) FROM (SELECT DISTINCT time, asset_id, metric_id FROM ingest_telemetry WHERE asset_id IN (%s)) d"
-            % ",".join(str(i) for i in ids)
+            f"SELECT COUNT(*) FROM (SELECT DISTINCT time, asset_id, metric_id FROM ingest_telemetry WHERE asset_id IN ({placeholders})) d", ids
         )
         return cur.fetchone()[0]
 
