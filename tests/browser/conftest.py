@@ -15,9 +15,8 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from tests.conftest import _missing
-from tests.helpers import ROOT, database_url_for_subprocess, free_port, wait_until
+from tests.helpers import CHROMIUM, ROOT, database_url_for_subprocess, free_port, headless_chromium, wait_until
 
-CHROMIUM = os.environ.get("AIOT_CHROMIUM", "/usr/bin/chromium")
 CHANNEL_PREFIX = f"aiot-test-{uuid.uuid4().hex[:8]}"
 
 
@@ -25,23 +24,8 @@ CHANNEL_PREFIX = f"aiot-test-{uuid.uuid4().hex[:8]}"
 def chromium():
     if not Path(CHROMIUM).exists():
         _missing(f"needs Chromium at {CHROMIUM} (set AIOT_CHROMIUM)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop in this thread (until the module ends: later
-    # tests may use async_to_sync); the ORM calls the tests make between page actions are
-    # plain synchronous ones.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+    with headless_chromium() as browser:
+        yield browser
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ enrolls, the admin revokes the node after confirming, and finds both in the audi
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -11,34 +10,19 @@ import pytest
 
 from edge_node.models import EdgeNode
 from edge_node.services import enroll_node
+from tests.conftest import _missing
 from tests.factories import make_site
+from tests.helpers import CHROMIUM, headless_chromium
 
-CHROMIUM = os.environ.get("AIOT_CHROMIUM", "/usr/bin/chromium")
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(scope="module")
 def chromium():
     if not Path(CHROMIUM).exists():
-        if os.environ.get("AIOT_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"required service missing: Chromium at {CHROMIUM}", pytrace=False)
-        pytest.skip(f"needs Chromium at {CHROMIUM} (set AIOT_CHROMIUM)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop in this thread; the ORM calls between page
-    # actions are plain synchronous ones.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+        _missing(f"needs Chromium at {CHROMIUM} (set AIOT_CHROMIUM)")
+    with headless_chromium() as browser:
+        yield browser
 
 
 def test_it_lets_an_admin_enroll_and_revoke_a_node_in_the_browser(chromium, live_server, admin_user):
