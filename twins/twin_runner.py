@@ -88,7 +88,8 @@ class TwinRefresher:
             started = time.monotonic()
             if shutil.which("nice"):
                 cmd = ["nice", "-n", "15", *cmd]
-            self.child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            # its own session: Ctrl-C in the terminal reaches the demo, which stops this child itself
+            self.child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
             if self.stopping.is_set():  # stop() ran between the check above and the start
                 self.child.terminate()
             output, _ = self.child.communicate()
