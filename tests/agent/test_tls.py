@@ -12,6 +12,7 @@ import pytest
 
 from edge_node.agent.agent import Agent
 from edge_node.agent.config import AgentConfig, BrokerConfig, SourceConfig
+from tests.conftest import _missing
 from tests.helpers import free_port, wait_until
 
 pytestmark = pytest.mark.mqtt
@@ -25,7 +26,7 @@ def openssl(*args: str, cwd: Path) -> None:
 def tls_broker(tmp_path):
     for tool in ("openssl", "mosquitto"):
         if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is not installed", pytrace=False)
+            _missing(f"needs {tool} for a TLS broker")
     d = tmp_path / "tls"
     d.mkdir()
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
