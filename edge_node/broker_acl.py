@@ -3,7 +3,7 @@
 One definition of the rules (``account_rules``) feeds both brokers: Mosquitto's password and
 ACL files (rendered here, written atomically, broker reloaded with SIGHUP) and the embedded
 amqtt broker's topic plugin (``edge_node.embedded_auth``), which matches topics with
-``topic_matches``. Pure functions, except ``write_atomic`` and ``reload_broker``.
+``topic_matches``. Pure functions, except ``reload_broker`` (files are written with edge_node.agent.files.write_atomic).
 """
 
 from __future__ import annotations
@@ -112,33 +112,6 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
 
 def is_allowed(account: BrokerAccount, topic: str, access: str) -> bool:
     return any(rule.access == access and topic_matches(rule.topic, topic) for rule in account_rules(account))
-
-
-def write_atomic(path: Path, text: str, mode: int = 0o640) -> None:
-    """Write a file so that a reader sees either the old or the new content: tmp + fsync + rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)  # the umask must not widen or narrow what the broker may read
-        data = text.encode("utf-8")
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
 
 
 def reload_broker(pid_file: str = "", reload_cmd: str = "") -> str:

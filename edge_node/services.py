@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from edge_node import const
+from edge_node.agent.files import write_atomic
 from edge_node.audit import record_audit
 from edge_node.broker_acl import (
     BrokerAccount,
@@ -26,7 +27,6 @@ from edge_node.broker_acl import (
     reload_broker,
     render_acl_file,
     render_password_file,
-    write_atomic,
 )
 from edge_node.credentials import (
     hash_secret,

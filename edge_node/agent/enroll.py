@@ -22,6 +22,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from .files import write_atomic
+
 EXIT_OK = 0
 EXIT_ENROLL_ERROR = 4
 ENROLL_PATH = "/api/enroll"
@@ -153,25 +155,6 @@ def dump_toml(data: dict[str, Any]) -> str:
     return "\n".join(out).strip() + "\n"
 
 
-def write_private(path: Path, text: str) -> None:
-    """Create ``path`` with mode 600 from the start (never readable by others), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, text.encode("utf-8"))
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
-
-
 def enroll(url: str, token: str, config_path: str | Path, *, ca_file: str | None = None, insecure: bool = False, name: str = "") -> dict[str, Any]:
     """Enroll and write the identity into ``config_path`` (created if missing); return the answer."""
     config_path = Path(config_path)
@@ -183,7 +166,7 @@ def enroll(url: str, token: str, config_path: str | Path, *, ca_file: str | None
             # Checked before the token is spent: a broken config must not burn it.
             raise EnrollError(f"{config_path}: cannot read the existing config: {exc}") from None
     answer = request_enrollment(url, token, ca_file=ca_file, insecure=insecure, name=name)
-    write_private(config_path, dump_toml(merge_identity(existing, answer, url)))
+    write_atomic(config_path, dump_toml(merge_identity(existing, answer, url)), 0o600)  # credentials: owner only
     return answer
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from django.db import IntegrityError, transaction
 
 from edge_node import signing_keys
 from edge_node.agent import artifact
+from edge_node.agent.files import write_atomic
 from edge_node.audit import record_audit
 
 from . import const
@@ -102,16 +102,6 @@ def _accuracy_change(float_session: Any, quant_session: Any, meta: dict[str, Any
     return {"max_abs_diff": float(d.max()), "mean_abs_diff": float(d.mean()), "probe_rows": int(next(iter(feeds.values())).shape[0])}
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def sign_manifest(manifest: dict[str, Any]) -> str:
     return base64.b64encode(signing_keys.sign(artifact.signed_message(manifest))).decode("ascii")
 
@@ -140,7 +130,7 @@ def _store(data: bytes, *, name: str, version: str, kind: str, metadata: dict[st
     path = registry_dir() / name / version / "model.onnx"
     if path.exists():
         raise RegistryError(f"{name}@{version} already exists in the registry (versions are immutable)")
-    _write_atomic(path, data)
+    write_atomic(path, data, 0o644)
     try:
         with transaction.atomic():
             model = ModelArtifact.objects.create(

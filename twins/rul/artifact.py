@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from os import PathLike
 from pathlib import Path
@@ -14,6 +12,8 @@ import numpy as np
 import onnx
 from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType
+
+from edge_node.agent.files import write_atomic
 
 from . import const
 from .train import TrainedRul
@@ -84,24 +84,10 @@ def save_model(
     meta = build_meta(trained, onnx_bytes, name)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / const.MODEL_FILENAME, onnx_bytes)
+    write_atomic(out / const.MODEL_FILENAME, onnx_bytes, 0o644)
     # meta.json last: a directory with meta.json is complete.
-    _write_atomic(
-        out / const.META_FILENAME, (json.dumps(meta, indent=2) + "\n").encode()
-    )
+    write_atomic(out / const.META_FILENAME, json.dumps(meta, indent=2) + "\n", 0o644)
     return meta
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o644)  # readable by the web and worker processes, like any file
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_artifact(path: str | PathLike[str]) -> tuple[bytes, dict]:
