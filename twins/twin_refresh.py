@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
 
 from ingest import timeseries
 from twins import twin_const as tc
@@ -187,9 +187,37 @@ def _store(states: list[TwinState], assets: dict[int, tuple], now: datetime, slo
         for s in states
         if s.asset_id not in previous or previous[s.asset_id].timestamp() // slot != now.timestamp() // slot
     ]
-    TwinState.objects.bulk_create(states, update_conflicts=True, unique_fields=["asset"], update_fields=STATE_FIELDS)
+    _upsert_states(states)
     TwinSnapshot.objects.bulk_create(snapshots)
     updates: list[TwinUpdate] = [
         {"type": "twin.update", "asset": s.asset_id, "site": assets[s.asset_id][1], "twin": twin_figures(s)} for s in states
     ]
     return len(snapshots), updates
+
+
+def _upsert_states(states: list[TwinState]) -> None:
+    """What ``bulk_create(update_conflicts=True)`` does, one INSERT ... ON CONFLICT per batch, with
+    the values adapted once per column kind instead of one field call per value (14,000 of those
+    took ~0.15 s of a 1,000-twin refresh)."""
+    ops, qn = connection.ops, connection.ops.quote_name
+    fields = [TwinState._meta.get_field(name) for name in ["asset", *STATE_FIELDS]]
+    columns = [qn(f.column) for f in fields]
+    encoders = {f.name: f.encoder for f in fields if f.get_internal_type() == "JSONField"}
+    rows = []
+    for s in states:
+        row = [s.asset_id, ops.adapt_datetimefield_value(s.computed_at)]
+        for name in STATE_FIELDS[1:]:
+            value = getattr(s, name)
+            row.append(ops.adapt_json_value(value, encoders[name]) if name in encoders else value)
+        rows.append(row)
+    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    size = max(1, (connection.features.max_query_params or 60000) // len(columns))
+    update = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+    with connection.cursor() as cur:
+        for i in range(0, len(rows), size):
+            batch = rows[i : i + size]
+            cur.execute(
+                f"INSERT INTO {qn(TwinState._meta.db_table)} ({', '.join(columns)}) VALUES {', '.join([one] * len(batch))} "
+                f"ON CONFLICT ({columns[0]}) DO UPDATE SET {update}",
+                [v for row in batch for v in row],
+            )
