@@ -20,6 +20,9 @@ LIVE_PATH = "ws/live/"
 FLUSH_INTERVAL_S = 0.25  # per client: at most 4 frames a second, whatever the ingest rate
 MAX_SUBSCRIPTIONS = 200  # per socket: a fleet page subscribes to each visible site
 
+# Group messages the live socket handles (each type has a handler on web.consumers.LiveConsumer).
+GROUP_MESSAGE_TYPES = frozenset({"asset.update", "site.updates", "node.status", "alert.update", "twin.update"})
+
 CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_NO_ROLE = 4403
 
@@ -48,6 +51,7 @@ class Refused(TypedDict):
 class Updates(TypedDict):
     type: Literal["updates"]
     messages: list[dict[str, Any]]
+    server_time: float  # when the frame left the server (epoch s): lets a client tell transport lag from data age
 
 
 def coalesce_key(message: dict[str, Any]) -> tuple[str, Any] | None:

@@ -7,7 +7,7 @@ import asyncio
 import time
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
@@ -146,3 +146,30 @@ def test_it_refuses_an_anonymous_socket_through_the_real_asgi_stack(db):
         return await closed_with(comm)
 
     assert async_to_sync(scenario)() == CLOSE_NOT_LOGGED_IN
+
+
+def test_live_updates_keep_flowing_while_a_slow_database_call_holds_the_sync_thread(manager):
+    """Group messages are handled on the event loop: a slow sync call elsewhere in the web
+    process (a report, a big page) must not hold every open dashboard's updates."""
+    fleet = make_fleet(1, members=[manager])
+    asset = fleet.assets[0]
+
+    async def scenario():
+        comm = communicator(manager)
+        assert (await comm.connect())[0]
+        await comm.send_json_to({"action": "subscribe", "asset": asset.id})
+        assert (await comm.receive_json_from(timeout=2))["type"] == "subscribed"
+        slow = asyncio.ensure_future(sync_to_async(time.sleep)(2.0))  # the one shared sync thread, busy
+        await asyncio.sleep(0.1)
+        sent = time.monotonic()
+        message = {"type": "asset.update", "asset": asset.id, "site": fleet.site.id, "last_seen": 1.0, "values": {"t": [1.0, 7.0]}}
+        await get_channel_layer().group_send(asset_group(asset.id), message)
+        frame = await comm.receive_json_from(timeout=3)
+        waited = time.monotonic() - sent
+        await slow
+        await comm.disconnect()
+        return frame, waited
+
+    frame, waited = async_to_sync(scenario)()
+    assert frame["messages"][0]["values"]["t"] == [1.0, 7.0]
+    assert waited < 0.5, f"the update waited {waited:.2f} s behind the busy sync thread"
