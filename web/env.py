@@ -20,6 +20,13 @@ def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, "").strip().lower() or default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def env_bool(name: str, default: bool = False) -> bool:
     raw = os.environ.get(name)
     if raw is None:
@@ -107,3 +114,25 @@ def database_from_url(url: str, sqlite_path: Path) -> dict:
         "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": True,
     }
+
+
+def channel_layers_from_url(url: str, kind: str = "pubsub", prefix: str = "asgi", max_connections: int = 2000) -> dict:
+    """Django CHANNEL_LAYERS for a Redis URL, or the in-memory layer (one process) when empty.
+
+    "pubsub": one Redis PUBLISH per group message, fanned out to the group's sockets inside
+    each web process -- live updates are fire-and-forget, a reconnecting page catches up from
+    the database. "lists": channels_redis' list-based layer, one Redis message per socket,
+    buffered (capacity, expiry) while a consumer is briefly away, at several times the cost.
+    """
+    if not url:
+        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    if kind == "pubsub":
+        return {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [url], "prefix": prefix}}}
+    if kind == "lists":
+        return {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [{"address": url, "max_connections": max_connections}], "capacity": 1500, "expiry": 30, "prefix": prefix},
+            }
+        }
+    raise ImproperlyConfigured(f"unknown channel layer kind {kind!r}")

@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
-from web.env import database_from_url, env_bool, env_float, env_int, env_list, env_secret, env_str, env_url
+from web.env import channel_layers_from_url, database_from_url, env_bool, env_choice, env_float, env_int, env_list, env_secret, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("AIOT_VAR_DIR", str(BASE_DIR / "var")))
@@ -104,23 +104,13 @@ STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
 
-# Channels: Redis when REDIS_URL is set, otherwise in-memory (one process only).
+# Channels: Redis when REDIS_URL is set, otherwise in-memory (one process only); the kinds
+# of Redis layer are explained in web.env.channel_layers_from_url.
 REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"))
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # One connection per subscribed group on a busy daphne: lift redis-py's pool default (100).
-            "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "max_connections": env_int("CHANNEL_LAYER_MAX_CONNECTIONS", 2000, 10)}],
-                "capacity": 1500,
-                "expiry": 30,
-                "prefix": env_str("CHANNEL_LAYER_PREFIX", "asgi"),
-            },
-        }
-    }
-else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+CHANNEL_LAYER_KIND = env_choice("CHANNEL_LAYER", "pubsub", ("pubsub", "lists"))
+CHANNEL_LAYERS = channel_layers_from_url(
+    REDIS_URL, CHANNEL_LAYER_KIND, env_str("CHANNEL_LAYER_PREFIX", "asgi"), env_int("CHANNEL_LAYER_MAX_CONNECTIONS", 2000, 10)
+)
 
 # Celery: Redis when REDIS_URL is set, otherwise an in-process transport that the embedded
 # runner drives with a worker thread (see web/embedded.py).

@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import _missing
 from tests.helpers import CHROMIUM, ROOT, database_url_for_subprocess, free_port, headless_chromium, wait_until
+from web.env import channel_layers_from_url
 
 CHANNEL_PREFIX = f"aiot-test-{uuid.uuid4().hex[:8]}"
 
@@ -71,7 +72,7 @@ def live_ingest(transactional_db, mqtt_url, redis_url, settings):
 
     from ingest.worker import IngestWorker
 
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis_url], "prefix": CHANNEL_PREFIX}}}
+    settings.CHANNEL_LAYERS = channel_layers_from_url(redis_url, settings.CHANNEL_LAYER_KIND, CHANNEL_PREFIX)
     settings.INGEST_SESSION_EXPIRY_S = 60
     channel_layers.backends.clear()
     worker = IngestWorker(broker_url=mqtt_url, client_id=f"test-live-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5, live=True)

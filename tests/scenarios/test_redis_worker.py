@@ -22,6 +22,7 @@ from twins.scenarios.models import ScenarioChunk, ScenarioRun
 from twins.scenarios.services import cancel_run, dispatch_run, start_run
 from twins.sim import run, scenario_from_dict
 from web.celery import app
+from web.env import channel_layers_from_url
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 QUEUE = f"scenarios-test-{uuid.uuid4().hex[:8]}"
@@ -50,7 +51,7 @@ def worker(redis_url, django_db_setup, django_db_blocker):
 def redis_stack(settings, redis_url, worker):
     assert str(app.conf.broker_url).startswith(("redis", "rediss", "unix")), "the test process must publish to Redis"
     settings.SCENARIO_QUEUE = QUEUE
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis_url]}}}
+    settings.CHANNEL_LAYERS = channel_layers_from_url(redis_url, settings.CHANNEL_LAYER_KIND)
     return worker
 
 

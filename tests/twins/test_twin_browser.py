@@ -26,6 +26,7 @@ from tests.twins.conftest import write_engine
 from twins.models import TwinState
 from twins.twin_presenters import health_text
 from twins.twin_refresh import refresh_twins
+from web.env import channel_layers_from_url
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis, pytest.mark.slow]
 T0 = 1_790_000_000.0
@@ -58,7 +59,7 @@ def redis_layer(settings, redis_url):
     """This process sends on the Redis channel layer the daphne subprocess listens to."""
     from channels.layers import channel_layers
 
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis_url], "prefix": CHANNEL_PREFIX}}}
+    settings.CHANNEL_LAYERS = channel_layers_from_url(redis_url, settings.CHANNEL_LAYER_KIND, CHANNEL_PREFIX)
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()
