@@ -1,16 +1,20 @@
 """The embedded default, started the way `make demo` starts it, on free ports and a fresh
 data folder, with no DATABASE_URL, REDIS_URL or MQTT_URL: the simulated fleet's readings
-are stored, a user logs in over HTTP and sees them, and Ctrl-C stops everything."""
+are stored, a user logs in over HTTP and sees them, the live socket streams them, and Ctrl-C
+stops everything."""
 
 from __future__ import annotations
 
+import asyncio
 import http.cookiejar
+import json
 import os
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import time
 import urllib.parse
 import urllib.request
 
@@ -26,6 +30,19 @@ def embedded_env(var_dir) -> dict[str, str]:
     env["AIOT_VAR_DIR"] = str(var_dir)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+async def first_update(url: str, origin: str, session: str, asset_id: int) -> tuple[float, dict]:
+    from websockets.asyncio.client import connect
+
+    async with connect(url, origin=origin, additional_headers={"Cookie": f"sessionid={session}"}, open_timeout=10) as ws:
+        await ws.send(json.dumps({"action": "subscribe", "asset": asset_id}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "subscribed"
+        started = time.monotonic()
+        while True:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if frame["type"] == "updates" and any(m["type"] == "asset.update" for m in frame["messages"]):
+                return time.monotonic() - started, frame
 
 
 def test_it_runs_the_demo_stack_and_shows_fleet_readings(tmp_path):
@@ -65,6 +82,13 @@ def test_it_runs_the_demo_stack_and_shows_fleet_readings(tmp_path):
         shown = re.search(r'<tr data-metric="temperature_c">.*?class="value[^"]*">([^<]+)<', asset_page, re.S).group(1)
         assert shown.strip() not in ("", "–")
         assert abs(float(shown) - value) < 50  # the page shows a current reading of that asset
+
+        # The live socket of the same process gets the fleet's updates (ingest thread ->
+        # in-memory channel layer -> daphne's loop) within a couple of seconds.
+        session = next(c.value for c in jar if c.name == "sessionid")
+        frame_at, frame = asyncio.run(first_update(f"ws://127.0.0.1:{http_port}/ws/live/", base, session, asset_id))
+        assert frame_at < 3.0, f"first live update after {frame_at:.1f} s"
+        assert any(m["type"] == "asset.update" and m["asset"] == asset_id for m in frame["messages"])
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypedDict
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from ingest.group_sender import send_to_groups
 from ingest.live import asset_group, site_group
 from twins.models import Alert, AlertRule
 from twins.rules import (
@@ -124,14 +124,13 @@ def broadcast_alerts(alert_ids: Iterable[int]) -> int:
         {"type": "alert.update", "site": a.site_id, "asset": a.asset_id, "alert": serialize_alert(a)} for a in alerts_for_display().filter(id__in=ids)
     ]
 
-    async def send_all() -> None:
-        for message in messages:
-            await layer.group_send(site_group(message["site"]), message)
-            if message["asset"] is not None:
-                await layer.group_send(asset_group(message["asset"]), message)
-
+    groups: list[tuple[str, dict]] = []
+    for message in messages:
+        groups.append((site_group(message["site"]), message))
+        if message["asset"] is not None:
+            groups.append((asset_group(message["asset"]), message))
     try:
-        async_to_sync(send_all)()
+        send_to_groups(groups)
     except Exception:
         # The change is committed; a channel-layer outage only delays what browsers see
         # (they reload the alert list on reconnect).

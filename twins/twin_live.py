@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal, TypedDict
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from ingest.group_sender import send_to_groups
 from ingest.live import asset_group, site_group
 
 log = logging.getLogger(__name__)
@@ -54,18 +54,16 @@ def send_twin_updates(updates: list[TwinUpdate]) -> int:
     layer = get_channel_layer()
     if layer is None or not updates:
         return 0
-
-    async def send() -> None:
-        by_site: dict[int, list[TwinUpdate]] = {}
-        for update in updates:
-            await layer.group_send(asset_group(update["asset"]), update)
-            by_site.setdefault(update["site"], []).append(update)
-        for site_id, items in by_site.items():
-            # One group message per site: the consumer unpacks "site.updates" into its queue.
-            await layer.group_send(site_group(site_id), {"type": "site.updates", "site": site_id, "updates": items})
-
+    messages: list[tuple[str, dict]] = []
+    by_site: dict[int, list[TwinUpdate]] = {}
+    for update in updates:
+        messages.append((asset_group(update["asset"]), update))
+        by_site.setdefault(update["site"], []).append(update)
+    for site_id, items in by_site.items():
+        # One group message per site: the consumer unpacks "site.updates" into its queue.
+        messages.append((site_group(site_id), {"type": "site.updates", "site": site_id, "updates": items}))
     try:
-        async_to_sync(send)()
+        send_to_groups(messages)
     except Exception:
         log.exception("twin updates of %d assets not sent", len(updates))
         return 0

@@ -7,6 +7,7 @@ server, then every component it started, in reverse order.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 import paho.mqtt.client as mqtt
 from django.conf import settings
 from django.db import close_old_connections
+
+from ingest import group_sender
 
 log = logging.getLogger(__name__)
 
@@ -162,4 +165,12 @@ class EmbeddedStack:
             signal_handlers=True,
             verbosity=0,
         )
-        server.run()
+        from twisted.internet import reactor
+
+        # The ingest, twin and Celery threads send their group messages on daphne's own loop:
+        # the in-memory channel layer is only safe (and only wakes the sockets) from there.
+        reactor.callLater(0, lambda: group_sender.use_loop(asyncio.get_running_loop()))
+        try:
+            server.run()
+        finally:
+            group_sender.use_loop(None)

@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable
 from typing import Literal, TypedDict
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import DatabaseError
 from django.db.models import Sum
 
+from ingest.group_sender import send_to_groups
 from twins.scenarios import const
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def broadcast(message: RunProgress | None) -> bool:
     if message is None or layer is None:
         return False
     try:
-        async_to_sync(layer.group_send)(run_group(message["run"]), dict(message))
+        send_to_groups([(run_group(message["run"]), dict(message))])
     except Exception:
         log.exception("progress of scenario run %s not broadcast", message["run"])
         return False
