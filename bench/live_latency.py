@@ -18,6 +18,12 @@ per-client coalescing -> WebSocket. Updates are coalesced (latest wins) in the i
 (INGEST_LIVE_INTERVAL_S per asset) and per client (web.live_messages.FLUSH_INTERVAL_S),
 so a client gets the freshest reading a few times a second, not every reading.
 ``--mode site`` subscribes every client to the whole site instead (the fleet page).
+
+Percentiles cover the updates received while the stream runs (after ``--warmup``). Once
+publishing stops, each asset's last reading still goes out when its throttle slot comes (up
+to ~1.2 intervals later); those are counted apart under "after_stop". "stages_ms" splits the
+time: publish -> the ingest's flush (batching, storing, throttle), flush -> the consumer
+sends the frame (channel layer, daphne), frame -> client.
 """
 
 from __future__ import annotations
@@ -43,6 +49,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 DB_NAME = "aiot_bench_live"
+# After publishing stops, clients listen this long more: the last reading of each asset still
+# waits for its throttle slot. Those updates are reported apart ("after_stop"), not in the
+# steady-state percentiles.
+TRAIL_S = 1.5
 
 
 def free_port() -> int:
@@ -146,9 +156,9 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 
 
 class Publisher(threading.Thread):
-    """1,000 readings/s as `rate_msgs` MQTT messages a second, each reading stamped now."""
+    """1,000 readings/s as `rate_msgs` MQTT messages a second, each reading stamped now, until `until`."""
 
-    def __init__(self, mqtt_url: str, node_id: str, asset_keys: list[str], readings_per_s: int, seconds: float, rate_msgs: int = 20) -> None:
+    def __init__(self, mqtt_url: str, node_id: str, asset_keys: list[str], readings_per_s: int, until: float, rate_msgs: int = 20) -> None:
         super().__init__(daemon=True)
         import paho.mqtt.client as mqtt
 
@@ -164,15 +174,14 @@ class Publisher(threading.Thread):
         self.keys = asset_keys
         self.per_msg = readings_per_s // rate_msgs
         self.interval = 1.0 / rate_msgs
-        self.seconds = seconds
+        self.until = until  # wall-clock end of publishing
         self.sent = 0
         self.seq = 0
 
     def run(self) -> None:
-        start = time.monotonic()
         i = 0
-        next_at = start
-        while time.monotonic() - start < self.seconds:
+        next_at = time.monotonic()
+        while time.time() < self.until:
             readings = []
             for _ in range(self.per_msg):
                 readings.append({"asset": self.keys[i % len(self.keys)], "ts": time.time(), "values": {"temperature_c": float(i)}})
@@ -192,6 +201,9 @@ async def run_clients(ws_url: str, origin: str, session: str, subscriptions: lis
     from websockets.asyncio.client import connect
 
     latencies: list[float] = []
+    trailing: list[float] = []  # updates received after publishing stopped
+    # where the time goes: publish -> ingest flush (stamped as last_seen) -> the consumer sends the frame -> client
+    stages: dict[str, list[float]] = {"to_ingest_flush": [], "flush_to_socket_send": [], "socket_send_to_client": []}
     msgs = [0] * len(subscriptions)
     frames = [0] * len(subscriptions)
     ready = asyncio.Event()
@@ -209,7 +221,7 @@ async def run_clients(ws_url: str, origin: str, session: str, subscriptions: lis
                 ready.set()
             while True:
                 now_wall = time.time()
-                if stop_at[0] and now_wall > stop_at[0]:
+                if stop_at[0] and now_wall > stop_at[0] + TRAIL_S:
                     return
                 try:
                     raw = await asyncio.wait_for(ws.recv(), timeout=1.0)
@@ -219,17 +231,23 @@ async def run_clients(ws_url: str, origin: str, session: str, subscriptions: lis
                 frame = json.loads(raw)
                 if frame.get("type") != "updates" or not measure_from[0] or now < measure_from[0]:
                     continue
+                if now > stop_at[0]:
+                    trailing.extend((now - ts) * 1000 for m in frame["messages"] if m.get("type") == "asset.update" for ts, _v in m["values"].values())
+                    continue
                 frames[idx] += 1
                 for m in frame["messages"]:
                     if m.get("type") != "asset.update":
                         continue
                     msgs[idx] += 1
+                    stages["flush_to_socket_send"].append((frame["server_time"] - m["last_seen"]) * 1000)
+                    stages["socket_send_to_client"].append((now - frame["server_time"]) * 1000)
                     for ts, _value in m["values"].values():
                         latencies.append((now - ts) * 1000)
+                        stages["to_ingest_flush"].append((m["last_seen"] - ts) * 1000)
 
     tasks = [asyncio.create_task(client(i, s)) for i, s in enumerate(subscriptions)]
     await asyncio.wait_for(ready.wait(), 60)
-    return tasks, latencies, msgs, frames
+    return tasks, latencies, msgs, frames, stages, trailing
 
 
 def main() -> None:
@@ -288,31 +306,32 @@ def main() -> None:
         async def scenario() -> tuple:
             nonlocal publisher
             measure_from, stop_at = [0.0], [0.0]
-            tasks, latencies, msgs, frames = await run_clients(
+            tasks, latencies, msgs, frames, stages, trailing = await run_clients(
                 f"ws://127.0.0.1:{port}/ws/live/", f"http://127.0.0.1:{port}", fleet["session"], subscriptions, measure_from, stop_at,
             )
             print(f"{args.clients} clients connected and subscribed ({args.mode} mode)", flush=True)
-            publisher = Publisher(mqtt_url, node_id, keys, args.readings_per_s, args.warmup + args.seconds)
-            publisher.start()
             measure_from[0] = time.time() + args.warmup
             stop_at[0] = measure_from[0] + args.seconds
+            publisher = Publisher(mqtt_url, node_id, keys, args.readings_per_s, until=stop_at[0])
+            publisher.start()
             import psutil
 
             watched = {"ingest": psutil.Process(procs[0].pid), "daphne": psutil.Process(procs[1].pid), "bench": psutil.Process()}
             for proc in watched.values():
                 proc.cpu_percent(None)
-            await asyncio.sleep(args.warmup + args.seconds + 0.5)
+            await asyncio.sleep(args.warmup + args.seconds)
             cpu.update({name: round(proc.cpu_percent(None)) for name, proc in watched.items()})
+            await asyncio.sleep(TRAIL_S + 0.5)
             done, pending = await asyncio.wait(tasks, timeout=5)
             for task in pending:
                 task.cancel()
             failed = [t.exception() for t in done if not t.cancelled() and t.exception() is not None]
             if failed:
                 raise RuntimeError(f"{len(failed)} clients failed, first: {failed[0]!r}")
-            return latencies, msgs, frames
+            return latencies, msgs, frames, stages, trailing
 
         cpu: dict[str, int] = {}
-        latencies, msgs, frames = asyncio.run(scenario())
+        latencies, msgs, frames, stages, trailing = asyncio.run(scenario())
         publisher.join(5)
         sent = publisher.sent
         result = {
@@ -326,6 +345,8 @@ def main() -> None:
             "msgs_per_client_per_s": round(sum(msgs) / args.clients / args.seconds, 2),
             "frames_per_client_per_s": round(sum(frames) / args.clients / args.seconds, 2),
             "clients_without_updates": sum(1 for m in msgs if m == 0),
+            "after_stop": {"updates": len(trailing), "max_ms": round(max(trailing), 1) if trailing else None},
+            "stages_ms": {name: {"p50": round(percentile(v, 50), 1), "p99": round(percentile(v, 99), 1)} for name, v in stages.items()},
             "cpu_percent": cpu,
             "mode": args.mode,
             "assets": args.assets,

@@ -177,8 +177,11 @@ class IngestWorker:
         self.stop_event.set()
 
     def _take_batch(self) -> list[Received]:
+        # Idle, wake up when the next throttled live update falls due, so the last reading
+        # of a stream is not held longer than its asset's interval.
+        wait = 0.2 if self.live is None else min(0.2, self.live.due_in())
         try:
-            first = self.inbox.get(timeout=0.2)
+            first = self.inbox.get(timeout=max(0.005, wait))
         except queue.Empty:
             return []
         batch = [first]
