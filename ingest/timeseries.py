@@ -301,7 +301,6 @@ def recent_rows_many(
     """
     if not asset_ids or not metric_ids:
         return {}
-    shape = dialect(connection)
     assets, metrics = [int(a) for a in asset_ids], [int(m) for m in metric_ids]
     if bucket is None:
         if limit is None or limit <= 0:
@@ -309,6 +308,7 @@ def recent_rows_many(
         asset, metric, times, value = recent_readings(assets, metrics, start, end, int(limit), connection=connection)
         columns = metric_columns(metric, np.asarray(metrics, dtype=np.int64))
         return pivot_readings(asset, columns, times, value, len(metrics), limit=int(limit))
+    shape = dialect(connection)
     seconds = bucket.total_seconds()
     if seconds <= 0:
         raise ValueError("bucket must be positive")
@@ -345,11 +345,12 @@ _PG_EPOCH_US = 946_684_800_000_000
 
 def recent_readings(
     asset_ids: Sequence[int], metric_ids: Sequence[int], start: datetime, end: datetime, limit: int,
-    upper: datetime | None | Literal["end"] = "end", connection=default_connection,
+    upper: datetime | None | Literal["end"] = "end", through: InsertMark | None = None, connection=default_connection,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(asset, metric, time epoch s, value) of the readings in [start, ``upper``) (``end`` unless
     given; None: no upper bound) that each asset's last ``limit`` distinct times before ``end``
-    can need, in no particular order. One statement.
+    can need, in no particular order. One statement. ``through``: only rows stored up to that
+    mark (SQLite), so that ``readings_since(through)`` returns the rest without overlap.
 
     Each asset's rows start at a cutoff: the ``limit``-th latest distinct time before ``end`` of
     its first metric (one index probe per asset). The asset's last ``limit`` distinct times over
@@ -377,9 +378,14 @@ def recent_readings(
         if upper is not None:
             sql += " AND r.time < %s"
             params.append(upper.timestamp())
+        if through is not None:
+            sql += " AND r.rowid <= %s"
+            params.append(through.rowid)
         with connection.cursor() as cur:
             cur.execute(sql, params)
             return _float_columns(cur)
+    if through is not None:
+        raise ValueError("PostgreSQL rows have no insertion order")
     # PostgreSQL: the readings as four arrays in one row of a binary COPY, cut into numpy arrays
     # without a Python object per reading. The cutoffs first (materialized, one probe per asset);
     # their minimum lets the executor skip whole partitions.
@@ -411,3 +417,59 @@ def _float_columns(cur) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     from the driver's cursor (Django's wrapper iterates in Python), no list of row tuples."""
     table = np.fromiter(chain.from_iterable(cur.cursor), dtype=np.float64).reshape(-1, 4)
     return table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2], table[:, 3]
+
+
+# --- insertion order (incremental reads) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InsertMark:
+    """The newest stored row when a reader last looked: SQLite's rowid grows with every insert,
+    so the rows above it are exactly the rows stored since. ``row`` (asset_id, metric_id, time,
+    value) is what sat at that rowid: another row there means the table was emptied or rewritten
+    (rowids reused) and the reader must read everything again."""
+
+    rowid: int
+    row: tuple
+
+
+def has_insert_order(connection=default_connection) -> bool:
+    """Whether ``insert_mark`` can tell which rows are new (no query)."""
+    return connection.vendor == "sqlite"
+
+
+def insert_mark(connection=default_connection) -> InsertMark | None:
+    """The store's newest row now; None where rows have no insertion order (PostgreSQL: a reader
+    there reads its whole window every time)."""
+    if not has_insert_order(connection):
+        return None
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT rowid, asset_id, metric_id, time, value FROM {TABLE} ORDER BY rowid DESC LIMIT 1")
+        found = cur.fetchone()
+    return InsertMark(0, ()) if found is None else InsertMark(found[0], tuple(found[1:]))
+
+
+def readings_since(
+    mark: InsertMark, asset_ids: Sequence[int], metric_ids: Sequence[int], connection=default_connection,
+) -> tuple[InsertMark, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] | None:
+    """(the new mark, (asset, metric, time, value) of the rows stored after ``mark`` up to it, any
+    time); None when ``mark`` no longer holds. No transaction needed: one writer at a time, so
+    every row up to the newest committed rowid is committed, and rowids only grow."""
+    now = insert_mark(connection)
+    if now is None:
+        raise RuntimeError("this store has no insertion order")
+    with connection.cursor() as cur:
+        if mark.rowid:
+            cur.execute(f"SELECT asset_id, metric_id, time, value FROM {TABLE} WHERE rowid = %s", [mark.rowid])
+            found = cur.fetchone()
+            if found is None or tuple(found) != mark.row:
+                return None
+        if now.rowid < mark.rowid:
+            return None
+        # "+column" keeps SQLite on the rowid range (the new rows only) instead of the index.
+        cur.execute(
+            f"SELECT asset_id, metric_id, time, value FROM {TABLE} WHERE rowid > %s AND rowid <= %s "
+            f"AND +asset_id IN ({', '.join(['%s'] * len(asset_ids))}) AND +metric_id IN ({', '.join(['%s'] * len(metric_ids))})",
+            [mark.rowid, now.rowid, *[int(a) for a in asset_ids], *[int(m) for m in metric_ids]],
+        )
+        return now, _float_columns(cur)

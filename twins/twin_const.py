@@ -13,6 +13,9 @@ RATE_POINTS = 5
 RATE_STRIDE = 2
 # Per-reading (cycle) models look this far back for their last rows.
 CYCLE_LOOKBACK_S = 30 * 24 * 3600.0
+# Where the store tells new rows apart (SQLite), a refresh reads only the rows stored since the
+# previous one (twins/twin_window.py); it still reads each window in full at least this often.
+TWIN_FULL_READ_S = 600.0
 # How many snapshots the twin history endpoint returns at most (newest kept).
 HISTORY_MAX_POINTS = 2000
 

@@ -19,6 +19,7 @@ from django.db import connection, transaction
 
 from ingest import timeseries
 from twins import twin_const as tc
+from twins import twin_window
 from twins.models import Asset, Metric, TwinSnapshot, TwinState
 from twins.rul_registry import ServingModel, active_models
 from twins.twin_live import TwinUpdate, send_twin_updates, twin_figures
@@ -40,6 +41,7 @@ class RefreshResult:
     sent: int = 0
     seconds: float = 0.0
     by_type: dict[str, int] = field(default_factory=dict)
+    incremental: int = 0  # asset types read from their kept window plus the new rows (twin_window)
 
 
 def calendar_days(operating_hours: float | None, hours_per_day: float) -> float | None:
@@ -68,7 +70,7 @@ def history_matrix(values: np.ndarray) -> np.ndarray | None:
 
 def _type_histories(
     model: ServingModel, asset_ids: list[int], metric_ids_by_key: dict[str, int], now: datetime, time_scale: float,
-) -> tuple[list[int], list[np.ndarray]]:
+) -> tuple[list[int], list[np.ndarray], bool]:
     predictor, serving = model.predictor, model.serving
     metric_ids = [metric_ids_by_key[serving.signal_metrics[s]] for s in predictor.signals]
     rows = predictor.window + (tc.RATE_POINTS - 1) * tc.RATE_STRIDE
@@ -81,9 +83,11 @@ def _type_histories(
             asset_ids, metric_ids, datetime.fromtimestamp(end_bucket - rows * step, UTC), datetime.fromtimestamp(end_bucket, UTC),
             bucket=timedelta(seconds=step),
         )
+        incremental = False
     else:
-        series = timeseries.recent_rows_many(
-            asset_ids, metric_ids, now - timedelta(seconds=tc.CYCLE_LOOKBACK_S), now + timedelta(microseconds=1), limit=rows,
+        series, incremental = twin_window.recent_rows(
+            model.asset_type_key, model.version, asset_ids, metric_ids,
+            now - timedelta(seconds=tc.CYCLE_LOOKBACK_S), now + timedelta(microseconds=1), rows,
         )
     ids, histories = [], []
     for asset_id in asset_ids:
@@ -93,7 +97,7 @@ def _type_histories(
         if block is not None:
             ids.append(asset_id)
             histories.append(block)
-    return ids, histories
+    return ids, histories, incremental
 
 
 def refresh_twins(
@@ -132,7 +136,8 @@ def refresh_twins(
         if missing:
             log.error("RUL model %s needs metrics %s that asset type %s lacks", model.version, missing, type_key)
             continue
-        ready, histories = _type_histories(model, ids, metric_ids[type_key], now, time_scale)
+        ready, histories, incremental = _type_histories(model, ids, metric_ids[type_key], now, time_scale)
+        result.incremental += incremental
         result.without_data += len(ids) - len(ready)
         if not ready:
             continue

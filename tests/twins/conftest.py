@@ -46,6 +46,17 @@ def fd001_model(fd001_path, tmp_path_factory) -> SessionModel:
     return SessionModel(out, trained, data)
 
 
+@pytest.fixture(autouse=True)
+def fresh_twin_windows():
+    """The refresh keeps readings between calls in this process (twins/twin_window.py); every
+    test starts without them (rolled-back test data must not linger)."""
+    from twins import twin_window
+
+    twin_window.clear()
+    yield
+    twin_window.clear()
+
+
 @pytest.fixture
 def var_dir(settings, tmp_path):
     settings.VAR_DIR = tmp_path
