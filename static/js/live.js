@@ -14,13 +14,36 @@ function setBadge(state, text) {
   badge.textContent = text;
 }
 
+// One socket per page and path, however many modules ask (the asset page's chart and its
+// twin panel share it): each caller's subscriptions are added to it, and every frame goes
+// to every caller.
+const sockets = new Map();
+
 export function connectLive({ path, subscriptions, onUpdate, onOpen, onSubscribed }) {
+  let shared = sockets.get(path);
+  if (!shared) {
+    shared = openSocket(path);
+    sockets.set(path, shared);
+  }
+  shared.add({ subscriptions, onUpdate, onOpen, onSubscribed });
+  return shared.handle;
+}
+
+function openSocket(path) {
   let attempt = 0;
   let closedSince = null;
   let staleTimer = null;
   let socket = null;
   let opened = 0;
+  const callers = [];
+  const subscriptions = new Map(); // JSON of the request -> request, sent again on every reconnect
+  const confirmed = new Map(); // JSON of the request -> the server's "subscribed" frame, this connection
+  const keyOf = (sub) => JSON.stringify(sub.asset != null ? { asset: sub.asset } : { site: sub.site });
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${path}`;
+
+  function subscribe(sub) {
+    socket.send(JSON.stringify({ action: "subscribe", ...sub }));
+  }
 
   function open() {
     const stale = closedSince !== null && Date.now() - closedSince >= STALE_AFTER_MS;
@@ -31,8 +54,10 @@ export function connectLive({ path, subscriptions, onUpdate, onOpen, onSubscribe
       closedSince = null;
       clearTimeout(staleTimer);
       setBadge("live", "live");
-      for (const sub of subscriptions) socket.send(JSON.stringify({ action: "subscribe", ...sub }));
-      if (onOpen) onOpen(opened++ > 0);
+      confirmed.clear();
+      for (const sub of subscriptions.values()) subscribe(sub);
+      const reconnected = opened++ > 0;
+      for (const c of callers) if (c.onOpen) c.onOpen(reconnected);
     });
     socket.addEventListener("message", (ev) => {
       let frame;
@@ -43,9 +68,10 @@ export function connectLive({ path, subscriptions, onUpdate, onOpen, onSubscribe
         return;
       }
       if (frame.type === "updates") {
-        for (const msg of frame.messages) onUpdate(msg);
+        for (const msg of frame.messages) for (const c of callers) if (c.onUpdate) c.onUpdate(msg);
       } else if (frame.type === "subscribed") {
-        if (onSubscribed) onSubscribed(frame);
+        confirmed.set(keyOf(frame), frame);
+        for (const c of callers) if (c.onSubscribed) c.onSubscribed(frame);
       } else if (frame.type === "refused") {
         console.warn("live: subscription refused", frame);
       }
@@ -70,8 +96,23 @@ export function connectLive({ path, subscriptions, onUpdate, onOpen, onSubscribe
     });
   }
 
+  function add(caller) {
+    callers.push(caller);
+    for (const sub of caller.subscriptions) {
+      const key = keyOf(sub);
+      if (subscriptions.has(key)) {
+        // Already live for another caller: tell this one too, so it can catch up from then.
+        const frame = confirmed.get(key);
+        if (frame && caller.onSubscribed) queueMicrotask(() => caller.onSubscribed(frame));
+        continue;
+      }
+      subscriptions.set(key, sub);
+      if (socket && socket.readyState === WebSocket.OPEN) subscribe(sub); // else sent on open
+    }
+  }
+
   open();
-  return { get socket() { return socket; } };
+  return { add, handle: { get socket() { return socket; } } };
 }
 
 export function readJson(id) {

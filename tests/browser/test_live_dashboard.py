@@ -74,6 +74,8 @@ def test_it_extends_the_chart_and_the_latest_values_live(page, live_ingest, mana
     pub = readings(fleet)
     pub.send(asset, temperature_c=40.0, vib_rms=1.0)  # some history before the page opens
     log_in(page, manager)
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
     page.goto(f"/assets/{asset.id}/?range=15m")
     expect(page.locator("#live-badge")).to_have_text("live")
     chart = page.locator('.chart[data-metric="temperature_c"]')
@@ -87,6 +89,7 @@ def test_it_extends_the_chart_and_the_latest_values_live(page, live_ingest, mana
         arg=['.chart[data-metric="temperature_c"]', ts], timeout=2000,
     )
     expect(page.locator("#twin-health")).to_have_text("not yet computed")
+    assert len(sockets) == 1, sockets  # the chart and the twin panel share one live socket
 
 
 def test_it_shows_a_threshold_alert_live_and_acknowledges_it_with_a_comment(page, live_ingest, manager, readings):
