@@ -201,9 +201,10 @@ def _store(states: list[TwinState], assets: dict[int, tuple], now: datetime, slo
 
 
 def _upsert_states(states: list[TwinState]) -> None:
-    """What ``bulk_create(update_conflicts=True)`` does, one INSERT ... ON CONFLICT per batch, with
-    the values adapted once per column kind instead of one field call per value (14,000 of those
-    took ~0.15 s of a 1,000-twin refresh)."""
+    """What ``bulk_create(update_conflicts=True)`` does, as one executemany of a one-row
+    INSERT ... ON CONFLICT, the values adapted per column kind: Django's per-value field calls
+    took ~0.15 s of a 1,000-twin refresh, and on PostgreSQL psycopg's parsing of one
+    14,000-placeholder statement another ~0.3 s."""
     ops, qn = connection.ops, connection.ops.quote_name
     fields = [TwinState._meta.get_field(name) for name in ["asset", *STATE_FIELDS]]
     columns = [qn(f.column) for f in fields]
@@ -215,14 +216,20 @@ def _upsert_states(states: list[TwinState]) -> None:
             value = getattr(s, name)
             row.append(ops.adapt_json_value(value, encoders[name]) if name in encoders else value)
         rows.append(row)
-    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    size = max(1, (connection.features.max_query_params or 60000) // len(columns))
     update = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+    sql = (
+        f"INSERT INTO {qn(TwinState._meta.db_table)} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({columns[0]}) DO UPDATE SET {update}"
+    )
+    if connection.vendor == "postgresql":
+        # The same statement with server-side binding: psycopg's C dumpers and one prepared
+        # statement pipelined, where Django's client-side cursor merges every value into the SQL
+        # text in Python (66 ms instead of 130-330 ms for 1,000 states).
+        import psycopg
+
+        connection.ensure_connection()
+        with psycopg.Cursor(connection.connection) as cur:
+            cur.executemany(sql, rows)
+        return
     with connection.cursor() as cur:
-        for i in range(0, len(rows), size):
-            batch = rows[i : i + size]
-            cur.execute(
-                f"INSERT INTO {qn(TwinState._meta.db_table)} ({', '.join(columns)}) VALUES {', '.join([one] * len(batch))} "
-                f"ON CONFLICT ({columns[0]}) DO UPDATE SET {update}",
-                [v for row in batch for v in row],
-            )
+        cur.executemany(sql, rows)
