@@ -57,6 +57,7 @@ class NodeStatusUpdate(TypedDict):
 
 
 SPREAD = 0.2  # an asset's updates are 1 to 1 + SPREAD intervals apart
+SITE_BATCH_INTERVAL_S = 0.1  # at most one site.updates message per site this often
 
 
 class LivePublisher:
@@ -68,6 +69,8 @@ class LivePublisher:
         self.asset_sites = asset_sites
         self.pending: dict[int, dict[str, list[float]]] = {}
         self.next_due: dict[int, float] = {}  # asset -> earliest time of its next update
+        self.site_pending: dict[int, dict[int, AssetUpdate]] = {}  # site -> asset -> update, for the next site batch
+        self.site_next_due: dict[int, float] = {}
         self.random = random.Random()
         self.layer = get_channel_layer()
         self.failures = 0
@@ -85,20 +88,23 @@ class LivePublisher:
                     bucket[key] = [ts.timestamp(), value]
 
     def due_in(self, now: float | None = None) -> float:
-        """Seconds until the next pending update falls due (inf when nothing is pending)."""
-        if not self.pending:
+        """Seconds until the next pending update or site batch falls due (inf: nothing pending)."""
+        if not self.pending and not self.site_pending:
             return float("inf")
         now = time.time() if now is None else now
-        return max(0.0, min(self.next_due.get(a, 0.0) for a in self.pending) - now)
+        times = [self.next_due.get(a, 0.0) for a in self.pending]
+        times.extend(self.site_next_due.get(s, 0.0) for s in self.site_pending)
+        return max(0.0, min(times) - now)
 
     def flush(self, now: float | None = None) -> int:
         """Send what is due; return how many asset updates went out.
 
-        All due updates go out in one call on the long-lived sender loop: one message per
-        asset to its asset group and one ``site.updates`` message per site, however many
-        assets changed.
+        Each due asset's update goes to its asset group (an open asset page) at once; for the
+        site groups (fleet pages: many assets, many sockets) the updates are gathered into one
+        ``site.updates`` message per site at most every SITE_BATCH_INTERVAL_S. Everything due
+        goes out in one call on the long-lived sender loop.
         """
-        if self.layer is None or not self.pending:
+        if self.layer is None or not (self.pending or self.site_pending):
             return 0
         now = time.time() if now is None else now
         due: list[AssetUpdate] = []
@@ -110,10 +116,19 @@ class LivePublisher:
             if site_id is None:
                 continue
             due.append({"type": "asset.update", "asset": asset_id, "site": site_id, "last_seen": now, "values": values})
-        if not due:
+        for message in due:
+            batch = self.site_pending.setdefault(message["site"], {})
+            older = batch.get(message["asset"])
+            batch[message["asset"]] = message if older is None else {**message, "values": {**older["values"], **message["values"]}}
+        sites = [s for s in self.site_pending if now >= self.site_next_due.get(s, 0.0)]
+        messages: list[tuple[str, dict]] = [(asset_group(m["asset"]), m) for m in due]
+        for site_id in sites:
+            batch: SiteUpdates = {"type": "site.updates", "site": site_id, "updates": list(self.site_pending.pop(site_id).values())}
+            messages.append((site_group(site_id), batch))
+        if not messages:
             return 0
         try:
-            send_to_groups(self._group_messages(due))
+            send_to_groups(messages)
         except Exception:
             # A channel-layer outage must not stop ingest; the data is stored already.
             self.failures += 1
@@ -126,19 +141,9 @@ class LivePublisher:
             # assets spread over the batches and stay spread.
             spread = 1.0 if message["asset"] not in self.next_due else SPREAD
             self.next_due[message["asset"]] = now + self.interval_s * (1.0 + spread * self.random.random())
+        for site_id in sites:
+            self.site_next_due[site_id] = now + SITE_BATCH_INTERVAL_S
         return len(due)
-
-    @staticmethod
-    def _group_messages(due: list[AssetUpdate]) -> list[tuple[str, dict]]:
-        messages: list[tuple[str, dict]] = []
-        by_site: dict[int, list[AssetUpdate]] = {}
-        for message in due:
-            messages.append((asset_group(message["asset"]), message))
-            by_site.setdefault(message["site"], []).append(message)
-        for site_id, updates in by_site.items():
-            batch: SiteUpdates = {"type": "site.updates", "site": site_id, "updates": updates}
-            messages.append((site_group(site_id), batch))
-        return messages
 
     def send_status(self, node_key: str, site_id: int, status: dict) -> None:
         if self.layer is None:

@@ -134,4 +134,4 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.last_flush = time.monotonic()
         if messages:
             self.sent_frames += 1
-            await self.send_json({"type": "updates", "messages": messages, "server_time": time.time()})
+            await self.send(text_data=lm.encode_updates(messages, time.time()))

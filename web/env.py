@@ -127,7 +127,7 @@ def channel_layers_from_url(url: str, kind: str = "pubsub", prefix: str = "asgi"
     if not url:
         return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     if kind == "pubsub":
-        return {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [url], "prefix": prefix}}}
+        return {"default": {"BACKEND": "web.channel_layer.SharedDecodePubSubChannelLayer", "CONFIG": {"hosts": [url], "prefix": prefix}}}
     if kind == "lists":
         return {
             "default": {

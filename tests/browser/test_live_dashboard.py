@@ -74,6 +74,7 @@ def test_it_extends_the_chart_and_the_latest_values_live(page, live_ingest, mana
     pub = readings(fleet)
     pub.send(asset, temperature_c=40.0, vib_rms=1.0)  # some history before the page opens
     log_in(page, manager)
+    expect(page.locator("#live-badge")).to_have_text("live")  # the fleet page's own socket is open
     sockets: list[str] = []
     page.on("websocket", lambda ws: sockets.append(ws.url))
     page.goto(f"/assets/{asset.id}/?range=15m")
