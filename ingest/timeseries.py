@@ -250,12 +250,13 @@ def latest_values(asset_ids: Iterable[int] | None = None) -> dict[int, dict[str,
     """{asset_id: {metric_key: (value, ts)}} from the latest-value table (one query)."""
     from ingest.models import LatestValue
 
-    qs = LatestValue.objects.select_related("metric").only("asset_id", "value", "ts", "metric__key")
+    qs = LatestValue.objects.all()
     if asset_ids is not None:
         qs = qs.filter(asset_id__in=list(asset_ids))
     out: dict[int, dict[str, tuple[float, datetime]]] = {}
-    for lv in qs:
-        out.setdefault(lv.asset_id, {})[lv.metric.key] = (lv.value, lv.ts)
+    # Tuples, not model instances: the twin refresh asks for 15,000 of them at once.
+    for asset_id, key, value, ts in qs.values_list("asset_id", "metric__key", "value", "ts"):
+        out.setdefault(asset_id, {})[key] = (value, ts)
     return out
 
 
