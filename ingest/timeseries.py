@@ -33,6 +33,10 @@ from ingest.pivot import metric_columns, pivot_readings
 log = logging.getLogger(__name__)
 
 TABLE = "ingest_telemetry"
+# PostgreSQL: one row per write (its transaction id, earliest reading time, assets), so that a
+# reader can ask which assets got rows since it last looked (see readings_since).
+WRITES = "ingest_telemetry_writes"
+WRITES_KEPT = timedelta(days=1)  # readers read in full far more often (twins: TWIN_FULL_READ_S)
 Row = tuple[datetime, int, int, float]  # (time, asset_id, metric_id, value)
 
 
@@ -89,6 +93,8 @@ def create_schema(connection=default_connection, use_timescale: bool | None = No
             cur.execute(
                 f"SELECT add_retention_policy('{TABLE}', INTERVAL '{int(settings.TELEMETRY_RETENTION_DAYS)} days', if_not_exists => TRUE)"
             )
+        create_write_log(connection)
+        if use_timescale:
             return "timescale"
         cur.execute(
             f"CREATE TABLE IF NOT EXISTS {TABLE} (time timestamptz NOT NULL, asset_id integer NOT NULL, "
@@ -100,9 +106,23 @@ def create_schema(connection=default_connection, use_timescale: bool | None = No
     return "postgres"
 
 
+def create_write_log(connection=default_connection) -> None:
+    """PostgreSQL: the table of writes (see WRITES). SQLite needs none: its rowids grow."""
+    if connection.vendor == "sqlite":
+        return
+    with connection.cursor() as cur:
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {WRITES} (xid xid8 NOT NULL DEFAULT pg_current_xact_id(), "
+            "stored_at timestamptz NOT NULL DEFAULT now(), min_time timestamptz NOT NULL, assets integer[] NOT NULL)"
+        )
+        cur.execute(f"CREATE INDEX IF NOT EXISTS {WRITES}_xid ON {WRITES} (xid)")
+
+
 def drop_schema(connection=default_connection) -> None:
     with connection.cursor() as cur:
         cur.execute(f"DROP TABLE IF EXISTS {TABLE}" + ("" if connection.vendor == "sqlite" else " CASCADE"))
+        if connection.vendor != "sqlite":
+            cur.execute(f"DROP TABLE IF EXISTS {WRITES}")
 
 
 def _partition_name(day: datetime) -> str:
@@ -122,6 +142,8 @@ def maintain(connection=default_connection, now: datetime | None = None) -> dict
         with connection.cursor() as cur:
             cur.execute(f"DELETE FROM {TABLE} WHERE time < %s", [retention_start.timestamp()])
             return {"created": 0, "dropped": 0, "deleted": cur.rowcount}
+    with connection.cursor() as cur:
+        cur.execute(f"DELETE FROM {WRITES} WHERE stored_at < %s", [now - WRITES_KEPT])
     if shape == "timescale":
         return {"created": 0, "dropped": 0, "deleted": 0}
     step = timedelta(days=settings.TELEMETRY_PARTITION_DAYS)
@@ -189,6 +211,9 @@ def write_rows(rows: Sequence[Row], connection=default_connection) -> int:
             write_row = copy.write_row
             for row in rows:
                 write_row(row)
+        # After the rows (same transaction, or a later one): a reader whose mark predates this
+        # write's transaction sees it in the log (readings_since).
+        cur.execute(f"INSERT INTO {WRITES} (min_time, assets) VALUES (%s, %s)", [min(r[0] for r in rows), sorted({r[1] for r in rows})])
     return len(rows)
 
 
@@ -385,13 +410,13 @@ def recent_readings(
         with connection.cursor() as cur:
             cur.execute(sql, params)
             return _float_columns(cur)
-    if through is not None:
-        raise ValueError("PostgreSQL rows have no insertion order")
+    # PostgreSQL: ``through`` needs no bound here. The reader took its mark before this read, and
+    # what readings_since returns later replaces the rows it overlaps.
     # PostgreSQL: the readings as four arrays in one row of a binary COPY, cut into numpy arrays
     # without a Python object per reading. The cutoffs first (materialized, one probe per asset);
     # their minimum lets the executor skip whole partitions.
     sql = (
-        f"COPY (WITH c AS MATERIALIZED (SELECT a.id, {cutoff} AS cutoff FROM unnest(%s::integer[]) AS a(id)) "
+        f"WITH c AS MATERIALIZED (SELECT a.id, {cutoff} AS cutoff FROM unnest(%s::integer[]) AS a(id)) "
         "SELECT array_agg(r.asset_id), array_agg(r.metric_id), array_agg(r.time), array_agg(r.value) "
         f"FROM c JOIN {TABLE} r ON r.asset_id = c.id AND r.time >= c.cutoff "
         "WHERE r.asset_id = ANY(%s::integer[]) AND r.metric_id = ANY(%s::integer[]) "
@@ -401,7 +426,12 @@ def recent_readings(
     if upper is not None:
         sql += " AND r.time < %s"
         params.append(upper)
-    sql += ") TO STDOUT (FORMAT BINARY)"
+    return _pg_reading_arrays(sql, params, connection)
+
+
+def _pg_reading_arrays(select: str, params: list, connection) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Run ``COPY (select) TO STDOUT`` where ``select`` yields one row of four arrays (asset,
+    metric, time, value), and return them as numpy arrays (time in epoch seconds)."""
     connection.ensure_connection()
     with transaction.atomic(using=connection.alias), connection.connection.cursor() as cur:
         # With a partition per day the planner's estimate passes jit_above_cost, and compiling
@@ -409,7 +439,7 @@ def recent_readings(
         # through Gather before the join with the cutoffs (540 ms against 400 ms serial, 1,000
         # engines): neither, for this statement's transaction.
         cur.execute("SELECT set_config('jit', 'off', true), set_config('max_parallel_workers_per_gather', '0', true)")
-        with cur.copy(sql, params) as copy:
+        with cur.copy(f"COPY ({select}) TO STDOUT (FORMAT BINARY)", params) as copy:
             data = b"".join(bytes(chunk) for chunk in copy)
     asset, metric, micros, value = copy_binary_arrays(data, (">i4", ">i4", ">i8", ">f8"))
     return asset.astype(np.int64), metric.astype(np.int64), (micros.astype(np.int64) + _PG_EPOCH_US) / 1e6, value.astype(np.float64)
@@ -427,40 +457,81 @@ def _float_columns(cur) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 @dataclass(frozen=True)
 class InsertMark:
-    """The newest stored row when a reader last looked: SQLite's rowid grows with every insert,
-    so the rows above it are exactly the rows stored since. ``row`` (asset_id, metric_id, time,
-    value) is what sat at that rowid: another row there means the table was emptied or rewritten
-    (rowids reused) and the reader must read everything again."""
+    """Where a reader last looked, to ask later which rows were stored since.
+
+    SQLite: the newest rowid (rowids grow with every insert, so the rows above it are exactly
+    the new ones), and ``row`` (asset_id, metric_id, time, value), what sat there: another row
+    there means the table was emptied or rewritten and the reader must read everything again.
+    PostgreSQL: the oldest transaction still running (the snapshot's xmin): every write whose
+    transaction id is below it had ended, so the writes at or above it are all a reader can
+    have missed (some it may have seen: what it reads again replaces them). ``row`` is unused.
+    """
 
     rowid: int
     row: tuple
 
 
+@dataclass(frozen=True)
+class NewReadings:
+    """What readings_since returns: the new mark, the readings (asset, metric, time, value), and
+    where they replace what the reader kept: None (SQLite: exactly the new rows, to append),
+    or (assets, time): for these assets, every reading from that time on (PostgreSQL)."""
+
+    mark: InsertMark
+    readings: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    replaces: tuple[np.ndarray, float] | None
+
+
 def has_insert_order(connection=default_connection) -> bool:
-    """Whether ``insert_mark`` can tell which rows are new (no query)."""
-    return connection.vendor == "sqlite"
+    """Whether ``insert_mark`` can tell which rows are new (no query): SQLite by its rowids,
+    PostgreSQL by the write log (WRITES)."""
+    return connection.vendor in ("sqlite", "postgresql")
 
 
 def insert_mark(connection=default_connection) -> InsertMark | None:
-    """The store's newest row now; None where rows have no insertion order (PostgreSQL: a reader
-    there reads its whole window every time)."""
+    """Where the store stands now (see InsertMark); None where it cannot tell."""
     if not has_insert_order(connection):
         return None
     with connection.cursor() as cur:
-        cur.execute(f"SELECT rowid, asset_id, metric_id, time, value FROM {TABLE} ORDER BY rowid DESC LIMIT 1")
-        found = cur.fetchone()
-    return InsertMark(0, ()) if found is None else InsertMark(found[0], tuple(found[1:]))
+        if connection.vendor == "sqlite":
+            cur.execute(f"SELECT rowid, asset_id, metric_id, time, value FROM {TABLE} ORDER BY rowid DESC LIMIT 1")
+            found = cur.fetchone()
+            return InsertMark(0, ()) if found is None else InsertMark(found[0], tuple(found[1:]))
+        cur.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+        return InsertMark(int(cur.fetchone()[0]), ())
 
 
 def readings_since(
     mark: InsertMark, asset_ids: Sequence[int], metric_ids: Sequence[int], connection=default_connection,
-) -> tuple[InsertMark, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] | None:
-    """(the new mark, (asset, metric, time, value) of the rows stored after ``mark`` up to it, any
-    time); None when ``mark`` no longer holds. No transaction needed: one writer at a time, so
-    every row up to the newest committed rowid is committed, and rowids only grow."""
+) -> NewReadings | None:
+    """The readings of these assets and metrics stored after ``mark``, any time; None when
+    ``mark`` no longer holds (SQLite: the table was rewritten).
+
+    SQLite: exactly the rows stored after the mark, up to the new one. No transaction needed:
+    one writer at a time, so every row up to the newest committed rowid is committed.
+    PostgreSQL: from the write log, the assets written since the mark and the earliest time
+    written; then every reading of those assets from that time on, which replaces what the
+    reader kept from that time on (late readings included). The new mark is taken first."""
     now = insert_mark(connection)
     if now is None:
         raise RuntimeError("this store has no insertion order")
+    assets, metrics = [int(a) for a in asset_ids], [int(m) for m in metric_ids]
+    if connection.vendor != "sqlite":
+        with connection.cursor() as cur:
+            cur.execute(
+                f"SELECT min(w.min_time), array_agg(DISTINCT a.id) FROM {WRITES} w CROSS JOIN LATERAL unnest(w.assets) AS a(id) "
+                "WHERE w.xid >= %s::text::xid8 AND a.id = ANY(%s::integer[])",
+                [str(mark.rowid), assets],
+            )
+            since, changed = cur.fetchone()
+        if not changed:
+            return NewReadings(now, (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), np.empty(0)), None)
+        sql = (
+            "SELECT array_agg(asset_id), array_agg(metric_id), array_agg(time), array_agg(value) "
+            f"FROM {TABLE} WHERE asset_id = ANY(%s::integer[]) AND metric_id = ANY(%s::integer[]) AND time >= %s"
+        )
+        readings = _pg_reading_arrays(sql, [sorted(changed), metrics, since], connection)
+        return NewReadings(now, readings, (np.asarray(sorted(changed), dtype=np.int64), since.timestamp()))
     with connection.cursor() as cur:
         if mark.rowid:
             cur.execute(f"SELECT asset_id, metric_id, time, value FROM {TABLE} WHERE rowid = %s", [mark.rowid])
@@ -472,7 +543,7 @@ def readings_since(
         # "+column" keeps SQLite on the rowid range (the new rows only) instead of the index.
         cur.execute(
             f"SELECT asset_id, metric_id, time, value FROM {TABLE} WHERE rowid > %s AND rowid <= %s "
-            f"AND +asset_id IN ({', '.join(['%s'] * len(asset_ids))}) AND +metric_id IN ({', '.join(['%s'] * len(metric_ids))})",
-            [mark.rowid, now.rowid, *[int(a) for a in asset_ids], *[int(m) for m in metric_ids]],
+            f"AND +asset_id IN ({', '.join(['%s'] * len(assets))}) AND +metric_id IN ({', '.join(['%s'] * len(metrics))})",
+            [mark.rowid, now.rowid, *assets, *metrics],
         )
-        return now, _float_columns(cur)
+        return NewReadings(now, _float_columns(cur), None)

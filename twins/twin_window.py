@@ -1,14 +1,14 @@
 """Each asset's recent readings, kept between twin refreshes in this process, so that a refresh
 of per-reading (cycle) models reads only the rows stored since the previous one.
 
-Only where the store says which rows are new: SQLite, whose rowid grows with every insert
-(``timeseries.InsertMark``). That also catches late readings (an edge node's buffer after an
-outage, any time in the last INGEST_MAX_PAST_SECONDS): they are new rows whatever their time.
-PostgreSQL rows have no insertion order, so there every refresh reads its whole window (one
-statement). A window is read in full again on the first refresh, when the model, its metrics
-or its row count change, when ``now`` goes back, when the mark no longer holds (table emptied
-or rewritten), and at least every TWIN_FULL_READ_S (what no mark shows, e.g. deleted rows, lasts
-no longer than that).
+The store says what is new (``timeseries.InsertMark``): SQLite by its rowid, which grows with
+every insert; PostgreSQL by its write log (which assets each transaction wrote, from which
+time), whose readings from that time on replace what the window kept. Both catch late readings
+(an edge node's buffer after an outage, any time in the last INGEST_MAX_PAST_SECONDS): they are
+new writes whatever their time. A window is read in full again on the first refresh, when the
+model, its metrics or its row count change, when ``now`` goes back, when the mark no longer
+holds (SQLite: table emptied or rewritten), and at least every TWIN_FULL_READ_S (what no mark
+shows, e.g. deleted rows, lasts no longer than that).
 
 Correctness: the rows of an asset's last ``limit`` distinct times before a later ``end`` are
 all either in the window (read with no upper time bound, so early readings with a future
@@ -102,8 +102,12 @@ def _advance(
             raise RuntimeError("this store has no insertion order")
         readings = timeseries.recent_readings(wanted, metrics, start, end, limit, upper=None, through=mark)
         return _Window(version, metrics, limit, lo, hi, mark, time.monotonic(), set(wanted), *_with_columns(readings, metrics)), False
-    mark, new = since
-    parts = [(window.asset, window.column, window.time, window.value), _with_columns(new, metrics)]
+    mark, kept = since.mark, (window.asset, window.column, window.time, window.value)
+    if since.replaces is not None:  # PostgreSQL: these assets' readings from that time on, anew
+        changed, cut = since.replaces
+        stale = np.isin(window.asset, changed) & (window.time >= cut)
+        kept = tuple(a[~stale] for a in kept)
+    parts = [kept, _with_columns(since.readings, metrics)]
     missing = [a for a in wanted if a not in window.assets]
     if missing:  # assets added since: their full read joins the window
         parts.append(_with_columns(timeseries.recent_readings(missing, metrics, start, end, limit, upper=None, through=mark), metrics))
