@@ -70,7 +70,15 @@ def listener(mqtt_url, transactional_db):
     client = PlatformMqtt(mqtt_url, subscribe=True).start()
     stop = threading.Event()
     loop = RolloutListener(client, step_interval_s=0.2)
-    thread = threading.Thread(target=loop.run, args=(stop,), daemon=True)
+    def run() -> None:
+        from django.db import connection
+
+        try:
+            loop.run(stop)
+        finally:
+            connection.close()  # this thread's own connection: else the test database cannot be dropped
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     yield loop
     stop.set()
