@@ -170,3 +170,31 @@ class TcpProxy:
     def close(self) -> None:
         self.server.close()
         self.cut()
+
+
+@contextmanager
+def ingest_worker_running(mqtt_url: str, name: str, live: bool = False) -> Iterator[Any]:
+    """The real ingest worker on a thread of this process, connected and with its registry
+    loaded; stopped at the end. The thread closes its own database connection, else the test
+    database could not be dropped."""
+    from django.db import connection
+
+    from ingest.worker import IngestWorker
+
+    worker = IngestWorker(broker_url=mqtt_url, client_id=f"test-{name}-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5, live=live)
+
+    def run() -> None:
+        try:
+            worker.run()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        wait_until(worker.connected.is_set, 10, what="the ingest worker to connect")
+        wait_until(lambda: worker.registry is not None, 10, what="the registry to load")
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(10)

@@ -6,16 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import urllib.request
 import uuid
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from tests.conftest import _missing
-from tests.helpers import CHROMIUM, ROOT, database_url_for_subprocess, free_port, headless_chromium, wait_until
+from tests.helpers import CHROMIUM, ROOT, database_url_for_subprocess, free_port, headless_chromium, ingest_worker_running, wait_until
 from web.env import channel_layers_from_url
 
 CHANNEL_PREFIX = f"aiot-test-{uuid.uuid4().hex[:8]}"
@@ -70,28 +68,14 @@ def live_ingest(transactional_db, mqtt_url, redis_url, settings):
     """The real ingest worker on a thread, sending live updates to the same channel layer."""
     from channels.layers import channel_layers
 
-    from ingest.worker import IngestWorker
-
     settings.CHANNEL_LAYERS = channel_layers_from_url(redis_url, settings.CHANNEL_LAYER_KIND, CHANNEL_PREFIX)
     settings.INGEST_SESSION_EXPIRY_S = 60
     channel_layers.backends.clear()
-    worker = IngestWorker(broker_url=mqtt_url, client_id=f"test-live-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5, live=True)
-    def run() -> None:
-        from django.db import connection
-
-        try:
-            worker.run()
-        finally:
-            connection.close()  # this thread's own connection: else the test database cannot be dropped
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    wait_until(worker.connected.is_set, 10, what="the ingest worker to connect")
-    wait_until(lambda: worker.registry is not None, 10, what="the registry to load")
-    yield worker
-    worker.stop()
-    thread.join(10)
-    channel_layers.backends.clear()
+    try:
+        with ingest_worker_running(mqtt_url, "live", live=True) as worker:
+            yield worker
+    finally:
+        channel_layers.backends.clear()
 
 
 @pytest.fixture

@@ -3,17 +3,14 @@ become alerts, and a failing alert engine never stops the ingest."""
 
 from __future__ import annotations
 
-import threading
 import time
-import uuid
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from edge_node.agent import contract
 from ingest import timeseries
 from tests.factories import make_fleet
-from tests.helpers import Publisher, wait_until
+from tests.helpers import Publisher, ingest_worker_running, wait_until
 from twins.models import Alert, AlertRule
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.django_db(transaction=True)]
@@ -21,26 +18,9 @@ pytestmark = [pytest.mark.mqtt, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def worker(mqtt_url, settings):
-    from django.db import connection
-
-    from ingest.worker import IngestWorker
-
     settings.INGEST_SESSION_EXPIRY_S = 60
-    w = IngestWorker(broker_url=mqtt_url, client_id=f"test-alerts-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5, live=False)
-
-    def run() -> None:
-        try:
-            w.run()
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    wait_until(w.connected.is_set, 10, what="the ingest worker to connect")
-    wait_until(lambda: w.registry is not None, 10, what="the registry to load")
-    yield w
-    w.stop()
-    thread.join(10)
+    with ingest_worker_running(mqtt_url, "alerts") as w:
+        yield w
 
 
 def publish(mqtt_url, fleet, channel, payloads):
