@@ -21,6 +21,19 @@ def _missing(reason: str) -> None:
         pytest.fail(f"required service missing: {reason}", pytrace=False)
     pytest.skip(reason)
 
+@pytest.fixture(scope="module")
+def chromium():
+    """Headless Debian Chromium for the browser tests (skips, or fails in CI, without it)."""
+    from pathlib import Path
+
+    from tests.helpers import CHROMIUM, headless_chromium
+
+    if not Path(CHROMIUM).exists():
+        _missing(f"needs Chromium at {CHROMIUM} (set AIOT_CHROMIUM)")
+    with headless_chromium() as browser:
+        yield browser
+
+
 
 def _reachable(host: str, port: int) -> bool:
     try:

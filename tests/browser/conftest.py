@@ -12,19 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import _missing
-from tests.helpers import CHROMIUM, ROOT, database_url_for_subprocess, free_port, headless_chromium, ingest_worker_running, wait_until
+from tests.helpers import ROOT, database_url_for_subprocess, free_port, ingest_worker_running, wait_until
 from web.env import channel_layers_from_url
 
 CHANNEL_PREFIX = f"aiot-test-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    if not Path(CHROMIUM).exists():
-        _missing(f"needs Chromium at {CHROMIUM} (set AIOT_CHROMIUM)")
-    with headless_chromium() as browser:
-        yield browser
 
 
 @pytest.fixture(scope="session")

@@ -4,25 +4,14 @@ enrolls, the admin revokes the node after confirming, and finds both in the audi
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from edge_node.models import EdgeNode
 from edge_node.services import enroll_node
-from tests.conftest import _missing
 from tests.factories import make_site
-from tests.helpers import CHROMIUM, headless_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    if not Path(CHROMIUM).exists():
-        _missing(f"needs Chromium at {CHROMIUM} (set AIOT_CHROMIUM)")
-    with headless_chromium() as browser:
-        yield browser
 
 
 def test_it_lets_an_admin_enroll_and_revoke_a_node_in_the_browser(chromium, live_server, admin_user):

@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
-from tests.browser.conftest import chromium, log_in  # noqa: F401  (fixture)
+from tests.browser.conftest import log_in
 from tests.helpers import ROOT, database_url_for_subprocess, free_port, wait_until
 from tests.scenarios.factories import make_site_with_twins
 from twins.scenarios.models import ScenarioRun

@@ -15,7 +15,6 @@ from edge_node.agent.sources.cmapss import engines_of
 from tests.browser.conftest import (  # noqa: F401 (fixtures)
     CHANNEL_PREFIX,
     _role_groups,
-    chromium,
     log_in,
     page,
     web_server,
