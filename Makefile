@@ -45,7 +45,7 @@ bench-twins: $(STAMP)
 
 rul-fd001: $(STAMP)
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py train_rul --cmapss ../shared/datasets/cmapss/train_FD001.txt
+	$(PY) manage.py train_rul --cmapss datasets/cmapss/train_FD001.txt.gz
 
 bench-live: $(STAMP)
 	$(PY) bench/live_latency.py

@@ -27,10 +27,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from twins.rul import load_cmapss, load_model, save_model, train_rul
-from twins.rul.const import RATE_POINTS, RATE_STRIDE
+from twins.rul.const import FD001_TRAIN, RATE_POINTS, RATE_STRIDE
 from twins.rul.features import histories_features
 
-FD001 = REPO_ROOT.parent / "shared" / "datasets" / "cmapss" / "train_FD001.txt"
+FD001 = FD001_TRAIN
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:

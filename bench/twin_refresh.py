@@ -29,7 +29,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
-FD001 = REPO_ROOT.parent / "shared" / "datasets" / "cmapss" / "train_FD001.txt"
+FD001 = REPO_ROOT / "datasets" / "cmapss" / "train_FD001.txt.gz"
 
 
 def main() -> None:

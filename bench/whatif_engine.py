@@ -37,7 +37,7 @@ from twins.sim import (  # the repo root must be on the path first
     run_chunk,
 )
 
-CMAPSS = ROOT.parent / "shared/datasets/cmapss/train_FD001.txt"
+CMAPSS = ROOT / "datasets" / "cmapss" / "train_FD001.txt.gz"
 
 
 def cmapss_fleet(count: int, hours_per_cycle: float = 40.0) -> list[AssetInit]:

@@ -16,9 +16,10 @@ from twins.rul import (
     save_model,
     train_rul,
 )
+from twins.rul.const import FD001_TRAIN
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FD001 = REPO_ROOT.parent / "shared" / "datasets" / "cmapss" / "train_FD001.txt"
+FD001 = FD001_TRAIN
 SLICE_UNITS = 40
 SMALL_TREES = 40
 
@@ -27,7 +28,7 @@ SMALL_TREES = 40
 def fd001() -> RunToFailureData:
     if not FD001.is_file():
         pytest.fail(
-            f"C-MAPSS data missing at {FD001} (see ../shared/datasets/cmapss/README.md)"
+            f"C-MAPSS data missing at {FD001} (see datasets/cmapss/README.md)"
         )
     return load_cmapss(FD001)
 

@@ -194,3 +194,37 @@ def test_it_imports_no_django() -> None:
         check=True,
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_it_vendors_the_published_fd001_file_unchanged() -> None:
+    import gzip
+    import hashlib
+
+    from twins.rul.const import FD001_TRAIN
+
+    sums = dict(
+        reversed(line.split()) for line in (FD001_TRAIN.parent / "SHA256SUMS").read_text().splitlines() if line.strip()
+    )
+    published = "ce331c082b50f4fcc543e518dea4bed39b663f0c36e8f04393eb9d721c517ba4"
+    assert sums["train_FD001.txt"] == published
+    assert hashlib.sha256(gzip.decompress(FD001_TRAIN.read_bytes())).hexdigest() == published
+    assert hashlib.sha256(FD001_TRAIN.read_bytes()).hexdigest() == sums["train_FD001.txt.gz"]
+
+
+def test_it_reads_gzip_and_plain_text_alike(tmp_path: Path, fd001: RunToFailureData) -> None:
+    import gzip
+
+    plain = tmp_path / "train.txt"
+    write_cmapss(plain, fd001.select_units(np.arange(1, 4)))
+    packed = tmp_path / "train.txt.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    a, b = load_cmapss(plain), load_cmapss(packed)
+    assert sorted(set(a.units.tolist())) == sorted(set(b.units.tolist())) == [1, 2, 3]
+    assert np.array_equal(a.values, b.values) and np.array_equal(a.time, b.time)
+
+
+def test_it_names_a_broken_gzip_file(tmp_path: Path) -> None:
+    path = tmp_path / "train.txt.gz"
+    path.write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
+    with pytest.raises(CmapssFormatError, match="train.txt.gz: not a gzip file"):
+        load_cmapss(path)

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from tests.sim.factories import scenario, twin_asset
+from twins.rul.const import FD001_TRAIN
 from twins.sim import RulEstimate, run
 
-CMAPSS = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared/datasets/cmapss/train_FD001.txt"
-)
+CMAPSS = FD001_TRAIN
 
 
 def test_it_agrees_with_the_twin_rul_estimate_in_the_baseline():

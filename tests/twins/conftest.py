@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import _missing
-from tests.helpers import ROOT
+from twins.rul.const import FD001_TRAIN
 
-FD001 = (ROOT / ".." / "shared" / "datasets" / "cmapss" / "train_FD001.txt").resolve()
+FD001 = FD001_TRAIN
 TRAIN_UNITS = range(1, 71)  # engines 71..100 are never seen in training
 TREES = 30
 

@@ -6,6 +6,8 @@ Format: one row per operating cycle, 26 whitespace-separated numbers: unit, cycl
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from os import PathLike
 from pathlib import Path
 
@@ -37,6 +39,11 @@ def _read_lines(path: str | PathLike[str]) -> list[str]:
         raise CmapssFormatError(
             path, None, f"cannot read file ({exc.strerror})"
         ) from exc
+    if str(path).endswith(".gz"):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise CmapssFormatError(path, None, f"not a gzip file ({exc})") from exc
     try:
         return raw.decode("ascii").splitlines()
     except UnicodeDecodeError as exc:

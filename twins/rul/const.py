@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+# The vendored NASA C-MAPSS FD001 training file (see datasets/cmapss/README.md).
+FD001_TRAIN = Path(__file__).resolve().parents[2] / "datasets" / "cmapss" / "train_FD001.txt.gz"
+
 # Piecewise-linear RUL target: early in life the remaining life is not observable from the
 # signals (the asset looks healthy), so labels are capped; 125 cycles is the usual C-MAPSS choice.
 DEFAULT_CAP = 125.0

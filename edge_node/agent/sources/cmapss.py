@@ -35,12 +35,12 @@ _cache_lock = threading.Lock()
 
 
 def default_cmapss_path() -> Path:
-    """``$AIOT_CMAPSS_PATH``, else FD001 next to the repository (../shared/datasets)."""
+    """``$AIOT_CMAPSS_PATH``, else the FD001 file vendored in the repository (datasets/cmapss)."""
     env = os.environ.get("AIOT_CMAPSS_PATH")
     if env:
         return Path(env)
     repo_root = Path(__file__).resolve().parents[3]
-    return (repo_root / ".." / "shared" / "datasets" / "cmapss" / "train_FD001.txt").resolve()
+    return repo_root / "datasets" / "cmapss" / "train_FD001.txt.gz"
 
 
 def load_cmapss(path: str | Path) -> np.ndarray:
