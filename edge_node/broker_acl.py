@@ -26,8 +26,10 @@ READ = "read"
 WRITE = "write"
 # Channels a node publishes on, under aiot/v1/<its id>/.
 NODE_WRITE_CHANNELS = ("telemetry", "events", "status", "cmd/ack")
-NODE_READ_CHANNELS = ("cmd",)
+NODE_READ_CHANNELS = ("cmd", "confirm")
 INGEST_READ_CHANNELS = ("telemetry", "events", "status")
+# The ingest confirms to every node what it has stored (end-to-end delivery).
+INGEST_WRITE_CHANNELS = ("confirm",)
 
 
 class BrokerFilesError(RuntimeError):
@@ -55,6 +57,7 @@ def account_rules(account: BrokerAccount) -> list[Rule]:
     if account.kind == const.KIND_INGEST:
         # $share/<group>/... is how several ingest workers split the stream (MQTT 5).
         rules = [Rule(READ, f"{TOPIC_PREFIX}/+/{c}") for c in INGEST_READ_CHANNELS]
+        rules += [Rule(WRITE, f"{TOPIC_PREFIX}/+/{c}") for c in INGEST_WRITE_CHANNELS]
         return rules + [Rule(READ, f"$share/+/{TOPIC_PREFIX}/+/{c}") for c in INGEST_READ_CHANNELS]
     if account.kind == const.KIND_PLATFORM:
         # Commands to any node; everything the nodes say (acks, status for rollout health gates).

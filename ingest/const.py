@@ -13,6 +13,9 @@ UNKNOWN_NODE = "unknown_node"
 REVOKED_NODE = "revoked_node"
 TOO_MANY_READINGS = "too_many_readings"
 STORE_FAILED = "store_failed"
+UNPROCESSABLE = "unprocessable"
+UNSTORABLE_VALUE = "unstorable_value"
+SEQ_REUSED = "seq_reused"
 
 # One reading (or one value of a reading) is rejected; the rest of the message is stored.
 BAD_READING = "bad_reading"
@@ -35,7 +38,10 @@ REASONS = {
     UNKNOWN_NODE: "no edge node with this id is registered",
     REVOKED_NODE: "the edge node was revoked",
     TOO_MANY_READINGS: "more readings than INGEST_MAX_READINGS_PER_MESSAGE",
-    STORE_FAILED: "the database refused the message",
+    STORE_FAILED: "the database refused the message (alone, after the rest of its batch was stored)",
+    UNPROCESSABLE: "the message could not be processed (the detail names the error); the worker went on",
+    UNSTORABLE_VALUE: "a value the contract does not allow: nesting, integers past 64 bits, text with NUL or lone surrogates",
+    SEQ_REUSED: "seq already used by this node for different content (a redelivery must carry the same bytes)",
     BAD_READING: "reading is not an object with asset, ts and values",
     UNKNOWN_ASSET: "no asset with this id",
     ASSET_NOT_ON_NODE: "the asset is served by another edge node",

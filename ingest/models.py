@@ -34,12 +34,16 @@ class LatestValue(models.Model):
 
 
 class ReceivedMessage(models.Model):
-    """(node, channel, seq) of every stored message: redelivered duplicates hit the unique key."""
+    """(node, channel, seq) of every stored message: redelivered duplicates hit the unique key.
+
+    ``digest`` (64 bits of BLAKE2b over the raw payload) tells a redelivery (same bytes:
+    dropped as a duplicate) from a reused seq (different bytes: dead-lettered as seq_reused)."""
 
     node_key = models.CharField(max_length=64)
     channel = models.CharField(max_length=1)  # "t" telemetry, "e" events
     seq = models.BigIntegerField()
     received_at = models.DateTimeField()
+    digest = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["node_key", "channel", "seq"], name="received_message_unique")]

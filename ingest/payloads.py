@@ -1,13 +1,17 @@
 """Pure payload handling: topic and bytes in, readings and rejects out. No database access.
 
-``parse_message`` never raises for bad input: every problem becomes a ``Reject`` with a
-stable reason code (ingest/const.py) and a human-readable detail, and every valid reading
-beside it is kept.
+``parse_message`` does not raise for any bad input it knows of: every problem becomes a
+``Reject`` with a stable reason code (ingest/const.py) and a human-readable detail, and every
+valid reading beside it is kept. What the contract does not allow is refused here, before any
+value can reach the database (``contract.check_storable``: nesting, 64-bit integers, valid
+Unicode text). The worker still calls it inside a boundary (``unprocessable``), so an input
+class nobody thought of becomes a dead letter, not a stopped worker.
 """
 
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -100,28 +104,68 @@ class ParsedMessage:
         self.rejects.append(Reject(reason, detail))
 
 
+class _BoundedRepr(reprlib.Repr):
+    def repr_int(self, x: int, level: int) -> str:
+        # repr() of an integer past 4,300 digits raises; its size is what matters here
+        return super().repr_int(x, level) if x.bit_length() <= 128 else f"<integer of {x.bit_length()} bits>"
+
+
+_repr = _BoundedRepr()  # Python 3.11: limits are attributes, not constructor arguments
+_repr.maxlevel, _repr.maxdict, _repr.maxlist, _repr.maxtuple = 3, 4, 4, 4
+_repr.maxstring, _repr.maxother, _repr.maxlong = 80, 40, 40
+
+
 def _show(value: Any, limit: int = 60) -> str:
-    """A short, safe repr of untrusted input for error details."""
-    text = repr(value)
+    """A short, safe repr of untrusted input for error details: bounded depth, size and digits
+    (a plain repr of a deeply nested value or a huge integer would raise), ASCII only."""
+    text = _repr.repr(value).encode("ascii", "backslashreplace").decode("ascii")
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def unprocessable(topic: str, exc: BaseException, payload: bytes = b"") -> ParsedMessage:
+    """The dead letter for a message whose handling raised: the exception class and a bounded,
+    printable detail. The node is taken from the topic when it is one of ours, and the seq from
+    the payload when it can be read, so the node is told the message is handled and does not
+    send it again and again."""
+    msg = ParsedMessage(topic=topic)
+    parsed = contract.parse_topic(topic)
+    if parsed is not None:
+        msg.node_key, msg.channel = parsed
+        try:
+            seq = contract.decode(payload).get("seq") if payload else None
+        except Exception:  # noqa: BLE001 - best effort only: this payload already failed once
+            seq = None
+        if type(seq) is int and 0 <= seq < 2**63:
+            msg.seq = seq
+    try:
+        detail = str(exc)[:300].encode("ascii", "backslashreplace").decode("ascii")
+    except Exception:  # noqa: BLE001 - an exception whose str() fails: keep its class name
+        detail = "(no description)"
+    return msg.reject_whole(const.UNPROCESSABLE, f"{type(exc).__name__}: {detail}")
 
 
 def parse_ts(raw: Any, now: float, limits: Limits) -> tuple[datetime | None, str, str]:
     """(datetime, "", "") or (None, reason, detail)."""
     if isinstance(raw, bool):
         return None, const.BAD_TIMESTAMP, f"ts {_show(raw)} is not a timestamp"
-    if isinstance(raw, (int, float)):
+    if isinstance(raw, int):
+        if not -(2**53) <= raw <= 2**53:  # also keeps a 400-digit integer out of float()
+            return None, const.TIMESTAMP_OUT_OF_WINDOW, f"ts {_show(raw)} is not a plausible epoch time"
+        seconds = float(raw)
+    elif isinstance(raw, float):
         if not math.isfinite(raw):
             return None, const.BAD_TIMESTAMP, f"ts {_show(raw)} is not finite"
-        seconds = float(raw)
+        seconds = raw
     elif isinstance(raw, str):
+        if len(raw) > 64:
+            return None, const.BAD_TIMESTAMP, f"ts {_show(raw)} is too long for ISO 8601"
         try:
             parsed = datetime.fromisoformat(raw)
-        except ValueError:
+            if parsed.tzinfo is None:
+                return None, const.BAD_TIMESTAMP, f"ts {_show(raw)} has no UTC offset"
+            seconds = parsed.timestamp()
+        except (ValueError, OverflowError):
             return None, const.BAD_TIMESTAMP, f"ts {_show(raw)} is not ISO 8601"
-        if parsed.tzinfo is None:
-            return None, const.BAD_TIMESTAMP, f"ts {_show(raw)} has no UTC offset"
-        seconds = parsed.timestamp()
     else:
         return None, const.BAD_TIMESTAMP, f"ts {_show(raw)} is neither a number nor a string"
     if seconds < now - limits.max_past_s or seconds > now + limits.max_future_s:
@@ -224,8 +268,12 @@ def _parse_readings(msg: ParsedMessage, readings: list, registry: Registry, now:
             if kind is not float and kind is not int:
                 msg.reject(const.NOT_A_NUMBER, f"readings[{index}].{name} = {_show(value)}")
                 continue
-            if kind is float and not isfinite(value):
-                msg.reject(const.NOT_FINITE, f"readings[{index}].{name} = {value}")
+            if kind is float:
+                if not isfinite(value):
+                    msg.reject(const.NOT_FINITE, f"readings[{index}].{name} = {value}")
+                    continue
+            elif not -(2**63) <= value < 2**64:
+                msg.reject(const.UNSTORABLE_VALUE, f"readings[{index}].{name}: integer outside 64 bits")
                 continue
             if not metric.min_value <= value <= metric.max_value:
                 msg.reject(
@@ -253,11 +301,19 @@ def _parse_event(msg: ParsedMessage, body: dict, registry: Registry, now: float,
     message = body.get("message", "")
     if not isinstance(message, str):
         return msg.reject_whole(const.BAD_SCHEMA, f"event message {_show(message)} is not a string")
-    data = json_safe({k: v for k, v in body.items() if k not in ("asset", "ts", "kind", "severity", "message", "seq")})
+    extra = {k: v for k, v in body.items() if k not in ("asset", "ts", "kind", "severity", "message", "seq")}
+    try:
+        contract.check_storable([kind, message[:1000]], "event")
+        contract.check_storable(extra, "event")
+    except contract.UnstorableValue as exc:
+        return msg.reject_whole(const.UNSTORABLE_VALUE, exc.detail)
     score = body.get("score")
-    if score is not None and (not isinstance(score, (int, float)) or isinstance(score, bool) or not math.isfinite(score)):
-        return msg.reject_whole(const.NOT_FINITE if isinstance(score, float) else const.NOT_A_NUMBER, f"event score {_show(score)}")
-    msg.events.append(EventRow(asset.id, ts, kind, severity, message[:1000], data))
+    if score is not None:
+        if isinstance(score, bool) or not isinstance(score, (int, float)):
+            return msg.reject_whole(const.NOT_A_NUMBER, f"event score {_show(score)}")
+        if isinstance(score, float) and not math.isfinite(score):
+            return msg.reject_whole(const.NOT_FINITE, f"event score {_show(score)}")
+    msg.events.append(EventRow(asset.id, ts, kind, severity, message[:1000], json_safe(extra)))
     return msg
 
 
@@ -265,13 +321,17 @@ def _parse_status(msg: ParsedMessage, body: dict) -> ParsedMessage:
     state = body.get("state")
     if state not in ("online", "offline"):
         return msg.reject_whole(const.BAD_SCHEMA, f"status state {_show(state)} is not 'online' or 'offline'")
+    try:
+        contract.check_storable(body, "status")
+    except contract.UnstorableValue as exc:
+        return msg.reject_whole(const.UNSTORABLE_VALUE, exc.detail)
     msg.status = json_safe(body)
     return msg
 
 
 def json_safe(value: Any, depth: int = 0) -> Any:
-    """Untrusted decoded data made storable as JSON: NaN/inf become None, bytes become hex,
-    keys become short strings, nesting is bounded."""
+    """Decoded data (already through ``contract.check_storable``) made storable as JSON:
+    NaN/inf become None, bytes become hex, keys become short strings, nesting is bounded."""
     if depth > 8:
         return None
     if isinstance(value, float):

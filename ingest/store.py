@@ -1,12 +1,15 @@
 """Store a batch of parsed messages in one transaction, with a fixed number of queries.
 
 Duplicates (a (node, channel, seq) already stored: MQTT redelivery after a crash, or a
-node resending) are detected by the unique key of ReceivedMessage inside the same
-transaction, so a message is stored exactly once even with several workers.
+node resending what was not yet confirmed) are detected by the unique key of
+ReceivedMessage inside the same transaction, so a message is stored exactly once even with
+several workers. A copy whose bytes differ from the stored one is not a redelivery but a
+reused seq: it is dead-lettered (``seq_reused``), never silently dropped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -29,6 +32,10 @@ class Incoming:
     parsed: ParsedMessage
     payload: bytes
 
+    @property
+    def digest(self) -> int:
+        return int.from_bytes(hashlib.blake2b(self.payload, digest_size=8).digest(), "big", signed=True)
+
 
 @dataclass
 class BatchResult:
@@ -44,26 +51,38 @@ class BatchResult:
     rows: list = field(default_factory=list)  # every stored (time, asset_id, metric_id, value), for alert rules
 
 
-def _claim_seqs(items: list[Incoming], now: datetime) -> set[tuple[str, str, int]]:
-    """Insert the batch's (node, channel, seq) keys; return those that were new."""
-    keys: dict[tuple[str, str, int], None] = {}
+def _claim_seqs(items: list[Incoming], now: datetime) -> tuple[set[tuple[str, str, int]], dict[tuple[str, str, int], int | None]]:
+    """Insert the batch's (node, channel, seq) keys with their digests. Returns the keys that
+    were new, and for every key already stored before this batch, the digest it was stored with
+    (one more query, only when a batch holds such copies)."""
+    keys: dict[tuple[str, str, int], int] = {}
     for item in items:
         p = item.parsed
         if p.seq is not None and not p.rejected_whole and p.channel in CHANNEL_CODES:
-            keys[(p.node_key, CHANNEL_CODES[p.channel], p.seq)] = None
+            keys.setdefault((p.node_key, CHANNEL_CODES[p.channel], p.seq), item.digest)
     if not keys:
-        return set()
-    placeholders = ", ".join(["(%s, %s, %s, %s)"] * len(keys))
+        return set(), {}
+    placeholders = ", ".join(["(%s, %s, %s, %s, %s)"] * len(keys))
     params: list = []
-    for node_key, channel, seq in keys:
-        params.extend((node_key, channel, seq, now))
+    for (node_key, channel, seq), digest in keys.items():
+        params.extend((node_key, channel, seq, now, digest))
     with connection.cursor() as cur:
         cur.execute(
-            f"INSERT INTO ingest_receivedmessage (node_key, channel, seq, received_at) VALUES {placeholders} "
+            "INSERT INTO ingest_receivedmessage (node_key, channel, seq, received_at, digest) "
+            f"VALUES {placeholders} "
             "ON CONFLICT (node_key, channel, seq) DO NOTHING RETURNING node_key, channel, seq",
             params,
         )
-        return {(n, c, int(s)) for n, c, s in cur.fetchall()}
+        fresh = {(n, c, int(s)) for n, c, s in cur.fetchall()}
+        seen = [key for key in keys if key not in fresh]
+        if not seen:
+            return fresh, {}
+        cur.execute(
+            "SELECT node_key, channel, seq, digest FROM ingest_receivedmessage WHERE (node_key, channel, seq) IN "
+            f"(VALUES {', '.join(['(%s, %s, %s)'] * len(seen))})",
+            [v for key in seen for v in key],
+        )
+        return fresh, {(n, c, int(s)): d for n, c, s, d in cur.fetchall()}
 
 
 def store_batch(items: list[Incoming], now: datetime) -> BatchResult:
@@ -71,7 +90,8 @@ def store_batch(items: list[Incoming], now: datetime) -> BatchResult:
     result = BatchResult()
     raw_limit = settings.INGEST_DEAD_LETTER_RAW_BYTES
     with transaction.atomic():
-        fresh = _claim_seqs(items, now)
+        fresh, stored_digests = _claim_seqs(items, now)
+        batch_digests: dict[tuple[str, str, int], int] = {}
         rows: list = []
         events: list[EdgeEvent] = []
         dead: list[DeadLetter] = []
@@ -87,11 +107,17 @@ def store_batch(items: list[Incoming], now: datetime) -> BatchResult:
             if p.seq is not None and not p.rejected_whole and p.channel in CHANNEL_CODES:
                 key = (p.node_key, CHANNEL_CODES[p.channel], p.seq)
                 if key not in fresh:
-                    result.duplicates += 1
-                    if stream is not None:
-                        stream[4] += 1
-                    continue
-                fresh.discard(key)  # a second copy in this same batch is a duplicate too
+                    known = batch_digests.get(key, stored_digests.get(key))
+                    if known is not None and known != item.digest:
+                        p = _reused_seq(p)  # dead-lettered below with the other rejects
+                    else:
+                        result.duplicates += 1
+                        if stream is not None:
+                            stream[4] += 1
+                        continue
+                else:
+                    fresh.discard(key)  # a second copy in this same batch is a duplicate too
+                    batch_digests[key] = item.digest
                 if p.channel == "telemetry" and stream is not None:
                     stream[0] = p.seq if stream[0] is None else min(stream[0], p.seq)
                     stream[1] = p.seq if stream[1] is None else max(stream[1], p.seq)
@@ -121,11 +147,12 @@ def store_batch(items: list[Incoming], now: datetime) -> BatchResult:
                 result.rejected += rej.count
                 if stream is not None:
                     stream[5] += rej.count
+                keep = len(item.payload) if rej.reason in KEEP_WHOLE_PAYLOAD else raw_limit
                 dead.append(
                     DeadLetter(
-                        received_at=now, node_key=p.node_key[:64], topic=p.topic[:256], reason=rej.reason,
-                        detail=(f"{rej.count}x: " if rej.count > 1 else "") + rej.detail[:2000], seq=p.seq,
-                        payload=item.payload[:raw_limit], payload_size=len(item.payload),
+                        received_at=now, node_key=p.node_key[:64], topic=printable(p.topic)[:256], reason=rej.reason,
+                        detail=printable((f"{rej.count}x: " if rej.count > 1 else "") + rej.detail[:2000]), seq=p.seq,
+                        payload=item.payload[:keep], payload_size=len(item.payload),
                     )
                 )
         result.stored_rows = timeseries.write_rows(rows)
@@ -144,6 +171,26 @@ def store_batch(items: list[Incoming], now: datetime) -> BatchResult:
     for (asset_id, metric_id), (ts, value) in latest.items():
         result.latest.setdefault(asset_id, {})[metric_id] = (ts, value)
     return result
+
+
+# Dead letters of messages that may hold valid data keep their whole payload (bounded by
+# INGEST_MAX_PAYLOAD_BYTES), so an operator can replay them once the cause is fixed.
+KEEP_WHOLE_PAYLOAD = (const.STORE_FAILED, const.UNPROCESSABLE, const.SEQ_REUSED)
+
+
+def printable(text: str) -> str:
+    """Text every database takes: NUL and lone surrogates escaped (they come from devices)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _reused_seq(p: ParsedMessage) -> ParsedMessage:
+    """The message as a dead letter: its seq was stored before with other bytes."""
+    copy = ParsedMessage(topic=p.topic, node_key=p.node_key, channel=p.channel, seq=p.seq)
+    return copy.reject_whole(const.SEQ_REUSED, f"{p.channel} seq {p.seq} was stored before with different content")
 
 
 def _add_dead_letter_counts(counts: dict[tuple[str, str], int], now: datetime) -> None:

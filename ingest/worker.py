@@ -5,6 +5,14 @@ only after the transaction holding it has committed. A crash before the commit m
 broker redeliver; a crash after the commit but before the PUBACK redelivers a message whose
 (node, seq) is already stored, and it is dropped as a duplicate. A database outage makes the
 worker wait and retry the same batch, with backoff; nothing is acknowledged meanwhile.
+After the commit the worker also confirms each node's handled ``seq`` numbers on
+``aiot/v1/<node>/confirm``: agents keep a message until it is confirmed (not merely PUBACKed
+by the broker) and send it again otherwise, so a broker crash loses nothing either.
+
+Nothing a node sends can stop the worker: each message is parsed inside a boundary that turns
+any exception into a dead letter (``unprocessable``); a batch the database refuses for a
+reason that is not an outage is split in halves until the message that causes it is found
+and dead-lettered (``store_failed``), and the rest is stored. Only outages are retried.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from paho.mqtt.properties import Properties
 from edge_node.agent import contract
 from ingest import const, timeseries
 from ingest.live import LivePublisher
-from ingest.payloads import Limits, ParsedMessage, parse_message
+from ingest.payloads import Limits, ParsedMessage, parse_message, unprocessable
 from ingest.registry import load_registry
 from ingest.store import BatchResult, Incoming, store_batch
 from twins.alerting import AlertEngine
@@ -38,6 +46,9 @@ log = logging.getLogger(__name__)
 REGISTRY_TTL_S = 10.0
 MAINTENANCE_EVERY_S = 3600.0
 RECEIVE_MAXIMUM = 2000
+
+class DatabaseOutage(Exception):
+    """The database cannot be reached: retry the same batch later (nothing is acknowledged)."""
 
 
 @dataclass
@@ -106,7 +117,12 @@ class IngestWorker:
         self.maintained_at = 0.0
         self.live_enabled = live
         self.live: LivePublisher | None = None
-        self.stats = {"messages": 0, "rows": 0, "duplicates": 0, "rejected": 0, "batches": 0, "db_retries": 0, "alert_failures": 0}
+        self.stats = {
+            "messages": 0, "rows": 0, "duplicates": 0, "rejected": 0, "batches": 0, "db_retries": 0,
+            "alert_failures": 0, "unprocessable": 0, "store_failed": 0, "batch_splits": 0, "confirmations": 0,
+            "post_commit_failures": 0,
+        }
+        self._db_wait_s = settings.INGEST_DB_WAIT_MIN_S
         self.alerts = AlertEngine()  # the alert rules, evaluated after each committed batch
         self.client = self._make_client()
 
@@ -148,7 +164,12 @@ class IngestWorker:
             log.warning("disconnected from broker (%s); paho reconnects with backoff", reason_code)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
-        self.inbox.put(Received(msg.mid, msg.qos, msg.topic, msg.payload, time.monotonic()))
+        # paho's network thread: an exception here would end it, so nothing may raise.
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:  # a broker that passes invalid UTF-8 topics through
+            topic = msg._topic.decode("utf-8", "backslashreplace")
+        self.inbox.put(Received(msg.mid, msg.qos, topic, msg.payload, time.monotonic()))
 
     def connect(self) -> None:
         kwargs = {}
@@ -202,16 +223,18 @@ class IngestWorker:
         return batch
 
     def step(self) -> bool:
-        """One batch: parse, store (retrying on database outages), acknowledge, publish live."""
-        self._housekeeping()
+        """One batch: parse, store (retrying on database outages), acknowledge, confirm, publish live."""
+        if not self._housekeeping():
+            return False
         batch = self._take_batch()
         if not batch:
             if self.live:
                 self.live.flush()
             return False
-        result = self._store_with_retry(batch)
-        if result is None:
+        stored = self._store_with_retry(batch)
+        if stored is None:
             return False  # stopping while the database was down; the broker redelivers
+        items, result = stored
         for item in batch:
             if item.qos > 0:
                 self.client.ack(item.mid, item.qos)
@@ -221,77 +244,127 @@ class IngestWorker:
         self.stats["duplicates"] += result.duplicates
         self.stats["rejected"] += result.rejected
         try:
+            self._confirm(items)
+        except Exception:  # noqa: BLE001 - unconfirmed messages are sent again by the agents
+            self.stats["post_commit_failures"] += 1
+            log.exception("confirming a batch of %d messages failed; the agents will send them again", len(items))
+        try:
             self.alerts.process(result.rows, result.event_ids)
         except Exception:
             # Alerts must never stop the ingest: the readings are stored and acknowledged already.
             self.stats["alert_failures"] += 1
             log.exception("alert evaluation failed for a batch of %d rows (failure %d)", len(result.rows), self.stats["alert_failures"])
         if self.live:
-            self.live.add(result.latest)
-            for node_key, status in result.statuses.items():
-                node = self.registry.nodes.get(node_key)
-                if node is not None:
-                    self.live.send_status(node_key, node.site_id, status)
-            self.live.flush()
+            try:
+                self._publish_live(result)
+            except Exception:  # noqa: BLE001 - live views catch up from the database
+                self.stats["post_commit_failures"] += 1
+                log.exception("live updates for a batch failed; pages catch up on their next fetch")
         return True
+
+    def _publish_live(self, result: BatchResult) -> None:
+        assert self.live is not None and self.registry is not None
+        self.live.add(result.latest)
+        for node_key, status in result.statuses.items():
+            node = self.registry.nodes.get(node_key)
+            if node is not None:
+                self.live.send_status(node_key, node.site_id, status)
+        self.live.flush()
+
+    def _confirm(self, items: list[Incoming]) -> None:
+        """Tell each node which of its seqs are handled for good (stored, already stored, or
+        dead-lettered): sent after the commit, so a confirmed message is never lost."""
+        by_node: dict[str, dict[str, list[int]]] = {}
+        for item in items:
+            p = item.parsed
+            if p.seq is not None and p.node_key and p.channel in contract.CONFIRMED_CHANNELS:
+                by_node.setdefault(p.node_key, {}).setdefault(p.channel, []).append(p.seq)
+        for node_key, channels in by_node.items():
+            body = {channel: contract.seq_ranges(seqs) for channel, seqs in channels.items()}
+            self.client.publish(contract.topic(node_key, "confirm"), contract.encode(body), qos=1)
+            self.stats["confirmations"] += 1
 
     def _parse(self, batch: list[Received]) -> list[Incoming]:
         now = time.time()
-        items = [Incoming(parse_message(r.topic, r.payload, self.registry, now, self.limits), r.payload) for r in batch]
+        items = [Incoming(self._parse_one(r.topic, r.payload, now), r.payload) for r in batch]
         misses = [r.received_at for r, i in zip(batch, items, strict=True) if _is_registry_miss(i.parsed)]
         if misses and self.registry_loaded_at < max(misses):
             # A node or asset may have been registered after the registry was loaded: reload
             # once and parse those messages again (at most one reload per batch).
             self._load_registry()
             items = [
-                Incoming(parse_message(i.parsed.topic, i.payload, self.registry, now, self.limits), i.payload)
-                if _is_registry_miss(i.parsed)
-                else i
+                Incoming(self._parse_one(i.parsed.topic, i.payload, now), i.payload) if _is_registry_miss(i.parsed) else i
                 for i in items
             ]
         return items
 
-    def _store_with_retry(self, batch: list[Received]) -> BatchResult | None:
-        delay = 0.5
+    def _parse_one(self, topic: str, payload: bytes, now: float) -> ParsedMessage:
+        """The boundary around one untrusted message: whatever it raises becomes its dead letter."""
+        try:
+            return parse_message(topic, payload, self.registry, now, self.limits)
+        except Exception as exc:  # noqa: BLE001 - any input class nobody thought of
+            self.stats["unprocessable"] += 1
+            failed = unprocessable(topic, exc, payload)
+            log.warning(
+                "unprocessable message on %s (%d bytes), dead-lettered: %s",
+                failed.topic[:200], len(payload), failed.rejects[0].detail,
+            )
+            return failed
+
+    def _store_with_retry(self, batch: list[Received]) -> tuple[list[Incoming], BatchResult] | None:
         while True:
             try:
                 items = self._parse(batch)
-                return self._store(items)
-            except (OperationalError, InterfaceError) as exc:
+                result = self._store_resilient(items, datetime.now(UTC))
+                self._db_wait_s = settings.INGEST_DB_WAIT_MIN_S
+                return items, result
+            except (DatabaseOutage, OperationalError, InterfaceError) as exc:
                 self.stats["db_retries"] += 1
-                log.error("database unavailable (%s); retrying batch of %d messages in %.1f s", exc, len(batch), delay)
+                cause = exc.__cause__ if isinstance(exc, DatabaseOutage) and exc.__cause__ else exc
+                log.error("database unavailable (%s); retrying batch of %d messages in %.1f s", cause, len(batch), self._db_wait_s)
                 close_old_connections()
                 try:
                     connection.close()
                 except DatabaseError:
                     pass  # the connection is broken already; the next query reconnects
-                if self.stop_event.wait(delay):
+                if self.stop_event.wait(self._db_wait_s):
                     return None
-                delay = min(delay * 2, 15.0)
+                self._db_wait_s = min(self._db_wait_s * 2, settings.INGEST_DB_WAIT_MAX_S)
 
-    def _store(self, items: list[Incoming]) -> BatchResult:
-        now = datetime.now(UTC)
+    def _store_resilient(self, items: list[Incoming], now: datetime, retried: bool = False) -> BatchResult:
+        """Store ``items``; if the database refuses them for a reason that is not an outage,
+        split the batch to find the message that causes it, dead-letter it, store the rest."""
         try:
             return store_batch(items, now)
-        except (OperationalError, InterfaceError):
-            raise
-        except DatabaseError as exc:
-            # One message the database refuses must not block the others: store one by one,
-            # dead-lettering what still fails.
-            log.warning("batch refused (%s); storing its %d messages one by one", exc, len(items))
-            total = BatchResult()
-            for item in items:
-                try:
-                    part = store_batch([item], now)
-                except (OperationalError, InterfaceError):
-                    raise
-                except DatabaseError as one_exc:
-                    log.error("message on %s refused by the database: %s", item.parsed.topic, one_exc)
-                    failed = ParsedMessage(topic=item.parsed.topic, node_key=item.parsed.node_key, seq=item.parsed.seq)
-                    failed.reject_whole(const.STORE_FAILED, str(one_exc)[:500])
-                    part = store_batch([Incoming(failed, item.payload)], now)
-                _merge(total, part)
-            return total
+        except Exception as exc:  # noqa: BLE001 - classified below: outage, or this data
+            if _is_outage(exc):
+                raise DatabaseOutage(str(exc)) from exc
+            if len(items) > 1:
+                self.stats["batch_splits"] += 1
+                log.warning("batch of %d messages refused (%s: %s); splitting it to find the cause",
+                            len(items), type(exc).__name__, str(exc)[:200])
+                half = len(items) // 2
+                total = self._store_resilient(items[:half], now)
+                _merge(total, self._store_resilient(items[half:], now))
+                return total
+            if isinstance(exc, OperationalError) and not retried:
+                return self._store_resilient(items, now, retried=True)  # a deadlock or a serialization failure
+            return self._dead_letter_refused(items[0], exc, now)
+
+    def _dead_letter_refused(self, item: Incoming, exc: BaseException, now: datetime) -> BatchResult:
+        self.stats["store_failed"] += 1
+        detail = f"{type(exc).__name__}: {str(exc)[:500]}"
+        log.error("message on %s refused by the database, dead-lettered: %s", item.parsed.topic[:200], detail)
+        failed = ParsedMessage(topic=item.parsed.topic, node_key=item.parsed.node_key, channel=item.parsed.channel, seq=item.parsed.seq)
+        failed.reject_whole(const.STORE_FAILED, detail)
+        try:
+            return store_batch([Incoming(failed, item.payload)], now)
+        except Exception as again:  # noqa: BLE001 - the last resort: the log keeps the message
+            if _is_outage(again):
+                raise DatabaseOutage(str(again)) from again
+            log.error("could not even dead-letter the message on %s (%s); its payload: %s",
+                      item.parsed.topic[:200], again, item.payload[:4096].hex())
+            return BatchResult()
 
     # --- housekeeping ------------------------------------------------------------------------
 
@@ -304,7 +377,10 @@ class IngestWorker:
             else:
                 self.live.update_registry(metric_keys, asset_sites)
 
-    def _housekeeping(self) -> None:
+    def _housekeeping(self) -> bool:
+        """Reload the registry when stale, maintain partitions hourly. False while the worker
+        cannot start yet (no registry: the database is down); it waits with capped backoff,
+        in a loop of steps, for as long as it takes."""
         now = time.monotonic()
         if self.registry is None or now - self.registry_loaded_at > REGISTRY_TTL_S:
             close_old_connections()
@@ -312,16 +388,36 @@ class IngestWorker:
                 self._load_registry()
             except (OperationalError, InterfaceError) as exc:
                 if self.registry is None:
-                    log.error("database unavailable at start (%s); waiting", exc)
-                    self.stop_event.wait(2.0)
-                    return self._housekeeping() if not self.stop_event.is_set() else None
+                    self.stats["db_retries"] += 1
+                    log.error("database unavailable at start (%s); waiting %.1f s", exc, self._db_wait_s)
+                    self.stop_event.wait(self._db_wait_s)
+                    self._db_wait_s = min(self._db_wait_s * 2, settings.INGEST_DB_WAIT_MAX_S)
+                    return False
                 log.error("registry reload failed (%s); keeping the previous one", exc)
+            else:
+                self._db_wait_s = settings.INGEST_DB_WAIT_MIN_S
         if now - self.maintained_at > MAINTENANCE_EVERY_S:
             self.maintained_at = now
             try:
                 timeseries.maintain()
-            except DatabaseError:
+            except Exception:  # noqa: BLE001 - maintenance must not stop the ingest
                 log.exception("telemetry maintenance failed; will retry in an hour")
+        return True
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database is unreachable (retry later) rather than that it
+    refused this data (find and dead-letter the message). Only a connection error can be an
+    outage, and only if a fresh connection cannot run ``SELECT 1`` either."""
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return False
+    close_old_connections()
+    try:
+        with connection.cursor() as cur:
+            cur.execute("SELECT 1")
+    except (OperationalError, InterfaceError):
+        return True
+    return False
 
 
 def _is_registry_miss(parsed: ParsedMessage) -> bool:

@@ -64,6 +64,8 @@ class AgentStats:
     batches: int = 0
     events: int = 0
     events_by_asset: dict[str, int] = field(default_factory=dict)
+    confirmed: int = 0  # messages the platform confirmed (and the outbox let go)
+    resent: int = 0  # messages sent again because no confirmation came in time
 
 
 def _round(v: float) -> float:
@@ -140,8 +142,12 @@ class Agent:
         self._pending: list[contract.Reading] = []
         self._last_flush = self.t0
         self._urgent = False
-        self._inflight: dict[int, tuple[int, float]] = {}  # mid -> (row id, sent at)
+        self._inflight: dict[int, tuple[int, float]] = {}  # mid -> (row id, sent at): awaiting PUBACK
+        self._awaiting: dict[int, float] = {}  # row id -> sent at: PUBACKed, awaiting the platform's confirmation
+        self._confirm_timeout = cfg.confirm_timeout_s
+        self._connects_seen = 0
         self._cursor = 0
+        self._max_sent_id = 0
         self._next_heartbeat = self.t0
         self._status_connects = 0
         self._cpu = CpuMeter()
@@ -158,11 +164,12 @@ class Agent:
     def start(self) -> None:
         self.link.start()
 
-    def stop(self) -> None:
-        """Flush what is pending into the outbox (it survives), say offline, disconnect."""
-        with self._lock:
-            if self._pending:
-                self._flush_batch()
+    def stop(self, deliver_s: float = const.STOP_DELIVER_S) -> None:
+        """Flush what is pending into the outbox (it survives), give the platform up to
+        ``deliver_s`` to confirm what is unconfirmed, say offline, disconnect."""
+        self.flush_pending()
+        if deliver_s > 0:
+            self.deliver(deliver_s)
         self.link.stop(final_status=self._encode(self._status("offline", time.time())))
         log.info("node %s: stopped; %d message(s) kept in the buffer for the next start", self.node_id,
                  self.outbox.depth)
@@ -182,6 +189,28 @@ class Agent:
                 self.wake.clear()
         finally:
             self.stop()
+
+    def flush_pending(self) -> None:
+        with self._lock:
+            if self._pending:
+                self._flush_batch()
+
+    def deliver(self, timeout_s: float) -> bool:
+        """Keep sending until the outbox is empty (every message confirmed) or ``timeout_s``
+        passes or the link is down; what is left goes out on the next start."""
+        deadline = time.monotonic() + timeout_s
+        while not self.delivered() and time.monotonic() < deadline:
+            self.drain_once()
+            self.wake.wait(0.05)
+            self.wake.clear()
+        return self.delivered()
+
+    def drain_once(self) -> None:
+        with self._lock:
+            self._drain(time.time())
+
+    def delivered(self) -> bool:
+        return self.outbox.depth == 0 or not self.link.connected
 
     # -- control -----------------------------------------------------------------
     def sim_time(self, now: float) -> float:
@@ -405,20 +434,52 @@ class Agent:
 
     # -- sending -----------------------------------------------------------------
     def _drain(self, now: float) -> None:
+        """Send what the outbox holds, in order, within the in-flight and unconfirmed windows.
+
+        ``delivery = "confirmed"``: a row leaves the outbox only when the platform confirms it
+        stored it; what stays unconfirmed is sent again after a reconnect or a timeout (the
+        ingest drops the copies by seq). ``"broker"``: a row leaves on the broker's PUBACK.
+        """
+        confirmed_mode = self.cfg.delivery == "confirmed"
         done = []
         for mid in self.link.pop_acked():
             entry = self._inflight.pop(mid, None)
-            if entry is not None:
+            if entry is None:
+                continue
+            if confirmed_mode:
+                self._awaiting[entry[0]] = entry[1]
+            else:
                 done.append(entry[0])
         self.outbox.delete(done)
+        for confirmation in self.link.pop_confirmed():
+            self._confirm_timeout = self.cfg.confirm_timeout_s  # the platform is there
+            for channel, ranges in confirmation.items():
+                ids = set(self.outbox.confirm(channel, ranges))
+                self.stats.confirmed += len(ids)
+                for row_id in ids:
+                    self._awaiting.pop(row_id, None)
+                if ids and self._inflight:  # confirmed before its PUBACK arrived
+                    self._inflight = {m: e for m, e in self._inflight.items() if e[0] not in ids}
         if not self.link.connected:
             return
+        if self.link.connects != self._connects_seen:
+            # A new connection: the broker may have lost what it acknowledged (a crash), and
+            # the platform's confirmations sent meanwhile are gone. Send every unconfirmed row again.
+            self._connects_seen = self.link.connects
+            self._resend_all()
         if self._inflight and now - min(t for _, t in self._inflight.values()) > const.INFLIGHT_TIMEOUT_S:
             log.warning("node %s: %d message(s) unacknowledged for %.0f s; sending them again",
                         self.node_id, len(self._inflight), const.INFLIGHT_TIMEOUT_S)
-            self._inflight.clear()
-            self._cursor = 0
+            self._resend_all()
+        if self._awaiting and now - min(self._awaiting.values()) > self._confirm_timeout:
+            log.warning("node %s: %d message(s) not confirmed by the platform for %.0f s; sending them again",
+                        self.node_id, len(self._awaiting), self._confirm_timeout)
+            self.stats.resent += len(self._awaiting)
+            self._confirm_timeout = min(self._confirm_timeout * 2, const.CONFIRM_TIMEOUT_MAX_S)
+            self._resend_all()
         room = const.MAX_INFLIGHT - len(self._inflight)
+        if confirmed_mode:
+            room = min(room, const.MAX_UNCONFIRMED - len(self._inflight) - len(self._awaiting))
         while room > 0:
             rows = self.outbox.peek(self._cursor, min(room, const.DRAIN_CHUNK))
             if not rows:
@@ -427,8 +488,15 @@ class Agent:
                 mid = self.link.publish(row.channel, row.payload, qos=1)  # type: ignore[arg-type]
                 self._inflight[mid] = (row.id, now)
                 self._cursor = row.id
-                self.stats.sent_bytes += len(row.payload) + len(self.node_id) + len(row.channel) + 16
+                if row.id > self._max_sent_id:  # first sends only: copies are counted in resent
+                    self._max_sent_id = row.id
+                    self.stats.sent_bytes += len(row.payload) + len(self.node_id) + len(row.channel) + 16
                 room -= 1
+
+    def _resend_all(self) -> None:
+        self._inflight.clear()
+        self._awaiting.clear()
+        self._cursor = 0
 
     # -- status and commands -------------------------------------------------------
     def _status(self, state: str, now: float) -> dict[str, Any]:
@@ -440,6 +508,7 @@ class Agent:
         return {
             "state": state, "ts": now, "versions": versions, "cpu_percent": self._cpu.percent(),
             "memory_mb": memory_mb(), "buffer_depth": self.outbox.depth, "dropped": self.outbox.dropped,
+            "delivery": self.cfg.delivery,
             "assets": len(self.assets), "raw_bytes": self.stats.raw_bytes, "sent_bytes": self.stats.sent_bytes,
         }
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from . import const
+from . import const, contract
 from .contract import NODE_ID_PATTERN
 
 NODE_ID_RE = re.compile(rf"^{NODE_ID_PATTERN}$")
@@ -129,6 +129,10 @@ class AgentConfig:
     heartbeat_interval_s: float = const.DEFAULT_HEARTBEAT_INTERVAL_S
     speedup: float = 1.0
     payload_format: str = "json"  # or "msgpack"
+    # "confirmed": keep each message until the platform confirms it stored it (end to end);
+    # "broker": delete it on the broker's PUBACK (for a platform that does not confirm).
+    delivery: str = "confirmed"
+    confirm_timeout_s: float = contract.CONFIRM_TIMEOUT_S  # first wait before unconfirmed messages go again
     platform: PlatformConfig = field(default_factory=PlatformConfig)
 
 
@@ -221,6 +225,10 @@ def parse_config(raw: dict[str, Any], base_dir: Path, name: str = "config") -> A
     cfg.payload_format = node.get("format", str, "json")
     if cfg.payload_format not in ("json", "msgpack"):
         raise node.fail("format", f"must be 'json' or 'msgpack', got {cfg.payload_format!r}")
+    cfg.delivery = node.get("delivery", str, "confirmed")
+    if cfg.delivery not in const.DELIVERY_MODES:
+        raise node.fail("delivery", f"must be one of {', '.join(const.DELIVERY_MODES)}, got {cfg.delivery!r}")
+    cfg.confirm_timeout_s = node.positive("confirm_timeout_s", contract.CONFIRM_TIMEOUT_S)
     node.check_unknown()
 
     b = _Reader(top.table_of("broker"), f"{name}: [broker].")

@@ -23,6 +23,16 @@ RECONNECT_MIN_DELAY_S = 1
 RECONNECT_MAX_DELAY_S = 30
 # Batches published but not yet acknowledged, per node (paho's in-flight window).
 MAX_INFLIGHT = 20
+# Delivery: "confirmed" keeps a message until the platform confirms it (contract.Confirmation);
+# "broker" deletes it on the broker's PUBACK (a platform without confirmations).
+DELIVERY_MODES = ("confirmed", "broker")
+# Messages sent but not yet confirmed by the platform, per node (the end-to-end window).
+MAX_UNCONFIRMED = 200
+# Unconfirmed messages are sent again after contract.CONFIRM_TIMEOUT_S, doubling while the
+# platform stays silent (its ingest may be down: do not flood the broker's queue), up to this.
+CONFIRM_TIMEOUT_MAX_S = 600.0
+# On stop, how long an agent keeps sending (and waiting for confirmations) before it disconnects.
+STOP_DELIVER_S = 3.0
 # Rows read from the outbox per drain step.
 DRAIN_CHUNK = 50
 

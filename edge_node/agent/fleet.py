@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import const
+from . import const, contract
 from .agent import Agent
 from .asset_types import ASSET_TYPES
 from .config import (
@@ -131,7 +131,8 @@ def node_config(spec: NodeSpec, broker_url: str, state_dir: Path, *, speedup: fl
                 publish_interval_s: float = 1.0, heartbeat_interval_s: float = 10.0,
                 models_dir: Path | None = None, filter: FilterConfig | None = None,
                 buffer: BufferConfig | None = None, detect: DetectConfig | None = None,
-                payload_format: str = "json", ca_file: Path | None = None) -> AgentConfig:
+                payload_format: str = "json", ca_file: Path | None = None,
+                confirm_timeout_s: float = contract.CONFIRM_TIMEOUT_S) -> AgentConfig:
     """The AgentConfig a standalone gateway would load from node.toml, built from a NodeSpec."""
     if not NODE_ID_RE.match(spec.node_id):
         raise ConfigError(f"node id {spec.node_id!r} is not valid for MQTT topics (letters, digits, _ . -; at most 64)")
@@ -154,7 +155,7 @@ def node_config(spec: NodeSpec, broker_url: str, state_dir: Path, *, speedup: fl
         filter=filter or FilterConfig(), buffer=buffer or BufferConfig(), detect=detect or DetectConfig(),
         models_dir=Path(models_dir) if models_dir else None, state_dir=Path(state_dir),
         publish_interval_s=publish_interval_s, heartbeat_interval_s=heartbeat_interval_s,
-        speedup=speedup, payload_format=payload_format,
+        speedup=speedup, payload_format=payload_format, confirm_timeout_s=confirm_timeout_s,
     )
 
 
@@ -234,10 +235,20 @@ class Fleet:
         self.wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        # Deliver what the nodes hold, all at once (not node after node), before the report.
+        for agent in self.agents.values():
+            agent.flush_pending()
+        deadline = time.monotonic() + const.STOP_DELIVER_S
+        while time.monotonic() < deadline and not all(a.delivered() for a in self.agents.values()):
+            for agent in self.agents.values():
+                if not agent.delivered():
+                    agent.drain_once()
+            self.wake.wait(0.05)
+            self.wake.clear()
         report = self.report()
         for agent in self.agents.values():
             try:
-                agent.stop()
+                agent.stop(deliver_s=0)  # delivered above, all nodes together
             except Exception:
                 log.exception("fleet: node %s did not stop cleanly", agent.node_id)
         if self.net is not None:

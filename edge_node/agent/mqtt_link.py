@@ -1,5 +1,6 @@
 """The node's MQTT connection (paho-mqtt 2.x): TLS, credentials, last will, reconnect
-with backoff, and PUBACK tracking so the sender knows what the broker has taken."""
+with backoff, PUBACK tracking so the sender knows what the broker has taken, and the
+platform's confirmations (``confirm``) of what it has stored."""
 
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ class MqttLink:
         self.connected = False
         self.connects = 0
         self._acked: list[int] = []
+        self._confirmed: list[dict[str, list[tuple[int, int]]]] = []
         self._acked_lock = threading.Lock()
+        self.confirm_topic = contract.topic(cfg.node_id, "confirm") if cfg.delivery == "confirmed" else None
         self.last_error: str | None = None
         proto = mqtt.MQTTv5 if cfg.broker.protocol.startswith("5") else mqtt.MQTTv311
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.node_id, protocol=proto)
@@ -93,6 +96,11 @@ class MqttLink:
             acked, self._acked = self._acked, []
         return acked
 
+    def pop_confirmed(self) -> list[dict[str, list[tuple[int, int]]]]:
+        with self._acked_lock:
+            confirmed, self._confirmed = self._confirmed, []
+        return confirmed
+
     # -- paho callbacks (network thread) ---------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -104,6 +112,8 @@ class MqttLink:
         self.last_error = None
         log.info("node %s: connected to %s", self.node_id, self.cfg.broker.url)
         client.subscribe(contract.topic(self.node_id, "cmd"), qos=1)
+        if self.confirm_topic:
+            client.subscribe(self.confirm_topic, qos=1)
         if self.wake:
             self.wake.set()
 
@@ -129,6 +139,17 @@ class MqttLink:
             self.wake.set()
 
     def _on_message(self, client, userdata, message) -> None:
+        if self.confirm_topic and message.topic == self.confirm_topic:
+            try:
+                ranges = contract.parse_confirmation(message.payload)
+            except contract.PayloadError as exc:
+                log.warning("node %s: unreadable confirmation ignored: %s", self.node_id, exc)
+                return
+            with self._acked_lock:
+                self._confirmed.append(ranges)
+            if self.wake:
+                self.wake.set()
+            return
         if self.on_command is None:
             return
         try:

@@ -2,8 +2,9 @@
 
 Every batch and event is first written here, in the same transaction that advances its
 channel's ``seq`` counter; a sender drains rows in insertion order and deletes a row only
-when the broker acknowledged it (PUBACK). So readings survive a broker outage and an agent
-crash, and ``seq`` keeps increasing across restarts. When the buffer passes its bounds
+when the platform confirmed it stored it (``confirm``; or, in ``delivery = "broker"`` mode,
+when the broker acknowledged it). So readings survive a broker crash, an ingest outage and an
+agent crash, and ``seq`` keeps increasing across restarts. When the buffer passes its bounds
 (bytes or rows), the oldest rows are dropped and counted (``dropped``), never silently.
 """
 
@@ -26,6 +27,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS outbox_channel_seq ON outbox (channel, seq);
 """
 
 
@@ -134,6 +136,24 @@ class Outbox:
             self._rows -= int(size[0])
             self._bytes -= int(size[1])
             return int(size[0])
+
+    def confirm(self, channel: str, ranges: Iterable[tuple[int, int]]) -> list[int]:
+        """Delete the rows of ``channel`` whose seq lies in one of the inclusive ``ranges``
+        (the platform has them); return their ids."""
+        deleted: list[int] = []
+        with self._lock:
+            for first, last in ranges:
+                rows = self._db.execute(
+                    "SELECT id, LENGTH(payload) FROM outbox WHERE channel = ? AND seq BETWEEN ? AND ?",
+                    (channel, first, last),
+                ).fetchall()
+                if not rows:
+                    continue
+                self._db.execute("DELETE FROM outbox WHERE channel = ? AND seq BETWEEN ? AND ?", (channel, first, last))
+                self._rows -= len(rows)
+                self._bytes -= sum(int(r[1]) for r in rows)
+                deleted.extend(int(r[0]) for r in rows)
+        return deleted
 
     # -- figures ---------------------------------------------------------------
     @property

@@ -32,11 +32,15 @@ def node_id() -> str:
 
 
 class Subscriber:
-    """Collects decoded messages of one node's topics (QoS 1)."""
+    """Collects decoded messages of one node's topics (QoS 1). Standing in for the platform,
+    it confirms every telemetry and event message it receives on the node's ``confirm`` topic
+    (the contract's end-to-end delivery), unless ``confirm=False``."""
 
-    def __init__(self, url: str, node: str, *, client_id: str | None = None, clean: bool = True) -> None:
+    def __init__(self, url: str, node: str, *, client_id: str | None = None, clean: bool = True,
+                 confirm: bool = True) -> None:
         parts = urlsplit(url)
         self.node = node
+        self.confirm = confirm
         self.messages: list[tuple[str, object]] = []
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
@@ -57,8 +61,12 @@ class Subscriber:
         channel = contract.parse_topic(msg.topic)
         if channel is None or not msg.payload:
             return
+        body = contract.decode(msg.payload)
         with self.lock:
-            self.messages.append((channel[1], contract.decode(msg.payload)))
+            self.messages.append((channel[1], body))
+        if self.confirm and channel[1] in contract.CONFIRMED_CHANNELS and isinstance(body.get("seq"), int):
+            confirmation = {channel[1]: contract.seq_ranges([body["seq"]])}
+            client.publish(contract.topic(self.node, "confirm"), contract.encode(confirmation), qos=1)
 
     def of(self, channel: str) -> list:
         with self.lock:

@@ -61,8 +61,9 @@ def _listening(port: int) -> bool:
 
 
 def agent_over_tls(tmp_path: Path, port: int, ca: Path) -> Agent:
+    # No platform confirms here: the outbox empties on the TLS broker's PUBACKs ("broker" delivery).
     cfg = AgentConfig(node_id="t-tls", broker=BrokerConfig(url=f"mqtts://127.0.0.1:{port}", ca_file=ca),
-                      state_dir=tmp_path / "state", publish_interval_s=0.2,
+                      state_dir=tmp_path / "state", publish_interval_s=0.2, delivery="broker",
                       sources=[SourceConfig("hvac_unit", "h1", sample_interval_s=0.1)])
     return Agent(cfg)
 

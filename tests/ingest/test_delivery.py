@@ -163,3 +163,40 @@ def test_it_waits_out_a_database_outage_and_loses_nothing(transactional_db, post
 
             wait_until(lambda: not through_proxy(), 10, what="the worker's database sessions to end")
     assert "database unavailable" in log, log[-2000:]
+
+
+def test_a_worker_started_during_a_long_database_outage_waits_in_a_loop_and_then_stores(transactional_db, postgres, mqtt_url, unique):
+    """The database is down when the worker starts and stays down for more attempts than
+    Python's recursion limit allows (waits shortened to milliseconds here): the worker keeps
+    waiting in its loop, does not die, and stores what was published meanwhile once it is back."""
+    from django.db import connection
+
+    fleet = make_fleet(2)
+    proxy = TcpProxy(int(connection.settings_dict["PORT"] or 5432))
+    proxy.cut()
+    s = connection.settings_dict
+    url = f"postgres://{s['USER']}@127.0.0.1:{proxy.port}/{s['NAME']}"
+    worker = start_worker(mqtt_url, f"test-start-outage-{unique}", extra_env={
+        "DATABASE_URL": url, "INGEST_DB_WAIT_MIN_S": "0.001", "INGEST_DB_WAIT_MAX_S": "0.002",
+    })
+    try:
+        worker.wait_connected()  # subscribed: the broker keeps what comes next for its session
+        t0 = time.time() - 600
+        publish_stream(mqtt_url, fleet, range(1, 11), t0)  # the broker holds them for the worker's session
+        wait_until(lambda: worker.log().count("database unavailable at start") > 1500 or worker.proc.poll() is not None, 60,
+                   what="more failed attempts than the recursion limit")
+        assert worker.proc.poll() is None, worker.log()[-3000:]
+        proxy.restore()
+        expected = 10 * READINGS_PER_MESSAGE * 2
+        wait_until(lambda: total_rows(fleet) >= expected, 30, what="the messages published during the outage")
+        assert total_rows(fleet) == expected and distinct_rows(fleet) == expected
+    finally:
+        log = worker.stop()
+        proxy.close()
+        with connection.cursor() as cur:
+            def through_proxy():
+                cur.execute("SELECT client_port FROM pg_stat_activity WHERE datname = current_database()")
+                return {port for (port,) in cur.fetchall()} & proxy.upstream_ports
+
+            wait_until(lambda: not through_proxy(), 10, what="the worker's database sessions to end")
+    assert "RecursionError" not in log and "Traceback" not in log, log[-3000:]
