@@ -3,6 +3,9 @@
 1. end-to-end: a fixed number of readings in batched messages (100 readings of 4 metrics
    each) published with QoS 1 through a Mosquitto started for the run, stored by the real
    ingest worker (``manage.py ingest``, a separate process); points/s counted in the database.
+   The worker confirms every stored seq to its node (end-to-end delivery) and the publisher
+   receives the confirmations, as agents do; a second run with ``INGEST_CONFIRM=0`` gives
+   the cost of the confirmations.
 2. ceiling: the same rows by binary COPY from ready tuples in 10,000-row batches, no MQTT.
 3. naive baseline: a paho callback doing one ORM insert per reading (the tutorial pattern).
 
@@ -120,6 +123,39 @@ def build_messages(node_ids, asset_keys, count: int, t0: float, seq0: int = 1) -
     return messages
 
 
+class Confirmations:
+    """Receives the ingest's confirmations like the nodes' agents do, and counts the seqs."""
+
+    def __init__(self, port: int) -> None:
+        import paho.mqtt.client as mqtt
+
+        from edge_node.agent import contract
+
+        self.seqs: set[tuple[str, int]] = set()
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-confirms", protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(f"{contract.TOPIC_PREFIX}/+/confirm", qos=1)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        from edge_node.agent import contract
+
+        node = contract.parse_topic(msg.topic)[0]
+        ranges = contract.parse_confirmation(msg.payload).get("telemetry", [])
+        with self.lock:
+            self.seqs.update((node, s) for first, last in ranges for s in range(first, last + 1))
+
+    def count(self, seq_from: int, seq_to: int) -> int:
+        with self.lock:
+            return sum(1 for _n, s in self.seqs if seq_from <= s < seq_to)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
 def publish_all(port: int, messages) -> float:
     import paho.mqtt.client as mqtt
 
@@ -142,11 +178,21 @@ def stored_points(conn, node_ids) -> int:
     return int(row[0])
 
 
-def end_to_end(port: int, node_ids, asset_keys) -> dict:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process: what the worker costs, whatever else runs."""
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def end_to_end(port: int, node_ids, asset_keys, confirm: bool = True, seq0: int = 1, age_s: float = 3600) -> dict:
     expected = MESSAGES * READINGS_PER_MESSAGE * len(METRICS)
-    t0 = time.time() - 3600
-    messages = build_messages(node_ids, asset_keys, MESSAGES, t0)
-    env = dict(os.environ, DATABASE_URL=db_url(DB_NAME), MQTT_URL=f"mqtt://127.0.0.1:{port}", LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"))
+    t0 = time.time() - age_s
+    messages = build_messages(node_ids, asset_keys, MESSAGES, t0, seq0=seq0)
+    confirms = Confirmations(port)
+    env = dict(os.environ, DATABASE_URL=db_url(DB_NAME), MQTT_URL=f"mqtt://127.0.0.1:{port}", LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+               INGEST_CONFIRM="1" if confirm else "0")
     worker = subprocess.Popen(
         [sys.executable, "manage.py", "ingest", "--client-id", "bench-ingest", "--protocol", "5", "--no-live"],
         cwd=ROOT, env=env,
@@ -160,11 +206,12 @@ def end_to_end(port: int, node_ids, asset_keys) -> dict:
                 if time.time() > deadline:
                     reasons = conn.execute("SELECT reason, MIN(detail) FROM ingest_deadletter GROUP BY reason").fetchall()
                     raise RuntimeError(f"the ingest worker stored nothing within 60 s; dead letters: {reasons}")
-                publish_all(port, build_messages(node_ids, asset_keys, NODES, t0 - 1800, seq0=10**9 + attempt))
+                publish_all(port, build_messages(node_ids, asset_keys, NODES, t0 - 1800, seq0=10**9 + seq0 + attempt))
                 attempt += 1
                 time.sleep(1.0)
             time.sleep(1.0)
             base = stored_points(conn, node_ids)
+            cpu_before = _cpu_seconds(worker.pid)
             start = publish_all(port, messages)
             published = time.perf_counter()
             deadline = time.time() + 300
@@ -179,6 +226,12 @@ def end_to_end(port: int, node_ids, asset_keys) -> dict:
                     break  # stalled: report what arrived as lost
                 time.sleep(0.05)
             elapsed = time.perf_counter() - start
+            if confirm:  # the last confirmations are on their way
+                wait_until = time.time() + 10
+                while confirms.count(seq0, seq0 + MESSAGES) < MESSAGES and time.time() < wait_until:
+                    time.sleep(0.05)
+            confirmed = confirms.count(seq0, seq0 + MESSAGES)
+            worker_cpu = _cpu_seconds(worker.pid) - cpu_before
             low, high = datetime.fromtimestamp(t0, UTC), datetime.fromtimestamp(t0 + 1000 * MESSAGES, UTC)
             total, distinct = conn.execute(
                 "SELECT COUNT(*), COUNT(DISTINCT (time, asset_id, metric_id)) FROM ingest_telemetry WHERE time >= %s AND time < %s",
@@ -187,7 +240,10 @@ def end_to_end(port: int, node_ids, asset_keys) -> dict:
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
+        confirms.close()
     return {
+        "worker_cpu_s": worker_cpu,
+        "confirmed_messages": confirmed,
         "points": expected,
         "seconds": elapsed,
         "publish_seconds": published - start,
@@ -262,7 +318,16 @@ def main() -> None:
         node_ids, asset_keys, ids = make_fleet()
         e2e = end_to_end(port, node_ids, asset_keys)
         print(f"end-to-end: {e2e['points']:,} points in {e2e['seconds']:.2f} s = {e2e['points_per_s']:,.0f} points/s "
-              f"(published in {e2e['publish_seconds']:.2f} s); lost {e2e['lost']}, duplicates {e2e['duplicates']}")
+              f"(published in {e2e['publish_seconds']:.2f} s); lost {e2e['lost']}, duplicates {e2e['duplicates']}; "
+              f"{e2e['confirmed_messages']:,} of {MESSAGES:,} messages confirmed back to their nodes")
+        plain = end_to_end(port, node_ids, asset_keys, confirm=False, seq0=2 * 10**6, age_s=2.5 * 3600)
+        again = end_to_end(port, node_ids, asset_keys, confirm=True, seq0=3 * 10**6, age_s=1.5 * 3600)
+        # The worker's own CPU time per point tells the cost apart from the load of the machine.
+        cpu_on = min(e2e["worker_cpu_s"], again["worker_cpu_s"])
+        cost = cpu_on / plain["worker_cpu_s"] - 1
+        print(f"without confirmations (INGEST_CONFIRM=0): {plain['points_per_s']:,.0f} points/s, worker CPU "
+              f"{plain['worker_cpu_s']:.2f} s; with them: {e2e['points_per_s']:,.0f} and {again['points_per_s']:,.0f} points/s, "
+              f"worker CPU {e2e['worker_cpu_s']:.2f} and {again['worker_cpu_s']:.2f} s; confirmations cost {cost:+.1%} worker CPU")
         ceiling = copy_ceiling(ids)
         print(f"binary COPY ceiling: {ceiling['points']:,} rows in {ceiling['seconds']:.2f} s = {ceiling['points_per_s']:,.0f} rows/s")
         naive = naive_baseline(port, node_ids, asset_keys, ids)
@@ -275,6 +340,12 @@ def main() -> None:
             "naive_points_per_s": round(naive["points_per_s"]),
             "lost": e2e["lost"],
             "duplicates": e2e["duplicates"],
+            "confirmed_messages": e2e["confirmed_messages"],
+            "messages": MESSAGES,
+            "points_per_s_without_confirmations": round(plain["points_per_s"]),
+            "worker_cpu_s_with_confirmations": round(cpu_on, 2),
+            "worker_cpu_s_without_confirmations": round(plain["worker_cpu_s"], 2),
+            "confirmation_cpu_cost": round(cost, 3),
         }))
     finally:
         mosquitto.terminate()

@@ -244,7 +244,8 @@ class IngestWorker:
         self.stats["duplicates"] += result.duplicates
         self.stats["rejected"] += result.rejected
         try:
-            self._confirm(items)
+            if settings.INGEST_CONFIRM:
+                self._confirm(items)
         except Exception:  # noqa: BLE001 - unconfirmed messages are sent again by the agents
             self.stats["post_commit_failures"] += 1
             log.exception("confirming a batch of %d messages failed; the agents will send them again", len(items))

@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -121,8 +122,10 @@ def _pg_bin(name: str) -> str:
 class PrivatePostgres:
     """A PostgreSQL cluster of its own (trust auth on 127.0.0.1, a free port)."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
-        self.workdir = Path(workdir)
+    def __init__(self, port: int | None = None) -> None:
+        # Its own folder under the system temp dir: as root, the cluster runs as ``postgres``,
+        # which must be able to reach it (a private mkdtemp parent would be mode 700).
+        self.workdir = Path(tempfile.mkdtemp(prefix="aiot-pg-"))
         self.data = self.workdir / "pgdata"
         self.port = port or free_port()
         self.as_postgres = os.geteuid() == 0
@@ -135,7 +138,6 @@ class PrivatePostgres:
         return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=120)
 
     def init(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
         if self.as_postgres:
             shutil.chown(self.workdir, "postgres", "postgres")
         self._run(_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
@@ -150,3 +152,7 @@ class PrivatePostgres:
 
     def stop(self) -> None:
         self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "stop", check=False)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)

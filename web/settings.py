@@ -184,6 +184,8 @@ INGEST_MAX_FUTURE_SECONDS = env_int("INGEST_MAX_FUTURE_SECONDS", 300, 1)
 INGEST_DEAD_LETTER_RAW_BYTES = env_int("INGEST_DEAD_LETTER_RAW_BYTES", 2048, 0)
 INGEST_LIVE_INTERVAL_S = env_float("INGEST_LIVE_INTERVAL_S", 0.5)
 INGEST_SESSION_EXPIRY_S = env_int("INGEST_SESSION_EXPIRY_S", 7 * 24 * 3600, 0)
+# Confirm stored seqs to each node (end-to-end delivery; agents keep messages until confirmed).
+INGEST_CONFIRM = env_bool("INGEST_CONFIRM", True)
 # A worker that cannot reach the database waits, doubling from the first to the last, for as long as it takes.
 INGEST_DB_WAIT_MIN_S = max(0.001, env_float("INGEST_DB_WAIT_MIN_S", 0.5))
 INGEST_DB_WAIT_MAX_S = max(0.001, env_float("INGEST_DB_WAIT_MAX_S", 15.0))

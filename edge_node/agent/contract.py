@@ -56,7 +56,7 @@ Channel = Literal["telemetry", "events", "status", "cmd", "cmd/ack", "confirm"]
 MAX_NESTING = 16  # arrays/objects inside each other
 INT_MIN, INT_MAX = -(2**63), 2**64 - 1  # what MessagePack can carry; JSON must not exceed it
 # An agent sends an unconfirmed message again after this long (and after every reconnect).
-CONFIRM_TIMEOUT_S = 30.0
+CONFIRM_TIMEOUT_S = 10.0
 
 
 class Reading(TypedDict):
