@@ -156,3 +156,63 @@ class PrivatePostgres:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+TIMESCALE_HARNESS = ROOT / "tests" / "timescale" / "harness"
+
+
+class TimescaleHarness:
+    """A real TimescaleDB build for tests and benchmarks: PGlite (PostgreSQL 17.5 in
+    WebAssembly) with TimescaleDB 2.23.0-dev, served over the wire protocol by
+    ``tests/timescale/harness/server.mjs``. In memory; one connection at a time; no COPY FROM
+    STDIN. Never a production engine."""
+
+    def __init__(self) -> None:
+        self.node = shutil.which("node")
+        self.port = free_port()
+        self.url = f"postgres://postgres:postgres@127.0.0.1:{self.port}/postgres?sslmode=disable"
+        self.process: subprocess.Popen | None = None
+        self.log_path = Path(tempfile.mkstemp(prefix="timescale-harness-", suffix=".log")[1])
+
+    @staticmethod
+    def missing() -> str | None:
+        """Why the harness cannot run here, or None."""
+        if shutil.which("node") is None:
+            return "needs node (Node.js 20) for the TimescaleDB harness"
+        if not (TIMESCALE_HARNESS / "node_modules" / "@unni-craftsman" / "pglite").is_dir():
+            return f"needs the TimescaleDB harness installed: cd {TIMESCALE_HARNESS} && npm ci"
+        return None
+
+    def start(self, timeout: float = 60.0) -> None:
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen([self.node, "server.mjs", str(self.port)], cwd=TIMESCALE_HARNESS,
+                                            stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while not self._answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the TimescaleDB harness did not start: {self.log_path.read_text()[-2000:]}")
+            time.sleep(0.2)
+
+    def _answers(self) -> bool:
+        """A real query, then the connection closed and its one slot given back (a bare TCP
+        probe can take the slot while the next client connects)."""
+        import psycopg
+
+        if not listening(self.port):
+            return False
+        try:
+            with psycopg.connect(self.url, connect_timeout=5) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error:
+            return False
+        time.sleep(0.3)
+        return True
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.log_path.unlink(missing_ok=True)

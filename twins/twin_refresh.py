@@ -78,7 +78,7 @@ def _type_histories(
         # Complete buckets only: the one in progress averages a few seconds, where every
         # training row averages a whole interval.
         step = float(serving.row_seconds) / time_scale  # wall-clock seconds of one row
-        end_bucket = (now.timestamp() // step) * step
+        end_bucket = timeseries.bucket_floor(now.timestamp(), step)  # the stores' bucket origin
         series = timeseries.recent_rows_many(
             asset_ids, metric_ids, datetime.fromtimestamp(end_bucket - rows * step, UTC), datetime.fromtimestamp(end_bucket, UTC),
             bucket=timedelta(seconds=step),

@@ -191,7 +191,14 @@ INGEST_DB_WAIT_MIN_S = max(0.001, env_float("INGEST_DB_WAIT_MIN_S", 0.5))
 INGEST_DB_WAIT_MAX_S = max(0.001, env_float("INGEST_DB_WAIT_MAX_S", 15.0))
 TELEMETRY_RETENTION_DAYS = env_int("TELEMETRY_RETENTION_DAYS", 90, 1)
 TELEMETRY_PARTITION_DAYS = env_int("TELEMETRY_PARTITION_DAYS", 1, 1, 31)
-TELEMETRY_COMPRESS_AFTER_DAYS = env_int("TELEMETRY_COMPRESS_AFTER_DAYS", 7, 1)
+# TimescaleDB compresses chunks only past the accepted past window (plus a chunk): a late reading
+# never lands in a compressed chunk (default: 31 days with the default 30-day window).
+TELEMETRY_COMPRESS_AFTER_DAYS = env_int("TELEMETRY_COMPRESS_AFTER_DAYS", -(-INGEST_MAX_PAST_SECONDS // 86400) + 1, 1)
+# Where telemetry lives on PostgreSQL (ingest/timeseries/store.py): auto (TimescaleDB when usable),
+# timescale (required), postgres (native partitions, even where TimescaleDB is available).
+TELEMETRY_STORE = env_choice("TELEMETRY_STORE", "auto", ("auto", "timescale", "postgres"))
+TELEMETRY_CHUNK_HOURS = env_int("TELEMETRY_CHUNK_HOURS", 24, 1, 24 * 31)  # TimescaleDB chunk interval
+TELEMETRY_COPY = env_bool("TELEMETRY_COPY", True)  # binary COPY for writes (0: multi-row INSERT)
 
 # Digital twins: how often health and RUL are recomputed from telemetry (celery beat in
 # production; a refresh thread in the embedded stack), and whether the embedded stack trains
