@@ -38,7 +38,9 @@ def create_schema(connection=default_connection, use_timescale: bool | None = No
         setting = settings.TELEMETRY_STORE if use_timescale is None else ("timescale" if use_timescale else "postgres")
         choice = store.choose_store(setting, store.probe(connection))
         if choice.store == "postgres" and setting == "auto" and choice.reasons:
-            log.warning("telemetry store: plain PostgreSQL partitions, not TimescaleDB: %s", "; ".join(choice.reasons))
+            # A warning only when TimescaleDB is there but cannot be used; its absence is normal.
+            level = logging.WARNING if store.probe(connection).available else logging.INFO
+            log.log(level, "telemetry store: plain PostgreSQL partitions, not TimescaleDB: %s", "; ".join(choice.reasons))
         shape = choice.store
         with connection.cursor() as cur:
             if shape == "timescale":
