@@ -7,9 +7,10 @@ import signal
 
 import paho.mqtt.client as mqtt
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from ingest.worker import IngestWorker, default_client_id
+from web.broker_probe import BrokerCertificateError, probe_broker_tls
 
 log = logging.getLogger("ingest")
 
@@ -27,6 +28,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts) -> None:
         protocol = opts["protocol"] or ("3.1.1" if settings.MQTT_EMBEDDED else "5")
+        try:
+            probe_broker_tls(opts["mqtt_url"] or settings.MQTT_URL, settings.MQTT_CA_FILE)
+        except BrokerCertificateError as exc:
+            raise CommandError(str(exc)) from None
         worker = IngestWorker(
             broker_url=opts["mqtt_url"] or settings.MQTT_URL,
             client_id=opts["client_id"] or default_client_id(opts["name"], opts["share"]),
