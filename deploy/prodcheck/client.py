@@ -17,13 +17,16 @@ from typing import Any
 
 
 class FormParser(HTMLParser):
-    """The csrf token and, per <select>, its options' label -> value."""
+    """The csrf token, the fields' current values (what a browser would send untouched) and,
+    per <select>, its options' label -> value."""
 
     def __init__(self) -> None:
         super().__init__()
         self.csrf = ""
+        self.defaults: dict[str, str] = {}
         self.selects: dict[str, dict[str, str]] = {}
         self._select: str | None = None
+        self._multiple = False
         self._option: str | None = None
         self._label: list[str] = []
 
@@ -31,12 +34,22 @@ class FormParser(HTMLParser):
         a = dict(attrs)
         if tag == "input" and a.get("name") == "csrfmiddlewaretoken":
             self.csrf = a.get("value") or ""
+        elif tag == "input" and a.get("name"):
+            kind = (a.get("type") or "text").lower()
+            if kind in ("checkbox", "radio"):
+                if "checked" in a:
+                    self.defaults[a["name"] or ""] = a.get("value") or "on"
+            elif kind not in ("submit", "button", "file"):
+                self.defaults[a["name"] or ""] = a.get("value") or ""
         elif tag == "select":
             self._select = a.get("name") or ""
+            self._multiple = "multiple" in a
             self.selects.setdefault(self._select, {})
         elif tag == "option" and self._select is not None:
             self._option = a.get("value") or ""
             self._label = []
+            if "selected" in a:
+                self.defaults[self._select] = self._option
 
     def handle_data(self, data: str) -> None:
         if self._option is not None:
@@ -46,7 +59,10 @@ class FormParser(HTMLParser):
         if tag == "option" and self._select is not None and self._option is not None:
             self.selects[self._select]["".join(self._label).strip()] = self._option
             self._option = None
-        elif tag == "select":
+        elif tag == "select" and self._select is not None:
+            options = self.selects[self._select]
+            if self._select not in self.defaults and options and not self._multiple:
+                self.defaults[self._select] = next(iter(options.values()))  # what a browser sends
             self._select = None
 
 
@@ -91,7 +107,7 @@ class Session:
         page = self.get(form_path)
         parser = FormParser()
         parser.feed(page)
-        data: dict[str, Any] = {"csrfmiddlewaretoken": parser.csrf, **fields}
+        data: dict[str, Any] = {**parser.defaults, "csrfmiddlewaretoken": parser.csrf, **fields}
         for name, labels in (choose or {}).items():
             options = parser.selects.get(name)
             if options is None:

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 HEADING = "## Running in production"
 ROW = re.compile(r"^\|\s*(?P<process>[^|]+?)\s*\|\s*`(?P<command>[^`]+)`\s*\|\s*(?P<count>[^|]+?)\s*\|\s*$")
-PLACEHOLDER = re.compile(r"<[^<>\s]+>")
+PLACEHOLDER = re.compile(r"<[a-z][^<>]*>")
 VARIABLE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
 

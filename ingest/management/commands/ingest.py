@@ -9,6 +9,7 @@ import paho.mqtt.client as mqtt
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from edge_node.services import ingest_broker_url
 from ingest.worker import IngestWorker, default_client_id
 from web.broker_probe import BrokerCertificateError, probe_broker_tls
 
@@ -33,7 +34,8 @@ class Command(BaseCommand):
         except BrokerCertificateError as exc:
             raise CommandError(str(exc)) from None
         worker = IngestWorker(
-            broker_url=opts["mqtt_url"] or settings.MQTT_URL,
+            # MQTT_URL with the ingest account's password (which may come from MQTT_INGEST_PASSWORD_FILE)
+            broker_url=opts["mqtt_url"] or ingest_broker_url(),
             client_id=opts["client_id"] or default_client_id(opts["name"], opts["share"]),
             share_group=opts["share"],
             protocol=mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311,
