@@ -45,7 +45,7 @@ def check_fleet_live(base_url: str, server_cert: Path, username: str, password: 
             css_ok = page.evaluate("getComputedStyle(document.querySelector('.tiles')).display") in ("grid", "flex")
             # The asset page: its latest values must change while we watch (live over wss://).
             section.locator("a.tile", has_text=asset_names[0]).click()
-            page.wait_for_selector("#latest-values tbody td.num")
+            page.wait_for_selector("#latest-values tbody td.value")
             first = page.inner_text("#latest-values tbody")
             page.wait_for_function("(first) => document.querySelector('#latest-values tbody').innerText !== first", arg=first,
                                    timeout=timeout_s * 1000)

@@ -69,9 +69,9 @@ class Operator:
             raise CheckFailed(f"the admin refused the site: {_errors(body)}")
 
     def prepare_models(self) -> Path:
-        """v1 of the pump anomaly model for the gateways, v2 to roll out (trained by the documented command)."""
+        """v1 of the pump anomaly model for the gateways, v2 and v3 to roll out (the documented training command)."""
         models = self.site.root / "models"
-        for version in ("1", "2"):
+        for version in ("1", "2", "3"):
             run_once([self.site.python, "-m", "edge_node.agent.train_anomaly", "--asset-type", MODEL_TYPE, "--out", str(models),
                       "--version", version, "--windows", "600"], self.env, self.site.logs / "commands.log", "train_anomaly")
         return models

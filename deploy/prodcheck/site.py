@@ -67,7 +67,7 @@ class Site:
             "PYTHONUNBUFFERED": "1",
             "AIOT_PRODUCTION": "1",
             "SECRET_KEY_FILE": str(self.root / "secrets" / "secret_key"),
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "ALLOWED_HOSTS": "127.0.0.1",
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis_url,
             "CHANNEL_LAYER_PREFIX": "prodcheck",
