@@ -89,6 +89,8 @@ WSGI_APPLICATION = None
 
 DATABASE_URL = env_url("DATABASE_URL", ("postgres", "postgresql", "sqlite"))
 DATABASES = {"default": database_from_url(DATABASE_URL, VAR_DIR / "aiot.sqlite3")}
+if env_secret("DATABASE_PASSWORD"):  # or DATABASE_PASSWORD_FILE: keeps the password out of the URL
+    DATABASES["default"]["PASSWORD"] = env_secret("DATABASE_PASSWORD")
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -224,6 +226,7 @@ TWIN_REFRESH_INTERVAL_S = env_float("TWIN_REFRESH_INTERVAL_S", 15.0)
 if TWIN_REFRESH_INTERVAL_S < 1.0:
     raise ImproperlyConfigured("TWIN_REFRESH_INTERVAL_S must be >= 1")
 TWIN_TRAIN_DEMO_MODELS = env_bool("TWIN_TRAIN_DEMO_MODELS", True)
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")  # beat's last-run times
 CELERY_BEAT_SCHEDULE = {
     # A refresh that would start after the next one is due is dropped, never queued up.
     "twins-refresh": {"task": "twins.refresh_twins", "schedule": TWIN_REFRESH_INTERVAL_S, "options": {"expires": TWIN_REFRESH_INTERVAL_S}},

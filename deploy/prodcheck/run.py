@@ -81,7 +81,7 @@ class ProductionCheck:
 
     # -- the stack ---------------------------------------------------------------------------
     def placeholders(self, row: Process, n: int = 1) -> dict[str, str]:
-        return {"<public host name>": "127.0.0.1", "<stable name>": f"prodcheck-{n}", "<cores>": "2",
+        return {"<public host name>": "127.0.0.1", "<broker's internal address>": "127.0.0.1", "<stable name>": f"prodcheck-{n}", "<cores>": "2",
                 "<aiot.conf>": str(self.site.root / "mosquitto" / "aiot.conf")}
 
     def start_services(self) -> None:
