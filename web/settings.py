@@ -127,6 +127,8 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", not PRODUCTION)
+if WHITENOISE_USE_FINDERS:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise also serves it; it warns when it is missing
 WHITENOISE_MAX_AGE = env_int("STATIC_MAX_AGE_S", 3600, 0)  # files without a hash in their name
 
 # Channels: Redis when REDIS_URL is set, otherwise in-memory (one process only); the kinds
