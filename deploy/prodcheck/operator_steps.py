@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,7 +174,3 @@ def _errors(body: str) -> str:
     found = re.findall(r'class="errorlist[^"]*"[^>]*>(.*?)</ul>', body, re.S)
     text = " | ".join(re.sub(r"<[^>]+>", " ", e) for e in found)
     return " ".join(text.split())[:800] or body[:300]
-
-
-def wait_seconds(seconds: float) -> None:
-    time.sleep(seconds)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,7 +119,3 @@ class Site:
         path = self.root / "mosquitto" / "aiot.conf"
         path.write_text(text)
         return path
-
-
-def default_python() -> str:
-    return sys.executable
