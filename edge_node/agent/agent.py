@@ -164,12 +164,6 @@ class Agent:
         with self._lock:
             if self._pending:
                 self._flush_batch()
-            # A graceful stop tries to deliver what is buffered (bounded): what is left stays in
-            # the outbox for the next start.
-            deadline = time.time() + const.STOP_DRAIN_S
-            while self.outbox.depth and self.link.connected and time.time() < deadline:
-                self._drain(time.time())
-                self.wake.wait(0.05)
         self.link.stop(final_status=self._encode(self._status("offline", time.time())))
         log.info("node %s: stopped; %d message(s) kept in the buffer for the next start", self.node_id,
                  self.outbox.depth)
@@ -188,7 +182,22 @@ class Agent:
                     self.wake.wait(delay)
                 self.wake.clear()
         finally:
+            self.deliver_buffered(const.STOP_DRAIN_S)
             self.stop()
+
+    def deliver_buffered(self, timeout_s: float) -> int:
+        """A standalone agent's graceful stop: flush what is pending and try for up to
+        ``timeout_s`` to deliver the outbox; what is left stays there for the next start.
+        Returns the messages left. (A fleet stops its agents without this: its report is
+        taken first.)"""
+        with self._lock:
+            if self._pending:
+                self._flush_batch()
+            deadline = time.time() + timeout_s
+            while self.outbox.depth and self.link.connected and time.time() < deadline:
+                self._drain(time.time())
+                time.sleep(0.05)  # not wake.wait: a stop signal leaves the event set
+            return self.outbox.depth
 
     # -- control -----------------------------------------------------------------
     def sim_time(self, now: float) -> float:

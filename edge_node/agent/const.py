@@ -62,7 +62,7 @@ MAX_READINGS_PER_BATCH = 1000
 MAX_BATCH_BYTES = 128 * 1024
 # An unacknowledged message older than this (while connected) is sent again from the outbox.
 INFLIGHT_TIMEOUT_S = 120.0
-STOP_DRAIN_S = 5.0  # a graceful stop (SIGTERM) tries this long to deliver the outbox
+STOP_DRAIN_S = 5.0  # a standalone agent's graceful stop (SIGTERM) tries this long to deliver the outbox
 # Normal samples in a row before an anomalous asset is declared normal again.
 CLEAR_AFTER_SAMPLES = 5
 # ...each with a model score at least this far under the model's threshold.
