@@ -189,18 +189,24 @@ class ProductionCheck:
 
     # -- kill -9 under traffic ---------------------------------------------------------------
     def chaos(self) -> int:
+        """Each process type killed with SIGKILL under traffic and restarted; the telemetry
+        messages that went missing (gaps in the gateways' seq) are counted per kill."""
         survived = 0
         traffic_s = 3.0 if self.opts.short else 8.0
+        gaps: dict[str, int] = {}
         for key in CHAOS_ORDER:
             name = "ingest-1" if key == "ingest" else key
-            before = self.db.points_stored()
+            before, missing_before = self.db.points_stored(), self.db.missing_seqs()
             time.sleep(traffic_s)
             pid = self.stack.restart_after_kill9(name, timeout=90)
             self.probe_after_restart(key)
             self.stack.check_alive()
             survived += 1
+            time.sleep(1.5)  # later messages reveal a gap, if any
+            gaps[key] = self.db.missing_seqs() - missing_before
             self.result.say(f"kill -9 {name} (pid {pid}) under traffic; restarted as pid {self.stack.procs[name].pid}; "
-                            f"points stored {before} -> {self.db.points_stored()}")
+                            f"points stored {before} -> {self.db.points_stored()}; telemetry messages missing since: {gaps[key]}")
+        self.result.figures["missing_seqs_by_kill"] = {k: v for k, v in gaps.items() if v}
         return survived
 
     def probe_after_restart(self, key: str) -> None:
