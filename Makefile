@@ -1,15 +1,23 @@
 # Two commands: `make demo` runs the platform on its embedded default; `make test` runs the suite.
+# `make demo` installs the runtime (requirements.txt) only; tests, lint, benchmarks and the
+# browser need requirements-dev.txt on top. `make production-check` runs the production stack.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.installed-runtime
+STAMP := $(VENV)/.installed-dev
+PROD_VENV := .venv-prod
 
-.PHONY: demo test test-timescale bench-timescale venv lint bench-ingest bench-edge bench-rul bench-whatif bench-whatif-engine bench-twins rul-fd001 bench-live bench-rollout bench-faults screenshots clean
+.PHONY: demo test test-timescale venv lint production-check bench-ingest bench-edge bench-rul bench-whatif bench-whatif-engine bench-twins rul-fd001 bench-live bench-rollout bench-faults bench-timescale screenshots clean
 
-$(STAMP): requirements.txt
-	$(PYTHON) -m venv $(VENV)
+$(RUNTIME): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME) requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
 # The TimescaleDB harness of the `timescale` tests (tests/timescale/harness: PGlite with
@@ -21,9 +29,16 @@ $(HARNESS_STAMP): $(HARNESS)/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then cd $(HARNESS) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
 	else echo "npm not found: the TimescaleDB harness is not installed; its tests skip"; fi
 
+# What a production host installs: the runtime file only, in its own virtualenv.
+$(PROD_VENV)/.installed: requirements.txt
+	test -x $(PROD_VENV)/bin/python || $(PYTHON) -m venv $(PROD_VENV)
+	$(PROD_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PROD_VENV)/bin/python -m pip install --quiet -r requirements.txt
+	touch $(PROD_VENV)/.installed
+
 venv: $(STAMP)
 
-demo: $(STAMP)
+demo: $(RUNTIME)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_demo
 	$(PY) manage.py run_embedded
@@ -70,9 +85,13 @@ bench-faults: $(STAMP)
 
 bench-timescale: $(STAMP) $(HARNESS_STAMP)
 	$(PY) bench/timescale_aggregate.py
+# Every process of the README's production table as its own OS process (TLS, PostgreSQL,
+# Redis, Mosquitto), run from the runtime-only virtualenv; prints a JSON line last.
+production-check: $(STAMP) $(PROD_VENV)/.installed
+	$(PY) -m deploy.prodcheck --python $(PROD_VENV)/bin/python $(CHECK_ARGS)
 
 screenshots: $(STAMP)
 	$(PY) manage.py screenshots
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) $(PROD_VENV) var

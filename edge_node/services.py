@@ -346,13 +346,23 @@ def authenticate_node(node_id: str, secret: str) -> EdgeNode | None:
 def platform_broker_url(base_url: str | None = None) -> str:
     """``base_url`` (default MQTT_URL) with the platform account's credentials: for publishing
     commands to nodes and reading their acks and status."""
+    return service_broker_url(settings.MQTT_PLATFORM_USERNAME, settings.MQTT_PLATFORM_PASSWORD, base_url)
+
+
+def ingest_broker_url(base_url: str | None = None) -> str:
+    """``base_url`` (default MQTT_URL) with the ingest account: MQTT_URL's own user and password,
+    or MQTT_INGEST_USERNAME / MQTT_INGEST_PASSWORD(_FILE) when the URL carries none."""
+    return service_broker_url(settings.MQTT_INGEST_USERNAME, settings.MQTT_INGEST_PASSWORD, base_url)
+
+
+def service_broker_url(username: str, password: str, base_url: str | None = None) -> str:
     from urllib.parse import quote, urlsplit, urlunsplit
 
     parts = urlsplit(base_url or settings.MQTT_URL)
     host = parts.hostname or "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
-    user = quote(settings.MQTT_PLATFORM_USERNAME, safe="")
-    password = quote(settings.MQTT_PLATFORM_PASSWORD, safe="")
-    netloc = f"{user}:{password}@{host}" + (f":{parts.port}" if parts.port else "")
+    user = quote(username, safe="")
+    secret = quote(password, safe="")
+    netloc = (f"{user}:{secret}@" if password else f"{user}@" if user else "") + host + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, "", "", ""))

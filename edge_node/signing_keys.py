@@ -34,7 +34,8 @@ def signing_key_path() -> Path:
     return Path(settings.VAR_DIR) / "keys" / "model-signing.pem"
 
 
-def _write_new_key(path: Path) -> None:
+def write_new_key(path: Path) -> None:
+    """A new Ed25519 key at ``path`` (mode 600); if another process made one meanwhile, theirs is kept."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
@@ -74,7 +75,7 @@ def signing_private_key() -> Ed25519PrivateKey:
         if not path.exists():
             if getattr(settings, "MODEL_SIGNING_KEY_FILE", ""):
                 raise ImproperlyConfigured(f"MODEL_SIGNING_KEY_FILE={path} does not exist")
-            _write_new_key(path)
+            write_new_key(path)
     return _load(str(path))
 
 

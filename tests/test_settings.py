@@ -24,10 +24,17 @@ def test_it_refuses_production_with_the_default_secret():
     assert result.returncode != 0 and "needs SECRET_KEY" in result.stderr
 
 
+PRODUCTION_SERVICES = {
+    "DATABASE_URL": "postgres://aiot@db.example:5432/aiot",
+    "REDIS_URL": "redis://redis.example:6379/0",
+    "MQTT_URL": "mqtts://aiot-ingest:pw@broker.example:8884",
+}
+
+
 def test_it_starts_in_production_with_a_real_secret_from_a_file(tmp_path):
     secret = tmp_path / "secret"
-    secret.write_text("s" * 50 + "\n")
-    result = check({"AIOT_PRODUCTION": "1", "SECRET_KEY_FILE": str(secret), "ALLOWED_HOSTS": "aiot.example.com"})
+    secret.write_text("k7Qp2-vX9mZ4_tR8wLs3Nf6Yh1Jc5Bd0GeUaOiPx\n")
+    result = check({"AIOT_PRODUCTION": "1", "SECRET_KEY_FILE": str(secret), "ALLOWED_HOSTS": "aiot.example.com", **PRODUCTION_SERVICES})
     assert result.returncode == 0, result.stderr
 
 

@@ -18,6 +18,7 @@ from twins import twin_const as tc
 from twins.models import RulModel
 from twins.rul import RulPredictor, TrainedRul, load_model, save_model
 from twins.rul.artifact import read_artifact
+from web.var_paths import var_path
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ def predictor_for(model: RulModel) -> RulPredictor:
     with _cache_lock:
         predictor = _cache.get(model.version)
         if predictor is None:
-            predictor = load_model(model.artifact_path)
+            predictor = load_model(var_path(model.artifact_path))
             if predictor.version != model.version:
                 raise RegistryError(f"{model.artifact_path} holds {predictor.version}, not {model.version}")
             _cache[model.version] = predictor

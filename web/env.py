@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 TRUE = {"1", "true", "yes", "on"}
@@ -87,33 +88,47 @@ def env_url(name: str, schemes: tuple[str, ...]) -> str:
     return raw
 
 
-def database_from_url(url: str, sqlite_path: Path) -> dict:
-    """Django DATABASES['default'] for a postgres:// URL, or SQLite (WAL) when empty."""
-    if not url or url.startswith("sqlite:///"):
-        return {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": url[len("sqlite:///") :] if url else str(sqlite_path),
-            "OPTIONS": {
-                "timeout": 30,
-                "transaction_mode": "IMMEDIATE",
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-            # one file per test run: parallel runs (and their subprocesses) never share it
-            "TEST": {"NAME": str(sqlite_path.with_name(f"test-{os.getpid()}.sqlite3"))},
-        }
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgres", "postgresql"):
-        raise ImproperlyConfigured(f"DATABASE_URL must start with postgres:// or sqlite:///, got {url!r}")
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def _sqlite(name: str, sqlite_path: Path) -> dict:
     return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": parts.path.lstrip("/") or "postgres",
-        "USER": parts.username or "",
-        "PASSWORD": parts.password or "",
-        "HOST": parts.hostname or "",
-        "PORT": str(parts.port or ""),
-        "CONN_MAX_AGE": 60,
-        "CONN_HEALTH_CHECKS": True,
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": name,
+        "OPTIONS": {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+        # one file per test run: parallel runs (and their subprocesses) never share it
+        "TEST": {"NAME": str(sqlite_path.with_name(f"test-{os.getpid()}.sqlite3"))},
     }
+
+
+def database_from_url(url: str, sqlite_path: Path) -> dict:
+    """Django DATABASES['default'] for a postgres:// or sqlite:/// URL; SQLite (WAL) when empty.
+
+    Parsed by dj-database-url: percent-encoded user names and passwords are decoded, and query
+    parameters (``?sslmode=require``, ``?connect_timeout=5``) become connection options.
+    """
+    if not url:
+        return _sqlite(str(sqlite_path), sqlite_path)
+    scheme = urlsplit(url).scheme
+    if scheme not in ("postgres", "postgresql", "sqlite"):
+        raise ImproperlyConfigured(f"DATABASE_URL must start with postgres:// or sqlite:///, got {scheme}://")
+    try:
+        config = dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
+    except ValueError as exc:  # the message may quote the URL: never echo a password
+        raise ImproperlyConfigured(f"DATABASE_URL cannot be parsed ({exc.__class__.__name__}); check its format: postgres://user:password@host:5432/name") from None
+    if scheme == "sqlite":
+        return _sqlite(config["NAME"], sqlite_path)
+    if not config.get("NAME"):
+        raise ImproperlyConfigured("DATABASE_URL names no database: postgres://user:password@host:5432/<name>")
+    options = config.setdefault("OPTIONS", {})
+    sslmode = options.get("sslmode")
+    if sslmode is not None and sslmode not in SSLMODES:
+        raise ImproperlyConfigured(f"DATABASE_URL: sslmode must be one of {', '.join(SSLMODES)}, got {sslmode!r}")
+    return config
 
 
 def channel_layers_from_url(url: str, kind: str = "pubsub", prefix: str = "asgi", max_connections: int = 2000) -> dict:

@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from web import production_guard
 from web.env import channel_layers_from_url, database_from_url, env_bool, env_choice, env_float, env_int, env_list, env_secret, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -28,10 +29,12 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 if PRODUCTION:
     if DEBUG:
         raise ImproperlyConfigured("AIOT_PRODUCTION=1 refuses DEBUG=1: unset DEBUG or set DEBUG=0")
-    if SECRET_KEY == DEFAULT_SECRET or len(SECRET_KEY) < 32:
-        raise ImproperlyConfigured("AIOT_PRODUCTION=1 needs SECRET_KEY (or SECRET_KEY_FILE), 32+ characters, not the default")
+    production_guard.check_secret(SECRET_KEY, DEFAULT_SECRET)
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("AIOT_PRODUCTION=1 needs ALLOWED_HOSTS (comma-separated host names)")
+    # The web process's own HTTPS (daphne -e ssl:...:privateKey=${TLS_KEY_FILE}:certKey=${TLS_CERT_FILE});
+    # unset behind a TLS-terminating proxy.
+    production_guard.check_server_certificate(env_str("TLS_CERT_FILE"), env_str("TLS_KEY_FILE"), ALLOWED_HOSTS)
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
 
@@ -54,6 +57,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (ours, the admin's, Plotly.js) straight from the web process: no proxy needed.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -84,6 +89,8 @@ WSGI_APPLICATION = None
 
 DATABASE_URL = env_url("DATABASE_URL", ("postgres", "postgresql", "sqlite"))
 DATABASES = {"default": database_from_url(DATABASE_URL, VAR_DIR / "aiot.sqlite3")}
+if env_secret("DATABASE_PASSWORD"):  # or DATABASE_PASSWORD_FILE: keeps the password out of the URL
+    DATABASES["default"]["PASSWORD"] = env_secret("DATABASE_PASSWORD")
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -100,9 +107,29 @@ TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = False
 USE_TZ = True
 
+# Static files are served by WhiteNoise from the web process. Production runs `collectstatic`
+# into STATIC_ROOT (hashed names, gzip; served with a year's cache); the embedded default and
+# the tests serve straight from the app folders. Plotly.js comes from the installed plotly
+# package (web.static_finders.PlotlyFinder: sites are often offline, no CDN).
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "web.static_finders.PlotlyFinder",
+]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
+STATIC_STORAGE = env_choice("STATIC_STORAGE", "manifest" if PRODUCTION else "plain", ("manifest", "plain"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage" if STATIC_STORAGE == "manifest" else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", not PRODUCTION)
+if WHITENOISE_USE_FINDERS:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise also serves it; it warns when it is missing
+WHITENOISE_MAX_AGE = env_int("STATIC_MAX_AGE_S", 3600, 0)  # files without a hash in their name
 
 # Channels: Redis when REDIS_URL is set, otherwise in-memory (one process only); the kinds
 # of Redis layer are explained in web.env.channel_layers_from_url.
@@ -139,6 +166,7 @@ MQTT_EMBEDDED_PORT = env_int("AIOT_EMBEDDED_MQTT_PORT", 1884, 1, 65535)
 if MQTT_EMBEDDED:
     MQTT_URL = f"mqtt://127.0.0.1:{MQTT_EMBEDDED_PORT}"
 MQTT_CA_FILE = env_str("MQTT_CA_FILE", "")
+production_guard.check_ca_file(MQTT_CA_FILE)
 MQTT_CLIENT_ID_PREFIX = env_str("MQTT_CLIENT_ID_PREFIX", "aiot")
 
 # Fleet security (edge_node): broker accounts, Mosquitto files, enrollment, model signing.
@@ -153,6 +181,11 @@ if MQTT_EMBEDDED:
     MQTT_INGEST_PASSWORD = MQTT_INGEST_PASSWORD or hmac.new(SECRET_KEY.encode(), b"embedded-mqtt-ingest", "sha256").hexdigest()
     MQTT_PLATFORM_PASSWORD = MQTT_PLATFORM_PASSWORD or hmac.new(SECRET_KEY.encode(), b"embedded-mqtt-platform", "sha256").hexdigest()
 MQTT_NODE_BROKER_URL = env_url("MQTT_NODE_BROKER_URL", ("mqtt", "mqtts"))  # handed to nodes at enrollment
+if PRODUCTION:
+    production_guard.check_required({"DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL, "MQTT_URL": "" if MQTT_EMBEDDED else MQTT_URL})
+    ALLOW_PLAIN_MQTT = env_bool("AIOT_ALLOW_PLAIN_MQTT", False)
+    production_guard.check_broker_tls("MQTT_URL", MQTT_URL, ALLOW_PLAIN_MQTT)
+    production_guard.check_broker_tls("MQTT_NODE_BROKER_URL", MQTT_NODE_BROKER_URL, ALLOW_PLAIN_MQTT)
 MQTT_PASSWORD_FILE = env_str("MQTT_PASSWORD_FILE", "")
 MQTT_ACL_FILE = env_str("MQTT_ACL_FILE", "")
 try:  # octal, like chmod: the broker's user must be able to read the files
@@ -207,6 +240,7 @@ TWIN_REFRESH_INTERVAL_S = env_float("TWIN_REFRESH_INTERVAL_S", 15.0)
 if TWIN_REFRESH_INTERVAL_S < 1.0:
     raise ImproperlyConfigured("TWIN_REFRESH_INTERVAL_S must be >= 1")
 TWIN_TRAIN_DEMO_MODELS = env_bool("TWIN_TRAIN_DEMO_MODELS", True)
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")  # beat's last-run times
 CELERY_BEAT_SCHEDULE = {
     # A refresh that would start after the next one is due is dropped, never queued up.
     "twins-refresh": {"task": "twins.refresh_twins", "schedule": TWIN_REFRESH_INTERVAL_S, "options": {"expires": TWIN_REFRESH_INTERVAL_S}},

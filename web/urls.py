@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path, re_path
+from django.urls import include, path
 
 from web import alert_views, views
 
@@ -24,8 +24,6 @@ urlpatterns = [
     path("", include("edge_node.urls")),
     path("", include("edge_node.rollouts.urls")),
     path("", include("twins.urls")),
-    path("static/vendor/plotly.min.js", views.plotly_js, name="plotly-js"),
-    re_path(r"^static/(?P<path>.+)$", views.static_file, name="static-file"),
     path("admin/", admin.site.urls),
 ]
 

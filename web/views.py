@@ -6,20 +6,15 @@ Alerts and rules live in web/alert_views.py.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
-import plotly
-from django.conf import settings
 from django.db import connection
 from django.http import (
-    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
     JsonResponse,
 )
 from django.shortcuts import get_object_or_404, render
-from django.views.static import serve
 
 from twins.models import Asset
 from twins.twin_presenters import fleet_twins, twin_panel
@@ -35,8 +30,6 @@ from web.roles import (
 )
 
 DASHBOARD_ROLES = (FACILITY_MANAGER, PLANNER, ADMIN)
-PLOTLY_DIR = Path(plotly.__file__).resolve().parent / "package_data"
-STATIC_MAX_AGE_S = 24 * 3600
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -48,25 +41,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     reason = str(exception) if exception and str(exception) else "Your role does not allow this page."
     return render(request, "403.html", {"reason": reason}, status=403)
-
-
-def _cached(response: HttpResponse) -> HttpResponse:
-    response["Cache-Control"] = f"public, max-age={STATIC_MAX_AGE_S}"
-    return response
-
-
-def plotly_js(request: HttpRequest) -> HttpResponse:
-    """Plotly.js from the installed plotly package: no CDN, sites are often offline."""
-    return _cached(serve(request, "plotly.min.js", document_root=PLOTLY_DIR))
-
-
-def static_file(request: HttpRequest, path: str) -> HttpResponse:
-    """The project's static/ folder, for the embedded server (daphne serves no static files);
-    a deployment puts `collectstatic` output behind its reverse proxy instead."""
-    for root in settings.STATICFILES_DIRS:
-        if (Path(root) / path).is_file():
-            return _cached(serve(request, path, document_root=root))
-    raise Http404("no such static file")
 
 
 def _live_context() -> dict[str, str]:

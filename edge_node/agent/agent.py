@@ -60,7 +60,8 @@ class AgentStats:
     raw_bytes: int = 0  # what shipping every raw sample would have cost
     sent_bytes: int = 0  # MQTT payload + topic bytes handed to the broker (first sends)
     samples: int = 0
-    readings_sent: int = 0
+    readings_sent: int = 0  # readings put in the outbox (sent now or after a reconnect)
+    points_sent: int = 0  # their values (one per metric): what the platform stores as rows
     batches: int = 0
     events: int = 0
     events_by_asset: dict[str, int] = field(default_factory=dict)
@@ -428,6 +429,7 @@ class Agent:
             self.outbox.put("telemetry", lambda seq, chunk=chunk: self._encode({"seq": seq, "readings": chunk}))
             self.stats.batches += 1
             self.stats.readings_sent += len(chunk)
+            self.stats.points_sent += sum(len(r["values"]) for r in chunk)
 
     def _encode(self, payload: dict[str, Any]) -> bytes:
         return contract.encode(payload, self.cfg.payload_format)  # type: ignore[arg-type]
@@ -510,6 +512,9 @@ class Agent:
             "memory_mb": memory_mb(), "buffer_depth": self.outbox.depth, "dropped": self.outbox.dropped,
             "delivery": self.cfg.delivery,
             "assets": len(self.assets), "raw_bytes": self.stats.raw_bytes, "sent_bytes": self.stats.sent_bytes,
+            # Since this process started: what an operator (or the production check) compares
+            # with what the platform stored.
+            "readings_queued": self.stats.readings_sent, "points_queued": self.stats.points_sent,
         }
 
     def _heartbeat(self, now: float) -> None:

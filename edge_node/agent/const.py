@@ -32,7 +32,7 @@ MAX_UNCONFIRMED = 200
 # platform stays silent (its ingest may be down: do not flood the broker's queue), up to this.
 CONFIRM_TIMEOUT_MAX_S = 600.0
 # On stop, how long an agent keeps sending (and waiting for confirmations) before it disconnects.
-STOP_DELIVER_S = 3.0
+STOP_DELIVER_S = 5.0
 # Rows read from the outbox per drain step.
 DRAIN_CHUNK = 50
 

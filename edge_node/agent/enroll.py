@@ -86,14 +86,19 @@ def _error_message(exc: urllib.error.HTTPError) -> str:
 
 
 # -- writing the config ------------------------------------------------------------------------
-def merge_identity(config: dict[str, Any], answer: dict[str, Any], platform_url: str) -> dict[str, Any]:
-    """``config`` (parsed node.toml, may be empty) with the enrolled identity written in."""
+def merge_identity(config: dict[str, Any], answer: dict[str, Any], platform_url: str, ca_file: str | None = None) -> dict[str, Any]:
+    """``config`` (parsed node.toml, may be empty) with the enrolled identity written in.
+
+    ``ca_file`` (the site CA that verified the platform) also becomes the broker's CA when the
+    broker URL is mqtts:// and node.toml names none: one site CA signs both."""
     merged = dict(config)
     node = dict(merged.get("node", {}))
     node.pop("password_file", None)  # the new password must win over an old file
     node.update(id=answer["node_id"], username=answer["mqtt"]["username"], password=answer["mqtt"]["password"])
     broker = dict(merged.get("broker", {}))
     broker["url"] = answer["mqtt"]["url"]
+    if ca_file and broker["url"].startswith("mqtts://") and not broker.get("ca_file"):
+        broker["ca_file"] = str(Path(ca_file).resolve())
     platform = dict(merged.get("platform", {}))
     platform.update(url=platform_url.rstrip("/"), node_secret=answer["secret"], model_public_key=answer["model_public_key"])
     merged.update(node=node, broker=broker, platform=platform)
@@ -166,7 +171,7 @@ def enroll(url: str, token: str, config_path: str | Path, *, ca_file: str | None
             # Checked before the token is spent: a broken config must not burn it.
             raise EnrollError(f"{config_path}: cannot read the existing config: {exc}") from None
     answer = request_enrollment(url, token, ca_file=ca_file, insecure=insecure, name=name)
-    write_atomic(config_path, dump_toml(merge_identity(existing, answer, url)), 0o600)  # credentials: owner only
+    write_atomic(config_path, dump_toml(merge_identity(existing, answer, url, ca_file)), 0o600)  # credentials: owner only
     return answer
 
 

@@ -14,6 +14,7 @@ from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
+from django.conf import settings
 
 from edge_node.agent import contract
 
@@ -30,19 +31,28 @@ class PlatformMqtt:
                                   protocol=mqtt.MQTTv311)
         if parts.username:
             self.client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
-        if parts.scheme == "mqtts":
-            self.client.tls_set()
+        self.tls = parts.scheme in ("mqtts", "ssl")
+        if self.tls:
+            # The site's CA (MQTT_CA_FILE) when the broker's certificate is not publicly signed.
+            self.client.tls_set(ca_certs=settings.MQTT_CA_FILE or None)
         self.client.max_inflight_messages_set(100)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or (8883 if parts.scheme in ("mqtts", "ssl") else 1883)
 
     def start(self, timeout: float = 10.0) -> Self:
         self.client.connect_async(self.host, self.port, keepalive=30)
         self.client.loop_start()
         if not self.connected.wait(timeout):
             self.stop()
+            if self.tls:
+                from web.broker_probe import BrokerCertificateError, probe_broker_tls
+
+                try:
+                    probe_broker_tls(f"mqtts://{self.host}:{self.port}", settings.MQTT_CA_FILE)
+                except BrokerCertificateError as exc:
+                    raise OSError(str(exc)) from None
             raise OSError(f"cannot connect to the MQTT broker at {self.host}:{self.port} within {timeout:g} s")
         return self
 

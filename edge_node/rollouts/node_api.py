@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET
 
 from edge_node.audit import record_audit
 from edge_node.node_auth import node_from_request
+from web.var_paths import var_path
 
 from . import const
 from .models import ModelArtifact, RolloutNode
@@ -76,7 +77,7 @@ def download_artifact(request: HttpRequest, model_id: int) -> HttpResponse:
         record_audit(const.AUDIT_ARTIFACT_DOWNLOAD, actor=node.node_id, target=f"model {model_id}", ok=False,
                      detail={"reason": "not in a running rollout for this node"}, remote_addr=remote)
         return JsonResponse({"error": "no rollout sends this model to this node"}, status=404)
-    path = Path(model.file_path)
+    path = var_path(model.file_path)
     if not path.is_file():
         return JsonResponse({"error": "artifact file missing on the platform"}, status=410)
     response = FileResponse(_CountedFile(path), content_type="application/octet-stream")

@@ -13,7 +13,7 @@ import pytest
 
 from edge_node.agent.agent import Agent
 from edge_node.agent.asset_types import ASSET_TYPES
-from edge_node.agent.config import AgentConfig, BrokerConfig, SourceConfig
+from edge_node.agent.config import AgentConfig, BrokerConfig, FilterConfig, SourceConfig
 from edge_node.agent.fleet import AssetSpec, FaultSpec, NodeSpec, run_fleet
 from tests.agent.conftest import start_agent_process
 from tests.helpers import wait_until
@@ -242,3 +242,24 @@ def test_a_fault_injected_over_the_cmd_topic_is_acknowledged_and_raises_an_event
     finally:
         stop.set()
         runner.join(10)
+
+
+def test_a_graceful_stop_delivers_the_buffer_and_reports_what_was_queued(broker_url, node_id, subscribe, tmp_path):
+    sub = subscribe(broker_url, node_id)
+    cfg = AgentConfig(node_id=node_id, broker=BrokerConfig(url=broker_url), state_dir=tmp_path, publish_interval_s=1.0,
+                      heartbeat_interval_s=5.0, filter=FilterConfig(aggregate_window_s=0.1, deadband_pct=0.0),
+                      sources=[SourceConfig("centrifugal_pump", "p1", seed=3, sample_interval_s=0.05)])
+    agent = Agent(cfg)
+    stop = threading.Event()
+    runner = threading.Thread(target=agent.run, args=(stop,), daemon=True)
+    runner.start()
+    wait_until(lambda: agent.link.connected and agent.stats.batches >= 2, 15, what="a few batches")
+    wait_until(lambda: len(agent._pending) >= 3, 5, what="readings waiting for the next batch")
+    stop.set()  # those readings are not in the outbox yet: the stop must flush and deliver them
+    runner.join(15)
+    final = wait_until(lambda: [s for s in sub.of("status") if s["state"] == "offline"], 5, what="the final status")[-1]
+    assert final["buffer_depth"] == 0, "SIGTERM delivered the outbox before saying offline"
+    received = wait_until(lambda: sum(len(r["values"]) for b in sub.of("telemetry") for r in b["readings"]) or None, 5, what="telemetry")
+    wait_until(lambda: sum(len(r["values"]) for b in sub.of("telemetry") for r in b["readings"]) == final["points_queued"], 5,
+               what=f"every queued value at the subscriber (got {received}, queued {final['points_queued']})")
+    assert final["readings_queued"] == sum(len(b["readings"]) for b in sub.of("telemetry"))

@@ -83,3 +83,14 @@ def test_it_round_trips_node_toml_through_its_writer():
     merged = merge_identity(original, answer, "https://platform.example")
     assert tomllib.loads(dump_toml(merged)) == merged
     assert merged["sources"] == original["sources"] and merged["filter"] == original["filter"]
+
+
+def test_the_ca_that_verified_the_platform_also_verifies_the_tls_broker(tmp_path):
+    answer = {"node_id": "gw-ca", "secret": "s", "model_public_key": "k", "mqtt": {"url": "mqtts://b.example:8883", "username": "gw-ca", "password": "p"}}
+    ca = tmp_path / "ca.pem"
+    merged = merge_identity({}, answer, "https://aiot.example", str(ca))
+    assert merged["broker"]["ca_file"] == str(ca.resolve())
+    own = merge_identity({"broker": {"ca_file": "/etc/other-ca.pem"}}, answer, "https://aiot.example", str(ca))
+    assert own["broker"]["ca_file"] == "/etc/other-ca.pem"  # a CA the node.toml names is kept
+    plain = merge_identity({}, {**answer, "mqtt": {**answer["mqtt"], "url": "mqtt://b.example:1883"}}, "https://aiot.example", str(ca))
+    assert "ca_file" not in plain["broker"]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,6 @@ def test_it_registers_a_trained_folder_from_the_command_line(registry_settings, 
 
     out = StringIO()
     call_command("register_model", str(model_dirs["v2"]), stdout=out)
-    assert "registered motor-anomaly@2 sha256=" in out.getvalue()
+    assert re.search(r"registered motor-anomaly@2 \(id \d+\) sha256=", out.getvalue())
     with pytest.raises(Exception, match="immutable"):
         call_command("register_model", str(model_dirs["v2"]), stdout=out)

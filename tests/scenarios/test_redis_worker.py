@@ -51,7 +51,8 @@ def worker(redis_url, django_db_setup, django_db_blocker):
 def redis_stack(settings, redis_url, worker):
     assert str(app.conf.broker_url).startswith(("redis", "rediss", "unix")), "the test process must publish to Redis"
     settings.SCENARIO_QUEUE = QUEUE
-    settings.CHANNEL_LAYERS = channel_layers_from_url(redis_url, settings.CHANNEL_LAYER_KIND)
+    # The worker process reads CHANNEL_LAYER_PREFIX from the environment: the same prefix here.
+    settings.CHANNEL_LAYERS = channel_layers_from_url(redis_url, settings.CHANNEL_LAYER_KIND, os.environ.get("CHANNEL_LAYER_PREFIX", "asgi"))
     return worker
 
 

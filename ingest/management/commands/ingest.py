@@ -7,9 +7,11 @@ import signal
 
 import paho.mqtt.client as mqtt
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from edge_node.services import ingest_broker_url
 from ingest.worker import IngestWorker, default_client_id
+from web.broker_probe import BrokerCertificateError, probe_broker_tls
 
 log = logging.getLogger("ingest")
 
@@ -27,8 +29,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts) -> None:
         protocol = opts["protocol"] or ("3.1.1" if settings.MQTT_EMBEDDED else "5")
+        try:
+            probe_broker_tls(opts["mqtt_url"] or settings.MQTT_URL, settings.MQTT_CA_FILE)
+        except BrokerCertificateError as exc:
+            raise CommandError(str(exc)) from None
         worker = IngestWorker(
-            broker_url=opts["mqtt_url"] or settings.MQTT_URL,
+            # MQTT_URL with the ingest account's password (which may come from MQTT_INGEST_PASSWORD_FILE)
+            broker_url=opts["mqtt_url"] or ingest_broker_url(),
             client_id=opts["client_id"] or default_client_id(opts["name"], opts["share"]),
             share_group=opts["share"],
             protocol=mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311,

@@ -38,6 +38,6 @@ class Command(BaseCommand):
                 raise CommandError("give a folder or --rul-version")
         except RegistryError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"registered {model.label} sha256={model.sha256} size={model.size}")
+        self.stdout.write(f"registered {model.label} (id {model.pk}) sha256={model.sha256} size={model.size}")
         for v in model.quantized_variants.all():
             self.stdout.write(f"registered {v.label} (int8) size change {v.size_change_pct}% output change {v.accuracy_change}")

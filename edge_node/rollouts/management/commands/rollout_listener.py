@@ -3,11 +3,13 @@ from __future__ import annotations
 import signal
 import threading
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 
 from edge_node.rollouts.listener import RolloutListener
 from edge_node.rollouts.mqtt_client import PlatformMqtt
 from edge_node.services import platform_broker_url
+from web.broker_probe import BrokerCertificateError, probe_broker_tls
 
 
 class Command(BaseCommand):
@@ -20,6 +22,10 @@ class Command(BaseCommand):
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+        try:
+            probe_broker_tls(opts["mqtt_url"] or settings.MQTT_URL, settings.MQTT_CA_FILE)
+        except BrokerCertificateError as exc:
+            raise CommandError(str(exc)) from None
         client = PlatformMqtt(platform_broker_url(opts["mqtt_url"]), subscribe=True).start()
         self.stdout.write("rollout listener running")
         try:
