@@ -12,6 +12,7 @@ the task reconnects after a backoff (1 s doubling to 60 s, with jitter).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import random
 import threading
@@ -160,8 +161,9 @@ class FieldGateway:
             self._loop.call_soon_threadsafe(self._main.cancel)
             try:
                 self._main.result(STOP_TIMEOUT_S)
-            except Exception:  # noqa: BLE001 - cancelled is the normal end; anything else is logged below
-                pass
+            except BaseException as exc:  # noqa: BLE001 - cancelled is the normal end
+                if not isinstance(exc, concurrent.futures.CancelledError | asyncio.CancelledError):
+                    log.error("field gateway ended with %s: %s", type(exc).__name__, exc)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(STOP_TIMEOUT_S)
         if self._thread.is_alive():
@@ -213,7 +215,10 @@ class FieldGateway:
                 reason = str(exc)
             except (OSError, TimeoutError, ConnectionError) as exc:
                 reason = _describe(exc, spec)
-            except Exception as exc:  # noqa: BLE001 - one device's failure, whatever it is, stays its own
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # noqa: BLE001 - one device's failure, whatever it is, stays its own
+                # (BaseException: bacpypes3 raises its error PDUs as BaseExceptions)
                 reason = _describe(exc, spec)
                 log.exception("device %s: unexpected error (reconnecting)", spec.name)
             await _close_quietly(driver)

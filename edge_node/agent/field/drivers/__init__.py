@@ -9,6 +9,7 @@ Values go to ``sink.values``; points without a usable value to ``sink.bad``.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 from ..specs import EXTRAS, DeviceSpec, FieldConfig
@@ -19,6 +20,15 @@ DRIVERS = {
     "opcua": ("opcua", "asyncua"),
     "bacnet": ("bacnet", "bacpypes3"),
 }
+
+
+def quiet_library_logs(name: str, level: int = logging.WARNING) -> None:
+    """A protocol library logs every frame at INFO (asyncua formats whole publish responses)
+    and pymodbus every failed request as an error: the driver reports what matters once, per
+    device. Applies unless the logger was set explicitly or the agent runs at DEBUG."""
+    logger = logging.getLogger(name)
+    if logger.level == logging.NOTSET and logging.getLogger().level > logging.DEBUG:
+        logger.setLevel(level)
 
 
 class DeviceDown(Exception):

@@ -25,12 +25,13 @@ from bacpypes3.primitivedata import Enumerated, ObjectIdentifier, Real
 
 from ..codec import float32_value
 from ..specs import BacnetAddress, BacnetLocal, BacnetOptions, DeviceSpec, PointSpec
-from . import DeviceDown
+from . import DeviceDown, quiet_library_logs
 
 log = logging.getLogger(__name__)
+quiet_library_logs("bacpypes3")
 
 KEEPALIVE_S = 5.0
-WILDCARD_DEVICE = 4194303
+COV_BATCH_S = 0.05
 FAULT, OUT_OF_SERVICE = 1, 3  # bits of status-flags
 COV_OBJECTS = ("analog-input", "analog-output", "analog-value", "binary-input", "binary-output", "binary-value",
                "multi-state-input", "multi-state-output", "multi-state-value", "large-analog-value", "integer-value",
@@ -69,6 +70,18 @@ def to_raw(value: Any) -> Any:
     return str(value)
 
 
+class Refused(str):
+    """The device answered no (the text says why)."""
+
+
+def refusal_text(pdu: Any) -> str:
+    for attr in ("errorCode", "rejectReason", "abortReason"):
+        value = getattr(pdu, attr, None)
+        if value is not None:
+            return f"{type(pdu).__name__.lower()}: {value}"
+    return type(pdu).__name__
+
+
 def error_text(value: Any) -> str:
     if isinstance(value, ErrorType):
         return f"{value.errorClass}: {value.errorCode}"
@@ -88,6 +101,8 @@ class Driver:
         self.address: Address | None = None
         self.device_id: ObjectIdentifier | None = None
         self.last_exchange = time.monotonic()
+        self._cov_pending: list[tuple[PointSpec, Any]] = []
+        self._cov_ts = 0.0
 
     async def run(self) -> None:
         await self._find()
@@ -96,22 +111,19 @@ class Driver:
             cov_points = [p for p in self.spec.points if p.address.prop == "present-value"  # type: ignore[union-attr]
                           and p.address.object_type in COV_OBJECTS]  # type: ignore[union-attr]
         tasks: list[asyncio.Task] = []
-        covered: set[PointSpec] = set()
-        for p in cov_points:
-            started = asyncio.get_running_loop().create_future()
-            tasks.append(asyncio.create_task(self._cov(p, started)))
-            try:
-                if await asyncio.wait_for(started, self.spec.timeout_s):
-                    covered.add(p)
-            except TimeoutError:
-                pass
-        polled = [p for p in self.spec.points if p not in covered]
-        mode = "cov" if covered and not polled else "cov+poll" if covered else "poll"
-        if polled:
-            tasks.append(asyncio.create_task(self._poll(polled)))
-        tasks.append(asyncio.create_task(self._keepalive()))
-        self.health.device_ok(self.spec.name, mode)
         try:
+            loop = asyncio.get_running_loop()
+            started = {p.label: loop.create_future() for p in cov_points}
+            tasks += [asyncio.create_task(self._cov(p, started[p.label])) for p in cov_points]
+            if started:
+                await asyncio.wait(started.values(), timeout=self.spec.timeout_s * 2)
+            covered = {label for label, f in started.items() if f.done() and f.result()}
+            polled = [p for p in self.spec.points if p.label not in covered]
+            mode = "cov" if covered and not polled else "cov+poll" if covered else "poll"
+            if polled:
+                tasks.append(asyncio.create_task(self._poll(polled)))
+            tasks.append(asyncio.create_task(self._keepalive()))
+            self.health.device_ok(self.spec.name, mode)
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for t in done:
                 t.result()
@@ -135,16 +147,18 @@ class Driver:
         o = self.opts
         if o.address:
             self.address = Address(o.address)
-        else:
-            found = await self._request(self.app.who_is(o.device_instance, o.device_instance))
-            if not found:
-                raise DeviceDown(f"no I-Am from device {o.device_instance}")
-            self.address = found[0].pduSource
-        instance = o.device_instance if o.device_instance is not None else WILDCARD_DEVICE
-        ident = await self._request(self.app.read_property(self.address, ObjectIdentifier(("device", instance)), "object-identifier"))
-        if isinstance(ident, ErrorType):
-            raise DeviceDown(f"device object not readable: {error_text(ident)}")
-        self.device_id = ObjectIdentifier(ident)
+        instance = o.device_instance
+        if instance is None or self.address is None:
+            # Who-Is: broadcast for a device instance, or sent to the address to learn its instance.
+            found = await self._request(self.app.who_is(instance, instance, self.address))
+            if isinstance(found, Refused) or not found:
+                raise DeviceDown(f"no I-Am from {o.address or f'device {instance}'}")
+            self.address = self.address or found[0].pduSource
+            instance = found[0].iAmDeviceIdentifier[1]
+        self.device_id = ObjectIdentifier(("device", instance))
+        name = await self._request(self.app.read_property(self.address, self.device_id, "object-name"))
+        if isinstance(name, Refused | ErrorType):
+            raise DeviceDown(f"device {instance} at {self.address}: object not readable ({error_text(name)})")
 
     async def _poll(self, points: list[PointSpec]) -> None:
         groups: dict[float, list[PointSpec]] = {}
@@ -176,6 +190,9 @@ class Driver:
                 props = [addr.prop, "status-flags"] if addr.prop == "present-value" else [addr.prop]
                 params += [ObjectIdentifier(addr.object_id), props]
             results = await self._request(self.app.read_property_multiple(self.address, params))
+            if isinstance(results, Refused):
+                bad += [(p, f"ReadPropertyMultiple refused ({results})") for p in chunk]
+                continue
             answers = {(str(objid), str(prop)): value for objid, prop, _index, value in results}
             for p in chunk:
                 addr = p.address
@@ -214,31 +231,48 @@ class Driver:
         try:
             scm = self.app.change_of_value(self.address, objid, None, False, self.opts.cov_lifetime_s)
             async with scm:
-                started.set_result(True)
+                if not started.done():
+                    started.set_result(True)
                 flags: Any = None
                 while True:
-                    prop, value = await scm.get_value()
+                    # A notification carries present-value and status-flags; bacpypes3 queues
+                    # them one by one, together: take what is there before judging the value.
+                    items = [await scm.get_value()]
+                    while not scm.queue.empty():
+                        items.append(await scm.get_value())
                     self.last_exchange = time.monotonic()
-                    name = str(prop)
-                    if name == "status-flags":
-                        flags = value
+                    batch = {str(prop): value for prop, value in items}
+                    flags = batch.get("status-flags", flags)
+                    if "present-value" not in batch:
                         continue
-                    if name != "present-value":
-                        continue
-                    ts = time.time()
+                    value = batch["present-value"]
                     problem = self._problem(value, flags)
                     if problem:
-                        self.sink.bad(self.spec.name, [(point, problem)], ts)
+                        self.sink.bad(self.spec.name, [(point, problem)], time.time())
                     else:
-                        self.sink.values(self.spec.name, ts, [(point, to_raw(value))])
+                        self._queue_cov(point, to_raw(value))
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a refused subscription means: poll this point
+        except (Exception, ErrorRejectAbortNack) as exc:  # noqa: BLE001 - a refused subscription means: poll this point
             if not started.done():
                 log.info("device %s: no COV for %s (%s); polling it", self.spec.name, addr.object_id, exc)
                 started.set_result(False)
                 return
             raise DeviceDown(f"COV subscription for {addr.object_id} ended: {exc}") from None
+
+    def _queue_cov(self, point: PointSpec, value: Any) -> None:
+        """COV notifications come one object per datagram: those of COV_BATCH_S become one
+        reading (with the time of the first), not one reading per object."""
+        if not self._cov_pending:
+            self._cov_ts = time.time()
+            asyncio.get_running_loop().call_later(COV_BATCH_S, self._flush_cov)
+        self._cov_pending.append((point, value))
+
+    def _flush_cov(self) -> None:
+        pending, self._cov_pending = self._cov_pending, []
+        if pending:
+            self.sink.values(self.spec.name, self._cov_ts, pending)
+            self.health.device_ok(self.spec.name)
 
     async def _keepalive(self) -> None:
         while True:
@@ -246,7 +280,7 @@ class Driver:
             if time.monotonic() - self.last_exchange < KEEPALIVE_S:
                 continue
             value = await self._request(self.app.read_property(self.address, self.device_id, "system-status"))
-            if isinstance(value, ErrorType):
+            if isinstance(value, Refused | ErrorType):
                 raise DeviceDown(f"device object not readable: {error_text(value)}")
             self.health.device_ok(self.spec.name)
 

@@ -20,9 +20,10 @@ from pymodbus.exceptions import ConnectionException, ModbusIOException
 from ..blocks import Block, PollGroup, plan_groups, split_block
 from ..codec import DecodeError, decode_registers
 from ..specs import DeviceSpec, ModbusAddress, ModbusOptions, PointSpec
-from . import DeviceDown
+from . import DeviceDown, quiet_library_logs
 
 log = logging.getLogger(__name__)
+quiet_library_logs("pymodbus", logging.CRITICAL)  # every refused connect and timeout is its ERROR
 
 EXCEPTIONS = {
     1: "illegal function", 2: "illegal data address", 3: "illegal data value", 4: "server device failure",

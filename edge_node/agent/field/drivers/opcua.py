@@ -22,12 +22,14 @@ from asyncua.crypto import security_policies
 
 from ..codec import float32_value
 from ..specs import DeviceSpec, OpcuaOptions, PointSpec
-from . import DeviceDown
+from . import DeviceDown, quiet_library_logs
 
 log = logging.getLogger(__name__)
+quiet_library_logs("asyncua")
 
 SERVER_CURRENT_TIME = ua.NodeId(2258)  # Server.ServerStatus.CurrentTime
 KEEPALIVE_S = 5.0
+SESSION_TIMEOUT_MS = 60_000  # how long a server keeps our session after the connection drops
 READ_CHUNK = 500  # nodes per Read request while polling
 QUEUE_MAX = 200_000  # notifications waiting for the sink (asyncua drops the oldest past it)
 MAX_ITEMS_PER_CALL = 1000  # monitored items created per CreateMonitoredItems request
@@ -113,6 +115,7 @@ class Driver:
     async def _connect(self) -> Client:
         o = self.opts
         client = Client(o.endpoint, timeout=self.spec.timeout_s)
+        client.session_timeout = SESSION_TIMEOUT_MS
         if o.username:
             client.set_user(o.username)
         if o.password is not None:
