@@ -139,7 +139,7 @@ class FieldGateway:
         self.sink = Sink(self.sources, self.health, wake)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._main: asyncio.Future | None = None
+        self._main: asyncio.Task | None = None
         self._stopping = False
 
     # -- lifecycle (agent thread) -----------------------------------------------------------
@@ -151,19 +151,16 @@ class FieldGateway:
         self._thread = threading.Thread(target=self._run_loop, args=(ready,), name="field-gateway", daemon=True)
         self._thread.start()
         ready.wait(5)
-        self._main = asyncio.run_coroutine_threadsafe(self._run_devices(), self._loop)
+        asyncio.run_coroutine_threadsafe(self._spawn(), self._loop).result(5)
 
     def stop(self) -> None:
         if self._loop is None or self._thread is None:
             return
         self._stopping = True
-        if self._main is not None:
-            self._loop.call_soon_threadsafe(self._main.cancel)
-            try:
-                self._main.result(STOP_TIMEOUT_S)
-            except BaseException as exc:  # noqa: BLE001 - cancelled is the normal end
-                if not isinstance(exc, concurrent.futures.CancelledError | asyncio.CancelledError):
-                    log.error("field gateway ended with %s: %s", type(exc).__name__, exc)
+        try:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(STOP_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            log.warning("field gateway: devices did not close within %.0f s", STOP_TIMEOUT_S)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(STOP_TIMEOUT_S)
         if self._thread.is_alive():
@@ -180,6 +177,19 @@ class FieldGateway:
         self._loop.run_forever()
 
     # -- the devices (event-loop thread) -------------------------------------------------
+    async def _spawn(self) -> None:
+        self._main = asyncio.create_task(self._run_devices(), name="field devices")
+
+    async def _shutdown(self) -> None:
+        """Cancel every device task and wait until their connections are closed."""
+        task = self._main
+        if task is None:
+            return
+        task.cancel()
+        results = await asyncio.gather(task, return_exceptions=True)
+        if results and isinstance(results[0], BaseException) and not isinstance(results[0], asyncio.CancelledError):
+            log.error("field gateway ended with %s: %s", type(results[0]).__name__, results[0])
+
     async def _run_devices(self) -> None:
         shared: dict[str, Any] = {}
         tasks = [asyncio.create_task(self._run_device(spec, shared), name=f"device {spec.name}") for spec in self.cfg.devices]
