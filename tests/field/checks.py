@@ -21,13 +21,21 @@ def ticks(rows: dict[str, dict[datetime, float]]) -> dict[datetime, int]:
     return {ts: int(v) for ts, v in rows["tick"].items()}
 
 
+def tick_before(rows: dict[str, dict[datetime, float]], ts: datetime) -> int | None:
+    """The device's tick when a value stored at ``ts`` was read (see ``mismatches``)."""
+    at = sorted(ticks(rows).items())
+    i = bisect.bisect_right([t for t, _ in at], ts) - 1
+    return at[i][1] if i >= 0 else None
+
+
 def mismatches(rows: dict[str, dict[datetime, float]], expected: dict[str, Callable[[int], float]],
-               later: frozenset[str] = frozenset()) -> list[str]:
+               later: frozenset[str] = frozenset(), offsets: tuple[int, ...] = (0, 1)) -> list[str]:
     """Every stored value of every metric against expected[metric](k), k being the device's
     tick when it was read: the last tick stored at or before that time (the agent sends a value
     only when it changed, so an unchanged tick is not stored again). Metrics in ``later`` come
     from a request after the tick's in the same poll (another register table): the tick may have
-    moved on between the two requests, so k + 1 is right for them too."""
+    moved on between the two requests, so k + 1 is right for them too (``offsets``: the ticks
+    accepted for them, relative to k)."""
     at = sorted(ticks(rows).items())
     times = [t for t, _ in at]
     out = []
@@ -38,7 +46,7 @@ def mismatches(rows: dict[str, dict[datetime, float]], expected: dict[str, Calla
                 out.append(f"{metric} at {ts}: {value!r} stored before any tick")
                 continue
             k = at[i][1]
-            wants = [fn(k), fn(k + 1)] if metric in later else [fn(k)]
+            wants = [fn(k + d) for d in offsets] if metric in later else [fn(k)]
             if value not in wants or type(value) is not float:
                 out.append(f"{metric} at tick {k} ({ts}): stored {value!r}, the device held {wants[0]!r}")
     return out
