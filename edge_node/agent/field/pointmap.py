@@ -25,10 +25,20 @@ BACNET_OBJECT_TYPES = (
 BINARY_ENUM = {"inactive": 0.0, "active": 1.0}
 COMMON_KEYS = ("metric", "asset", "unit", "metric_unit", "scale", "offset", "range", "deadband", "deadband_pct",
                "window_s", "aggregate", "poll_interval_s", "bit", "bits", "enum")
+ADDRESS_KEYS = {
+    "modbus": ("register", "table", "type", "byte_order", "word_order"),
+    "opcua": ("node",),
+    "bacnet": ("object", "property"),
+}
 
 
 def parse_point(r: Reader, device: DeviceSpec, default_asset: str | None, asset_type: str | None,
                 defaults: dict[str, Any]) -> PointSpec:
+    # A misspelt key first: "registr = 3" is a typo, not a missing register.
+    known = set(COMMON_KEYS) | set(ADDRESS_KEYS[device.protocol])
+    unknown = sorted(set(r.table) - known)
+    if unknown:
+        raise r.fail(unknown[0], f"unknown key for a {device.protocol} point (known: {', '.join(sorted(known))})")
     metric = r.get("metric", str, required=True)
     if not METRIC_RE.match(metric):
         raise r.fail("metric", f"{metric!r} is not a valid metric key (letters, digits, _ . -; at most 64)")
