@@ -150,7 +150,7 @@ class Driver:
         instance = o.device_instance
         if instance is None or self.address is None:
             # Who-Is: broadcast for a device instance, or sent to the address to learn its instance.
-            found = await self._request(self.app.who_is(instance, instance, self.address))
+            found = await self._request(self.app.who_is(instance, instance, self.address, timeout=self.spec.timeout_s * 0.8))
             if isinstance(found, Refused) or not found:
                 raise DeviceDown(f"no I-Am from {o.address or f'device {instance}'}")
             self.address = self.address or found[0].pduSource
