@@ -113,3 +113,20 @@ def test_real_devices_refuse_a_speedup(tmp_path):
     config.write_text(HEAD.format(state=tmp_path / "state").replace("[broker]", "speedup = 60.0\n[broker]"))
     result = check(config)
     assert result.returncode == 2 and "[node].speedup: real devices run in real time" in result.stderr
+
+
+def test_the_example_gateway_and_its_maps_pass_the_check(tmp_path):
+    agent_dir = ROOT / "edge_node" / "agent"
+    (tmp_path / "maps").mkdir()
+    for m in (agent_dir / "maps").glob("*.toml"):
+        (tmp_path / "maps" / m.name).write_text(m.read_text())
+    for name in ("secrets/mqtt_password", "secrets/mill7", "certs/ca.pem", "certs/gateway.der", "certs/gateway.pem"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("placeholder\n")
+    config = tmp_path / "gateway.toml"
+    text = (agent_dir / "gateway.example.toml").read_text()
+    # no TLS here: a placeholder CA file is not a certificate
+    config.write_text(text.replace('url = "mqtts://platform.example.com:8883"\nca_file = "certs/ca.pem"', 'url = "mqtt://127.0.0.1:9"'))
+    result = check(config)
+    assert result.returncode == 0, result.stderr
+    assert "ok: node plant1-gw1, 6 source(s)" in result.stdout
