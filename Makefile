@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench-ingest bench-edge bench-rul bench-whatif bench-whatif-engine bench-twins rul-fd001 bench-live bench-rollout bench-faults screenshots clean
+.PHONY: demo test venv lint bench-ingest bench-edge bench-rul bench-whatif bench-whatif-engine bench-twins rul-fd001 bench-live bench-rollout bench-faults bench-protocols screenshots clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,9 @@ bench-rollout: $(STAMP)
 
 bench-faults: $(STAMP)
 	$(PY) bench/faults.py
+
+bench-protocols: $(STAMP)
+	$(PY) bench/protocols.py
 
 screenshots: $(STAMP)
 	$(PY) manage.py screenshots

@@ -426,13 +426,16 @@ class Agent:
         log.info("node %s: %s %s on %s", self.node_id, finding["severity"], finding["kind"], rt.asset_id)
 
     def _emit_device_events(self) -> None:
-        """Device-status events of the field devices (one per change, see field/health.py)."""
+        """Device-status events of the field devices (one per change and asset, see field/health.py)."""
+        logged = set()
         for event in self.field.health.pop_events():  # type: ignore[union-attr]
             self.outbox.put("events", lambda seq, event=event: self._encode({**event, "seq": seq}))
             self.stats.events += 1
             asset = event["asset"]
             self.stats.events_by_asset[asset] = self.stats.events_by_asset.get(asset, 0) + 1
-            log.log(logging.WARNING if event["severity"] != "info" else logging.INFO, "node %s: %s", self.node_id, event["message"])
+            if event["message"] not in logged:  # a device feeding 20 assets: one log line, 20 events
+                logged.add(event["message"])
+                log.log(logging.WARNING if event["severity"] != "info" else logging.INFO, "node %s: %s", self.node_id, event["message"])
 
     def _add_reading(self, asset: str, ts: float, values: dict[str, float]) -> None:
         if asset in self._exact_assets:

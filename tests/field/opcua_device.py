@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 import time
+from datetime import UTC, datetime
 
 from asyncua import Server, ua
 from asyncua.crypto.permission_rules import User, UserRole
@@ -73,12 +75,14 @@ async def serve(args: argparse.Namespace) -> None:
             k = tick(time.time(), args.t0, args.period)
             if k != last:
                 last = k
+                stamp = datetime.now(UTC)  # one source timestamp per scan, as a PLC gives
                 for nodeid, variant, raw in nodes:
                     value = ua.Variant(raw(k), getattr(ua.VariantType, variant))  # type: ignore[operator]
-                    await server.write_attribute_value(nodeid, ua.DataValue(value))
+                    await server.write_attribute_value(nodeid, ua.DataValue(value, SourceTimestamp=stamp))
                 value, good = ua_probe(k)
                 status = ua.StatusCode(ua.StatusCodes.Good if good else ua.StatusCodes.BadSensorFailure)
-                await server.write_attribute_value(probe.nodeid, ua.DataValue(ua.Variant(value, ua.VariantType.Double), StatusCode=status))
+                await server.write_attribute_value(probe.nodeid, ua.DataValue(ua.Variant(value, ua.VariantType.Double),
+                                                                              StatusCode=status, SourceTimestamp=stamp))
             await asyncio.sleep(min(0.05, args.period / 5))
 
 
@@ -87,10 +91,12 @@ async def _bench_writes(server: Server, nodes: list, hz: float) -> None:
     started = time.perf_counter()
     while True:
         k += 1
+        stamp = datetime.now(UTC)
         for nodeid, _variant, i in nodes:
-            await server.write_attribute_value(nodeid, ua.DataValue(ua.Variant(float(k * 1000 + i), ua.VariantType.Double)))
+            await server.write_attribute_value(nodeid, ua.DataValue(ua.Variant(float(k * 1000 + i), ua.VariantType.Double),
+                                                                    SourceTimestamp=stamp))
         if k % int(hz * 5) == 0:
-            print(f"writes {k} in {time.perf_counter() - started:.1f} s", flush=True)
+            print(f"writes {k} in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
         await asyncio.sleep(max(0.0, started + k / hz - time.perf_counter()))
 
 

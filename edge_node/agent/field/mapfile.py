@@ -200,7 +200,8 @@ def _parse_options(r: Reader, protocol: str, base_dir: Path, defaults: dict[str,
         if interval is not None and interval <= 0:
             raise r.fail("publishing_interval_ms", f"must be > 0, got {interval}")
         o.publishing_interval_ms = interval
-        o.timestamps = r.choice("timestamps", ("gateway", "source"), default="gateway")
+        o.queue_size = r.integer("queue_size", 10, 1, 10_000)
+        o.timestamps = r.choice("timestamps", ("source", "gateway"), default="source")
         return o
     o = BacnetOptions(address=r.get("address", str, None))
     o.device_instance = r.integer("device_instance", None, 0, 4194302)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .codec import Transform
+from .codec import Transform, register_count
 
 PROTOCOLS = ("modbus", "opcua", "bacnet")
 # The optional extra (requirements file beside the agent) each protocol needs.
@@ -26,8 +26,6 @@ class ModbusAddress:
 
     @property
     def count(self) -> int:
-        from .codec import register_count
-
         return 1 if self.table in ("coil", "discrete") else register_count(self.data_type)
 
 
@@ -104,7 +102,11 @@ class OpcuaOptions:
     password: str | None = None
     subscribe: str = "auto"  # auto: data-change subscription if the server offers it; "never": poll
     publishing_interval_ms: float | None = None  # default: the device's poll interval
-    timestamps: str = "gateway"  # or "source": the server's SourceTimestamp
+    queue_size: int = 10  # changes a server keeps per item between publishes (1: only the latest)
+    # "source": each change at its SourceTimestamp (the server's, when within MAX_CLOCK_SKEW_S
+    # of this gateway's clock), so that several changes of an item between two publishes are
+    # all kept; "gateway": at the time the publish arrived (the latest change per item).
+    timestamps: str = "source"
 
 
 @dataclass
