@@ -93,3 +93,11 @@ def test_contiguous_registers_are_read_in_one_block_and_gaps_split_blocks():
 def test_points_with_different_poll_intervals_are_separate_schedules():
     groups = plan_groups([_point(0, interval=1.0), _point(1, interval=10.0), _point(2, interval=1.0)])
     assert [(g.interval_s, [(b.start, b.count) for b in g.blocks]) for g in groups] == [(1.0, [(0, 1), (2, 1)]), (10.0, [(1, 1)])]
+
+
+def test_a_late_poll_keeps_the_schedule_and_a_missed_slot_is_skipped():
+    from edge_node.agent.field.drivers import next_slot
+
+    assert next_slot(10.0, 1.0, 10.3) == 11.0  # ran 0.3 s late: the next one is still on time
+    assert next_slot(10.0, 1.0, 12.5) == 13.0  # slower than its interval: 11 and 12 are skipped
+    assert next_slot(10.0, 1.0, 11.0) == 12.0

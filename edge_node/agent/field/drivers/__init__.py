@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 from typing import Any
 
 from ..specs import EXTRAS, DeviceSpec, FieldConfig
@@ -29,6 +30,18 @@ def quiet_library_logs(name: str, level: int = logging.WARNING) -> None:
     logger = logging.getLogger(name)
     if logger.level == logging.NOTSET and logging.getLogger().level > logging.DEBUG:
         logger.setLevel(level)
+
+
+def next_slot(due: float, interval: float, now: float) -> float:
+    """The next poll time on the schedule's own grid: a poll that ran late does not shift the
+    schedule (a gateway keeps its 1 s rate under load), and slots missed altogether (a device
+    slower than its interval) are skipped, not caught up in a burst."""
+    due += interval
+    if due <= now:
+        due += math.ceil((now - due) / interval) * interval
+        if due <= now:
+            due += interval
+    return due
 
 
 class DeviceDown(Exception):

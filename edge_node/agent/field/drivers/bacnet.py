@@ -25,7 +25,7 @@ from bacpypes3.primitivedata import Enumerated, ObjectIdentifier, Real
 
 from ..codec import float32_value
 from ..specs import BacnetAddress, BacnetLocal, BacnetOptions, DeviceSpec, PointSpec
-from . import DeviceDown, quiet_library_logs
+from . import DeviceDown, next_slot, quiet_library_logs
 
 log = logging.getLogger(__name__)
 quiet_library_logs("bacpypes3")
@@ -171,10 +171,7 @@ class Driver:
             if delay > 0:
                 await asyncio.sleep(delay)
             await self.read_points(groups[interval])
-            now = time.monotonic()
-            due[interval] += interval
-            if due[interval] <= now:
-                due[interval] = now + interval
+            due[interval] = next_slot(due[interval], interval, time.monotonic())
 
     async def read_points(self, points: list[PointSpec]) -> None:
         ts = time.time()

@@ -20,7 +20,7 @@ from pymodbus.exceptions import ConnectionException, ModbusIOException
 from ..blocks import Block, PollGroup, plan_groups, split_block
 from ..codec import DecodeError, decode_registers
 from ..specs import DeviceSpec, ModbusAddress, ModbusOptions, PointSpec
-from . import DeviceDown, quiet_library_logs
+from . import DeviceDown, next_slot, quiet_library_logs
 
 log = logging.getLogger(__name__)
 quiet_library_logs("pymodbus", logging.CRITICAL)  # every refused connect and timeout is its ERROR
@@ -101,10 +101,7 @@ class Driver:
                 await asyncio.sleep(delay)
             await self.poll(group)
             self.health.device_ok(self.spec.name, "poll")
-            now = time.monotonic()
-            group.next_due += group.interval_s
-            if group.next_due <= now:  # late (a slow device): skip, do not burst to catch up
-                group.next_due = now + group.interval_s
+            group.next_due = next_slot(group.next_due, group.interval_s, time.monotonic())
 
     async def poll(self, group: PollGroup) -> None:
         ts = time.time()

@@ -24,7 +24,7 @@ from asyncua.crypto import security_policies
 
 from ..codec import float32_value
 from ..specs import DeviceSpec, OpcuaOptions, PointSpec
-from . import DeviceDown, quiet_library_logs
+from . import DeviceDown, next_slot, quiet_library_logs
 
 log = logging.getLogger(__name__)
 quiet_library_logs("asyncua", logging.CRITICAL)  # its publish loop logs every lost connection with a traceback
@@ -250,10 +250,7 @@ class Driver:
                 self.sink.values(self.spec.name, ts, raw)
             self.sink.bad(self.spec.name, bad, ts)
             self.health.device_ok(self.spec.name)
-            now = time.monotonic()
-            due[interval] += interval
-            if due[interval] <= now:
-                due[interval] = now + interval
+            due[interval] = next_slot(due[interval], interval, time.monotonic())
 
     async def _keepalive(self, client: Client, subscription: Any) -> None:
         node = client.get_node(SERVER_CURRENT_TIME)
