@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model error: {exc}", file=sys.stderr)
         return const.EXIT_MODEL_ERROR
     if args.command == "check":
-        print(f"ok: node {cfg.node_id}, {len(cfg.sources)} source(s), models {agent.model_versions() or 'none'}")
+        devices = cfg.gateway.devices
+        fed = f", {len(devices)} device(s) with {sum(len(d.points) for d in devices)} point(s)" if devices else ""
+        print(f"ok: node {cfg.node_id}, {len(cfg.sources)} source(s){fed}, models {agent.model_versions() or 'none'}")
         agent.outbox.close()
         return const.EXIT_OK
     stop = threading.Event()
