@@ -88,7 +88,7 @@ def start(module: str, *args: str, log: Path) -> subprocess.Popen:
 
 
 def agent_config(work: Path, broker: str, modbus_base: int, n_modbus: int, ua_port: int, n_ua: int,
-                 bacnet_ports: list[int], n_bacnet_objects: int) -> str:
+                 bacnet_ports: list[int], n_bacnet_objects: int, ua_publish_ms: float = 100.0) -> str:
     lines = [f'[node]\nid = "{NODE}"\nstate_dir = "{work / "state"}"\npublish_interval_s = 1.0\nheartbeat_interval_s = 2.0\n',
              f'[broker]\nurl = "{broker}"\n', f'[bacnet]\naddress = "127.0.0.1:{free_port()}"\n']
     for d in range(n_modbus):
@@ -97,7 +97,8 @@ def agent_config(work: Path, broker: str, modbus_base: int, n_modbus: int, ua_po
         lines += [f'[[devices.points]]\nmetric = "r{i}"\nregister = {i}\n' for i in range(MODBUS_REGS)]
     if n_ua:
         lines.append(f'[[devices]]\nname = "ua-machine"\nprotocol = "opcua"\nendpoint = "opc.tcp://127.0.0.1:{ua_port}/aiot/"\n'
-                     'poll_interval_s = 0.1\ntimeout_s = 5.0\n')
+                     f'poll_interval_s = 0.1\npublishing_interval_ms = {ua_publish_ms}\nqueue_size = {max(10, int(ua_publish_ms / 50))}\n'
+                     'timeout_s = 5.0\n')
         lines += [f'[[devices.points]]\nmetric = "v{i}"\nasset = "ua-{i // 50:02d}"\nnode = "ns=2;s=Machine.v{i}"\n' for i in range(n_ua)]
     for b, port in enumerate(bacnet_ports):
         lines.append(f'[[devices]]\nname = "bac-{b}"\nprotocol = "bacnet"\naddress = "127.0.0.1:{port}"\ndevice_instance = {3000 + b}\n'
@@ -176,6 +177,7 @@ def main() -> None:
     parser.add_argument("--modbus-devices", type=int, default=100)
     parser.add_argument("--opcua-items", type=int, default=1000)
     parser.add_argument("--opcua-hz", type=float, default=10.0)
+    parser.add_argument("--opcua-publish-ms", type=float, default=500.0, help="the subscription's publishing interval (items queue the changes between two publishes)")
     parser.add_argument("--bacnet-devices", type=int, default=2)
     parser.add_argument("--bacnet-objects", type=int, default=50)
     parser.add_argument("--warmup", type=float, default=20.0)
@@ -204,7 +206,7 @@ def main() -> None:
         checker = Checker(broker.port)
         config = work / "node.toml"
         config.write_text(agent_config(work, broker.url, modbus_base, args.modbus_devices, ua_port, args.opcua_items,
-                                       bacnet_ports, args.bacnet_objects))
+                                       bacnet_ports, args.bacnet_objects, args.opcua_publish_ms))
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         agent_log = open(work / "agent.log", "wb")  # noqa: SIM115 - the child writes it
         agent = subprocess.Popen([sys.executable, "-m", "edge_node.agent", "run", "--config", str(config), "--log-level", "WARNING"],
