@@ -8,7 +8,7 @@ RUNTIME := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed-dev
 PROD_VENV := .venv-prod
 
-.PHONY: demo test test-timescale venv lint production-check bench-ingest bench-edge bench-rul bench-whatif bench-whatif-engine bench-twins rul-fd001 bench-live bench-rollout bench-faults bench-timescale screenshots clean
+.PHONY: demo test test-timescale venv lint production-check bench-ingest bench-edge bench-rul bench-whatif bench-whatif-engine bench-twins rul-fd001 bench-live bench-rollout bench-faults bench-timescale bench-protocols screenshots clean
 
 $(RUNTIME): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -85,10 +85,14 @@ bench-faults: $(STAMP)
 
 bench-timescale: $(STAMP) $(HARNESS_STAMP)
 	$(PY) bench/timescale_aggregate.py
+
 # Every process of the README's production table as its own OS process (TLS, PostgreSQL,
 # Redis, Mosquitto), run from the runtime-only virtualenv; prints a JSON line last.
 production-check: $(STAMP) $(PROD_VENV)/.installed
 	$(PY) -m deploy.prodcheck --python $(PROD_VENV)/bin/python $(CHECK_ARGS)
+
+bench-protocols: $(STAMP)
+	$(PY) bench/protocols.py
 
 screenshots: $(STAMP)
 	$(PY) manage.py screenshots

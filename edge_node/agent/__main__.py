@@ -1,4 +1,4 @@
-"""Command line: ``python -m edge_node.agent run --config node.toml`` (or ``check``, or ``enroll``)."""
+"""Command line: ``python -m edge_node.agent run --config node.toml`` (or ``check``, ``enroll``, ``discover``)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
         from .enroll import main as enroll_main
 
         return enroll_main(args_in[1:])
+    if args_in[:1] == ["discover"]:  # discover --modbus HOST --scan R | --opcua URL | --bacnet: see field/discover.py
+        from .field.discover import main as discover_main
+
+        return discover_main(args_in[1:])
     parser = argparse.ArgumentParser(prog="python -m edge_node.agent", description="AIoT edge agent")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("run", "run the agent"), ("check", "validate the config and models, then exit")):
@@ -29,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--config", required=True, help="path to node.toml")
         p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub.add_parser("enroll", help="exchange a one-time token for this node's identity (see enroll --help)", add_help=False)
+    sub.add_parser("discover", help="look at a Modbus, OPC UA or BACnet device and print a point map (see discover --help)",
+                   add_help=False)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -42,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model error: {exc}", file=sys.stderr)
         return const.EXIT_MODEL_ERROR
     if args.command == "check":
-        print(f"ok: node {cfg.node_id}, {len(cfg.sources)} source(s), models {agent.model_versions() or 'none'}")
+        devices = cfg.gateway.devices
+        fed = f", {len(devices)} device(s) with {sum(len(d.points) for d in devices)} point(s)" if devices else ""
+        print(f"ok: node {cfg.node_id}, {len(cfg.sources)} source(s){fed}, models {agent.model_versions() or 'none'}")
         agent.outbox.close()
         return const.EXIT_OK
     stop = threading.Event()

@@ -25,6 +25,7 @@ from . import const, contract
 from .config import AgentConfig, ConfigError, SourceConfig
 from .deploy import attach_deploy
 from .detectors import EwmaDetector
+from .field.attach import attach_field
 from .filtering import ReadingFilter
 from .models import AnomalyModel, ModelError, ModelSlot, load_model
 from .mqtt_link import MqttLink
@@ -113,8 +114,14 @@ class Agent:
         self.filter = ReadingFilter(cfg.filter)
         self.t0 = time.time() if t0 is None else t0
         self.speedup = cfg.speedup
+        # Real devices (point maps): their event loop starts with the agent; readings arrive
+        # through one FieldSource per asset, with the time each value was read.
+        self.field = attach_field(cfg, self.t0, self.wake)
         sources: dict[str, Source] = {}
         for sc in cfg.sources:
+            if sc.plugin == const.FIELD_PLUGIN and self.field is not None:
+                sources[sc.asset] = self.field.sources[sc.asset]
+                continue
             try:
                 source = make_source(sc.plugin, sc.asset, seed=sc.seed, params=sc.params, fail_at=sc.fail_at_s)
                 for fc in sc.faults:
@@ -126,7 +133,7 @@ class Agent:
         self.assets: dict[str, AssetRuntime] = {}
         for sc in cfg.sources:
             source = sources[sc.asset]
-            det = EwmaDetector(const.DETECT_METRICS.get(source.asset_type), cfg.detect.ewma_alpha,
+            det = EwmaDetector(source.detect_metrics(), cfg.detect.ewma_alpha,
                                cfg.detect.z_threshold, cfg.detect.warmup)
             self.assets[sc.asset] = AssetRuntime(sc, source, slots.get(sc.asset), det, next_due=self.t0)
         try:
@@ -141,6 +148,7 @@ class Agent:
                              offline_payload=contract.encode({"state": "offline"}), net=net)
         self.deploy = attach_deploy(self)  # deploy/rollback commands (edge_node/agent/deploy.py)
         self._pending: list[contract.Reading] = []
+        self._exact_assets = set(cfg.gateway.assets)
         self._last_flush = self.t0
         self._urgent = False
         self._inflight: dict[int, tuple[int, float]] = {}  # mid -> (row id, sent at): awaiting PUBACK
@@ -164,10 +172,14 @@ class Agent:
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
         self.link.start()
+        if self.field is not None:
+            self.field.start()
 
     def stop(self, deliver_s: float = const.STOP_DELIVER_S) -> None:
         """Flush what is pending into the outbox (it survives), give the platform up to
         ``deliver_s`` to confirm what is unconfirmed, say offline, disconnect."""
+        if self.field is not None:
+            self.field.stop()
         self.flush_pending()
         if deliver_s > 0:
             self.deliver(deliver_s)
@@ -263,6 +275,8 @@ class Agent:
     def tick(self, now: float) -> float:
         with self._lock:
             self._handle_commands(now)
+            if self.field is not None:
+                self._emit_device_events()
             sim_t = self.sim_time(now)
             due: list[tuple[AssetRuntime, Sample]] = []
             heap = self._schedule
@@ -412,7 +426,24 @@ class Agent:
         self.stats.events_by_asset[rt.asset_id] = self.stats.events_by_asset.get(rt.asset_id, 0) + 1
         log.info("node %s: %s %s on %s", self.node_id, finding["severity"], finding["kind"], rt.asset_id)
 
+    def _emit_device_events(self) -> None:
+        """Device-status events of the field devices (one per change and asset, see field/health.py)."""
+        logged = set()
+        for event in self.field.health.pop_events():  # type: ignore[union-attr]
+            self.outbox.put("events", lambda seq, event=event: self._encode({**event, "seq": seq}))
+            self.stats.events += 1
+            asset = event["asset"]
+            self.stats.events_by_asset[asset] = self.stats.events_by_asset.get(asset, 0) + 1
+            if event["message"] not in logged:  # a device feeding 20 assets: one log line, 20 events
+                logged.add(event["message"])
+                log.log(logging.WARNING if event["severity"] != "info" else logging.INFO, "node %s: %s", self.node_id, event["message"])
+
     def _add_reading(self, asset: str, ts: float, values: dict[str, float]) -> None:
+        if asset in self._exact_assets:
+            # A device's value as read (converted and scaled), not rounded to 6 digits: an
+            # energy counter of 12,345,678 Wh must arrive as that.
+            self._pending.append({"asset": asset, "ts": float(ts), "values": {k: float(v) for k, v in values.items()}})
+            return
         self._pending.append({"asset": asset, "ts": float(ts), "values": {k: _round(v) for k, v in values.items()}})
 
     def _flush_batch(self) -> None:
@@ -515,6 +546,7 @@ class Agent:
             # Since this process started: what an operator (or the production check) compares
             # with what the platform stored.
             "readings_queued": self.stats.readings_sent, "points_queued": self.stats.points_sent,
+            **({"devices": self.field.health.snapshot()} if self.field is not None else {}),
         }
 
     def _heartbeat(self, now: float) -> None:

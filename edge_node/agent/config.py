@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 from . import const, contract
 from .contract import NODE_ID_PATTERN
+from .field.specs import FieldConfig
 
 NODE_ID_RE = re.compile(rf"^{NODE_ID_PATTERN}$")
 AGGREGATES = ("mean", "max", "min", "last")
@@ -82,12 +83,17 @@ class FilterConfig:
     deadband_pct: float = const.DEFAULT_DEADBAND_REL
     max_silence_s: float = const.DEFAULT_MAX_SILENCE_S
     metrics: dict[str, MetricFilter] = field(default_factory=dict)
+    points: dict[tuple[str, str], MetricFilter] = field(default_factory=dict)  # (asset, metric): from point maps
 
     def for_metric(self, name: str) -> MetricFilter:
         found = self.metrics.get(name)
         if found is not None:
             return found
         return MetricFilter(deadband_pct=self.deadband_pct, window_s=self.aggregate_window_s)
+
+    def for_point(self, asset: str, name: str) -> MetricFilter:
+        found = self.points.get((asset, name))
+        return found if found is not None else self.for_metric(name)
 
 
 @dataclass
@@ -134,6 +140,7 @@ class AgentConfig:
     delivery: str = "confirmed"
     confirm_timeout_s: float = contract.CONFIRM_TIMEOUT_S  # first wait before unconfirmed messages go again
     platform: PlatformConfig = field(default_factory=PlatformConfig)
+    gateway: FieldConfig = field(default_factory=FieldConfig)  # real devices: [[devices]] point maps, [bacnet]
 
 
 # -- loading -------------------------------------------------------------------
@@ -198,10 +205,11 @@ def load_config(path: str | Path) -> AgentConfig:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text: {exc.reason}") from None
-    return parse_config(raw, base_dir=path.resolve().parent, name=str(path))
+    return parse_config(raw, base_dir=path.resolve().parent, name=str(path), text=path.read_text(encoding="utf-8"))
 
 
-def parse_config(raw: dict[str, Any], base_dir: Path, name: str = "config") -> AgentConfig:
+def parse_config(raw: dict[str, Any], base_dir: Path, name: str = "config", text: str | None = None) -> AgentConfig:
+    """``text``: the file's source, so point-map errors can name their line."""
     top = _Reader(raw, f"{name}: ")
     node = _Reader(top.table_of("node"), f"{name}: [node].")
     node_id = node.get("id", str, required=True)
@@ -305,17 +313,20 @@ def parse_config(raw: dict[str, Any], base_dir: Path, name: str = "config") -> A
         raise d.fail("ewma_alpha", "must be between 0 and 1")
     d.check_unknown()
 
+    top.used.update(("devices", "bacnet"))
+    if "devices" in raw or "bacnet" in raw:
+        _parse_field(cfg, raw, text, base_dir, name)
     sources = top.get("sources", list, [])
-    if not sources:
-        raise ConfigError(f"{name}: [[sources]]: at least one source is required")
-    seen: set[str] = set()
+    if not sources and not cfg.gateway.devices:
+        raise ConfigError(f"{name}: [[sources]] or [[devices]]: at least one source or device is required")
+    seen: set[str] = set(cfg.gateway.assets)
     for i, table in enumerate(sources):
         if not isinstance(table, dict):
             raise ConfigError(f"{name}: sources[{i}]: must be a table ([[sources]])")
         s = _Reader(table, f"{name}: sources[{i}].")
         sc = SourceConfig(plugin=s.get("plugin", str, required=True), asset=s.get("asset", str, required=True))
         if sc.asset in seen:
-            raise s.fail("asset", f"asset id {sc.asset!r} is used twice")
+            raise s.fail("asset", f"asset id {sc.asset!r} is used twice (by another source or by a device's points)")
         seen.add(sc.asset)
         sc.seed = s.get("seed", int, 0)
         sc.params = dict(s.table_of("params"))
@@ -340,3 +351,31 @@ def parse_config(raw: dict[str, Any], base_dir: Path, name: str = "config") -> A
         cfg.sources.append(sc)
     top.check_unknown()
     return cfg
+
+
+def _parse_field(cfg: AgentConfig, raw: dict[str, Any], text: str | None, base_dir: Path, name: str) -> None:
+    """Field devices (edge_node/agent/field): point maps become one source per asset they feed
+    and per-point filter settings."""
+    from .field.mapfile import parse_field
+    from .field.reader import MapError
+
+    try:
+        cfg.gateway = parse_field(raw, text, base_dir, name)
+    except MapError as exc:
+        raise ConfigError(str(exc)) from None
+    if cfg.gateway.devices and cfg.speedup != 1.0:
+        raise ConfigError(f"{name}: [node].speedup: real devices run in real time; remove speedup (got {cfg.speedup})")
+    for asset in cfg.gateway.assets.values():
+        cfg.sources.append(SourceConfig(plugin=const.FIELD_PLUGIN, asset=asset.asset, model=asset.model,
+                                        sample_interval_s=asset.sample_interval_s))
+    for device in cfg.gateway.devices:
+        for p in device.points:
+            if (p.deadband, p.deadband_pct, p.window_s, p.aggregate) == (None, None, None, None):
+                continue
+            base = cfg.filter.for_metric(p.metric)
+            cfg.filter.points[(p.asset, p.metric)] = MetricFilter(
+                deadband=base.deadband if p.deadband is None else p.deadband,
+                deadband_pct=base.deadband_pct if p.deadband_pct is None else p.deadband_pct,
+                window_s=base.window_s if p.window_s is None else p.window_s,
+                aggregate=base.aggregate if p.aggregate is None else p.aggregate,
+            )

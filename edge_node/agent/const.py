@@ -4,6 +4,9 @@ from __future__ import annotations
 
 AGENT_VERSION = "0.3.0"
 
+# The source plugin name of assets fed by real devices ([[devices]] point maps, edge_node/agent/field).
+FIELD_PLUGIN = "field"
+
 # Exit codes of `python -m edge_node.agent`.
 EXIT_OK = 0
 EXIT_CONFIG_ERROR = 2

@@ -1,5 +1,6 @@
 // Edge nodes page: the retained status heartbeat of each node, live from its site group.
 import { connectLive, formatAgo, readJson } from "./live.js";
+import { renderDevices } from "./node_devices.js";
 
 function text(v, suffix = "") {
   return v === null || v === undefined ? "–" : `${v}${suffix}`;
@@ -27,6 +28,7 @@ function onUpdate(msg) {
   tr.querySelector(".dropped").textContent = text(s.dropped);
   tr.querySelector(".cpu").textContent = s.cpu_percent === undefined ? "–" : `${Number(s.cpu_percent).toFixed(1)} %`;
   tr.querySelector(".memory").textContent = s.memory_mb === undefined ? "–" : `${Number(s.memory_mb).toFixed(0)} MB`;
+  renderDevices(tr.querySelector(".devices"), s.devices);
 }
 
 function tick() {

@@ -121,6 +121,12 @@ class Source:
     def _sample(self, sim_t: float) -> Sample:
         raise NotImplementedError
 
+    def detect_metrics(self) -> list[str] | None:
+        """Metrics the streaming EWMA detector watches (None: all of them)."""
+        from ..const import DETECT_METRICS
+
+        return DETECT_METRICS.get(self.asset_type)
+
     def metric_names(self) -> list[str]:
         from ..asset_types import ASSET_TYPES
 
