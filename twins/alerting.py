@@ -20,10 +20,12 @@ from typing import Any, Literal, TypedDict
 
 from channels.layers import get_channel_layer
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from ingest.group_sender import send_to_groups
 from ingest.live import asset_group, site_group
+from twins.alert_reopen import reopen_recent
 from twins.models import Alert, AlertRule
 from twins.rules import (
     LEVEL_NAMES,
@@ -40,6 +42,9 @@ log = logging.getLogger(__name__)
 RULES_TTL_S = 10.0
 EDGE_ALERT_QUIET_S = 15 * 60.0  # an edge alert with no new event for this long clears
 EDGE_SWEEP_EVERY_S = 30.0
+# An edge event of kind "<kind>_cleared" (the agent's "anomaly_cleared") clears the active edge
+# alert of "<kind>": it is the end of that alert, not an alert of its own.
+CLEARED_SUFFIX = "_cleared"
 ACTIVE_STATES = (Alert.State.OPEN, Alert.State.ACKNOWLEDGED)
 ACK_COMMENT_MAX = 2000
 
@@ -59,6 +64,7 @@ class AlertPayload(TypedDict):
     message: str
     value: float | None
     occurrences: int
+    reopen_count: int
     opened_at: float
     escalated_at: float | None
     cleared_at: float | None
@@ -101,6 +107,7 @@ def serialize_alert(alert: Alert) -> AlertPayload:
         "message": alert.message,
         "value": alert.value,
         "occurrences": alert.occurrences,
+        "reopen_count": alert.reopen_count,
         "opened_at": alert.opened_at.timestamp(),
         "escalated_at": _epoch(alert.escalated_at),
         "cleared_at": _epoch(alert.cleared_at),
@@ -294,6 +301,11 @@ class AlertEngine:
         if site_id is None:
             log.warning("asset %s is gone; no alert opened", asset_id)
             return None
+        condition = Q(source=Alert.Source.RULE, asset_id=asset_id, metric_id=metric_id)
+        severity = LEVEL_NAMES[change.level]
+        reopened = reopen_recent(condition, severity, at, title=self._title(rule, change), value=change.value, rule_id=rule.id)
+        if reopened is not None:
+            return reopened
         try:
             with transaction.atomic():
                 return Alert.objects.create(
@@ -319,12 +331,23 @@ class AlertEngine:
         changed: list[int] = []
         now = timezone.now()
         for ev in events:
+            if ev.kind.endswith(CLEARED_SUFFIX):
+                alert = active.pop((ev.asset_id, ev.kind[: -len(CLEARED_SUFFIX)]), None)
+                if alert is not None:
+                    Alert.objects.filter(id=alert.id, state__in=ACTIVE_STATES).update(state=Alert.State.CLEARED, cleared_at=ev.ts, updated_at=now)
+                    changed.append(alert.id)
+                continue
             severity = ev.severity if ev.severity in SEVERITY_LEVELS else Alert.Severity.WARNING
             score = ev.data.get("score") if isinstance(ev.data, dict) else None
             value = float(score) if isinstance(score, int | float) else None
             message = ev.message or f"{ev.kind} reported by edge node {ev.node_key}"
             alert = active.get((ev.asset_id, ev.kind))
             if alert is None:
+                reopened = reopen_recent(Q(source=Alert.Source.EDGE, asset_id=ev.asset_id, kind=ev.kind[:32]), severity, ev.ts, message=message, value=value)
+                if reopened is not None:
+                    active[(ev.asset_id, ev.kind)] = Alert.objects.get(id=reopened)
+                    changed.append(reopened)
+                    continue
                 try:
                     with transaction.atomic():
                         alert = Alert.objects.create(

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 
-PUBLIC_PREFIXES = ("/login/", "/static/", "/healthz", "/admin/login/", "/api/enroll", "/api/models/")
+PUBLIC_PREFIXES = ("/login/", "/static/", "/favicon.ico", "/healthz", "/admin/login/", "/api/enroll", "/api/models/")
 
 
 class LoginRequiredMiddleware:

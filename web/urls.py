@@ -24,6 +24,7 @@ urlpatterns = [
     path("", include("edge_node.urls")),
     path("", include("edge_node.rollouts.urls")),
     path("", include("twins.urls")),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("static/vendor/plotly.min.js", views.plotly_js, name="plotly-js"),
     re_path(r"^static/(?P<path>.+)$", views.static_file, name="static-file"),
     path("admin/", admin.site.urls),

@@ -50,6 +50,17 @@ def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpR
     return render(request, "403.html", {"reason": reason}, status=403)
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form sent with an expired or missing security token (CSRF_FAILURE_VIEW)."""
+    message = "This form was sent with an expired security token (the page was open for a long time, or you logged in again elsewhere). Reload the page and send it again."
+    return render(request, "403.html", {"reason": message}, status=403)
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """/favicon.ico, which browsers ask for on every page that names no icon (the admin's)."""
+    return static_file(request, "favicon.ico")
+
+
 def _cached(response: HttpResponse) -> HttpResponse:
     response["Cache-Control"] = f"public, max-age={STATIC_MAX_AGE_S}"
     return response
