@@ -41,6 +41,10 @@ class EmbeddedStack:
     def start_background(self) -> None:
         """Start everything but the web server (which runs in the calling thread)."""
         if settings.MQTT_EMBEDDED:
+            # Everything in this process that reads MQTT_URL (the rollout task, the broker URL
+            # handed to enrolling nodes) must reach the broker on the port it really runs on.
+            settings.MQTT_EMBEDDED_PORT = self.mqtt_port
+            settings.MQTT_URL = f"mqtt://127.0.0.1:{self.mqtt_port}"
             from web.embedded_broker import EmbeddedBroker
 
             broker = EmbeddedBroker(port=self.mqtt_port)
