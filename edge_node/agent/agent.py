@@ -26,7 +26,7 @@ from .config import AgentConfig, ConfigError, SourceConfig
 from .deploy import attach_deploy
 from .detectors import EwmaDetector
 from .filtering import ReadingFilter
-from .models import AnomalyModel, ModelError, ModelSlot, load_model
+from .models import AnomalyModel, ModelError, ModelSlot, current_version, load_model
 from .mqtt_link import MqttLink
 from .netloop import NetLoop
 from .outbox import Outbox
@@ -88,12 +88,15 @@ def load_models_for(cfg: AgentConfig, asset_types: dict[str, str],
         if not sc.model and not (cfg.models_dir / name).is_dir():
             out[sc.asset] = None
             continue
-        if name not in cache:
+        # By version: nodes of a fleet with their own models dirs may run different versions
+        # (part-way through a rollout), and each must load its own.
+        key = f"{name}@{current_version(cfg.models_dir, name)}"
+        if key not in cache:
             model = load_model(cfg.models_dir, name)
             if model.asset_type != asset_type:
                 raise ModelError(f"model {model.label} is for {model.asset_type!r}, source {sc.asset} is {asset_type!r}")
-            cache[name] = ModelSlot(model)
-        out[sc.asset] = cache[name]
+            cache[key] = ModelSlot(model)
+        out[sc.asset] = cache[key]
     return out
 
 
@@ -113,7 +116,8 @@ class Agent:
         sources: dict[str, Source] = {}
         for sc in cfg.sources:
             try:
-                source = make_source(sc.plugin, sc.asset, seed=sc.seed, params=sc.params, fail_at=sc.fail_at_s)
+                source = make_source(sc.plugin, sc.asset, seed=sc.seed, params=sc.params, fail_at=sc.fail_at_s,
+                                     age_s=sc.age_s, renew_s=sc.renew_s)
                 for fc in sc.faults:
                     source.inject_fault(fc.kind, at=fc.at_s, duration_s=fc.duration_s, magnitude=fc.magnitude)
             except (SourceError, ValueError) as exc:

@@ -181,15 +181,32 @@ def _event(fleet, asset, kind="anomaly", severity="warning", ts=T0, score=0.9):
     ).id
 
 
-def test_it_turns_edge_events_into_one_alert_per_asset_and_kind(fleet, engine):
-    asset = fleet.assets[0]
+def test_it_turns_edge_events_into_one_alert_per_asset_episode(fleet, engine):
+    asset, other = fleet.assets
     engine.process([], [_event(fleet, asset), _event(fleet, asset, ts=T0 + timedelta(seconds=3))])
     engine.process([], [_event(fleet, asset, severity="critical", ts=T0 + timedelta(seconds=9))])
-    engine.process([], [_event(fleet, asset, kind="fault")])
-    anomaly, fault = alerts_of(asset)
-    assert (anomaly.source, anomaly.kind, anomaly.severity, anomaly.occurrences, anomaly.value) == ("edge", "anomaly", "critical", 3, 0.9)
+    engine.process([], [_event(fleet, asset, kind="fault"), _event(fleet, other, kind="fault")])
+    [anomaly] = alerts_of(asset)  # the second kind of event during the episode is counted on it
+    assert (anomaly.source, anomaly.kind, anomaly.severity, anomaly.occurrences, anomaly.value) == ("edge", "anomaly", "critical", 4, 0.9)
     assert anomaly.escalated_at is not None
-    assert (fault.kind, fault.severity) == ("fault", "warning")
+    [fault] = alerts_of(other)
+    assert (fault.kind, fault.severity, fault.title) == ("fault", "warning", "Fault detected at the edge")
+
+
+def test_it_makes_one_alert_of_an_edge_anomaly_and_the_rule_alert_that_follows(fleet, rule, engine):
+    asset, metric = fleet.assets[0], fleet.metrics["temperature_c"]
+    engine.process([], [_event(fleet, asset, ts=T0)])  # the node sees the jump first
+    engine.process(rows(asset, metric, [85.0] * 6, start=T0 + timedelta(seconds=1)))
+    engine.process(rows(asset, metric, [105.0] * 6, start=T0 + timedelta(seconds=7)))
+    engine.process([], [_event(fleet, asset, kind="anomaly_cleared", severity="info", ts=T0 + timedelta(seconds=20))])
+    [alert] = alerts_of(asset)
+    assert (alert.source, alert.metric_id, alert.severity, alert.state) == ("rule", metric.id, "critical", "open")
+    assert alert.opened_at == T0 and "First seen by the edge" in alert.message
+    # The rule clears it; the node's detector, still settling, reports again: counted, not a new alert.
+    engine.process(rows(asset, metric, [70.0] * 8, start=T0 + timedelta(seconds=30)))
+    engine.process([], [_event(fleet, asset, ts=T0 + timedelta(seconds=60))])
+    [alert] = alerts_of(asset)
+    assert alert.state == "cleared" and alert.occurrences == 2
 
 
 def test_it_clears_edge_alerts_that_went_quiet(fleet, engine):
