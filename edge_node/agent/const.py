@@ -21,6 +21,10 @@ DEFAULT_MAX_SILENCE_S = 300.0
 DEFAULT_DEADBAND_REL = 0.0
 RECONNECT_MIN_DELAY_S = 1
 RECONNECT_MAX_DELAY_S = 30
+# CONNACK codes that refuse the credentials (MQTT 3.1.1: 4, 5; MQTT 5: 0x86, 0x87): a revoked
+# node. Retrying every second cannot help; it retries this rarely and says why once.
+AUTH_REFUSED_CODES = (4, 5, 0x86, 0x87)
+AUTH_REFUSED_RETRY_S = 300.0
 # Batches published but not yet acknowledged, per node (paho's in-flight window).
 MAX_INFLIGHT = 20
 # Rows read from the outbox per drain step.
