@@ -137,11 +137,15 @@ class EmbeddedStack:
         self.components.append(Component("rollout listener", stop_listener))
 
     def _start_fleet(self) -> None:
+        from edge_node.fleet_history import backfill
         from edge_node.fleet_runner import start_fleet
         from edge_node.models import EdgeNode
         from edge_node.services import issue_fleet_credentials
 
-        # The simulated nodes log in like real ones: fresh MQTT passwords, stored hashed.
+        # The fleet's past since it last ran (a week at most), so charts and twins have history.
+        backfill()
+        # The simulated nodes log in like real ones: fresh MQTT passwords and HTTP secrets,
+        # stored hashed; with them they take model rollouts through the agent's deploy path.
         credentials = issue_fleet_credentials(list(EdgeNode.objects.filter(revoked_at__isnull=True).values_list("node_id", flat=True)))
         stop = start_fleet(self.broker_url(), speedup=self.fleet_speedup, credentials=credentials)
         self.components.append(Component("simulated fleet", stop))

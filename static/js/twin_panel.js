@@ -39,7 +39,7 @@ function show(t) {
   const rul = document.getElementById("twin-rul");
   rul.textContent = rulText(t);
   rul.dataset.state = t.rul_median === null ? "not-computed" : "computed";
-  document.getElementById("twin-rate").textContent = rateText(t.degradation_rate);
+  document.getElementById("twin-rate").textContent = rateText(t);
   const computed = document.getElementById("twin-computed");
   computed.textContent = formatTime(t.computed_at);
   computed.dataset.ts = String(t.computed_at);
