@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 EPOCH_FILE = "epoch"
 SEED_MODEL_VERSION = "1"
+# The simulated nodes' first anomaly models take wear up to this level as normal (an asset well
+# into its life is not an anomaly; a worn-out one, a fault, a failure are).
+SEED_MODEL_NORMAL_WEAR = 0.6
 
 
 def state_dir() -> Path:
@@ -108,7 +111,7 @@ def seed_models(type_keys: set[str]) -> Path:
         name = f"{type_key}{DEFAULT_MODEL_SUFFIX}"
         if not (root / name / SEED_MODEL_VERSION / "model.onnx").is_file():
             log.info("training the simulated nodes' first anomaly model for %s", type_key)
-            train_anomaly_model(type_key, root, version=SEED_MODEL_VERSION, n_windows=1500)
+            train_anomaly_model(type_key, root, version=SEED_MODEL_VERSION, n_windows=1500, wear_up_to=SEED_MODEL_NORMAL_WEAR)
     return root
 
 

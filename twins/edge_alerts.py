@@ -119,10 +119,12 @@ def apply_edge_events(event_ids: Sequence[int], stats: dict[str, int]) -> list[i
 
 
 def take_over_edge_alert(asset_id: int, metric_id: int, rule_id: int, severity: str, title: str, value: float, at: datetime) -> int | None:
-    """A rule alert opening on an asset whose edge alert is active becomes that same alert: the
-    row turns into the rule's alert (so the rule's escalation and clearing drive it). Returns
-    its id, or None when the asset has no active edge alert."""
-    edge = Alert.objects.filter(asset_id=asset_id, source=Alert.Source.EDGE, state__in=ACTIVE_STATES).order_by("-opened_at").first()
+    """A rule alert opening on an asset whose edge alert is active (or cleared less than
+    EDGE_FOLLOW_S ago: the node's detector settles faster than a slow signal crosses a
+    threshold) becomes that same alert: the row turns into the rule's alert, open again if it
+    had cleared, so the rule's escalation and clearing drive it. Returns its id, or None."""
+    recent = Q(state__in=ACTIVE_STATES) | Q(state=Alert.State.CLEARED, cleared_at__gte=at - timedelta(seconds=EDGE_FOLLOW_S))
+    edge = Alert.objects.filter(recent, asset_id=asset_id, source=Alert.Source.EDGE).order_by("-opened_at").first()
     if edge is None:
         return None
     level, was = SEVERITY_LEVELS.get(severity, NORMAL), SEVERITY_LEVELS.get(edge.severity, NORMAL)
@@ -130,11 +132,13 @@ def take_over_edge_alert(asset_id: int, metric_id: int, rule_id: int, severity: 
         "source": Alert.Source.RULE, "metric_id": metric_id, "rule_id": rule_id, "kind": "threshold", "title": title, "value": value,
         "severity": severity, "message": f"First seen by the edge's anomaly detector: {edge.message}"[:2000], "updated_at": timezone.now(),
     }
-    if level > was and edge.state == Alert.State.ACKNOWLEDGED:
+    if edge.state == Alert.State.CLEARED:
+        changes.update(state=Alert.State.OPEN, cleared_at=None)
+    elif level > was and edge.state == Alert.State.ACKNOWLEDGED:
         changes.update(state=Alert.State.OPEN, escalated_at=at)
     try:
         with transaction.atomic():
-            updated = Alert.objects.filter(id=edge.id, source=Alert.Source.EDGE, state__in=ACTIVE_STATES).update(**changes)
+            updated = Alert.objects.filter(id=edge.id, source=Alert.Source.EDGE, state=edge.state).update(**changes)
     except IntegrityError:
         return None  # the rule has an active alert of its own already (another worker's)
     return edge.id if updated else None

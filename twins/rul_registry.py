@@ -108,12 +108,24 @@ def register_model(path: str | Path, asset_type_key: str, serving: Serving, trai
             version=meta["version"],
             defaults={
                 "asset_type_key": asset_type_key, "artifact_path": str(path), "rul_unit": serving.rul_unit,
-                "metrics": metrics, "meta": {**meta, "serving": serving.to_json()}, "trained_on": trained_on[:300],
+                "metrics": finite_json(metrics), "meta": finite_json({**meta, "serving": serving.to_json()}), "trained_on": trained_on[:300],
             },
         )
         if activate:
             model = activate_model(model.version)
     return model
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with every non-finite float (a PHM08 score that overflowed on long lives) as
+    None: JSON has no Infinity, and SQLite's JSON columns refuse it."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value
 
 
 @transaction.atomic

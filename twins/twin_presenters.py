@@ -29,7 +29,7 @@ def _get(state: TwinState | dict[str, Any]):
 def at_cap(figures: dict[str, Any]) -> bool:
     """The median sits at the model's cap: the RUL is at least that (no visible wear yet)."""
     cap, median = figures.get("rul_cap"), figures.get("rul_median")
-    return cap is not None and median is not None and median >= cap * (1 - 1e-6)
+    return cap is not None and median is not None and median >= cap * tc.AT_CAP_SHARE
 
 
 def health_text(health: float) -> str:

@@ -60,7 +60,7 @@ def degradation_rate(health: float, median_rows: float, cap_rows: float, hours_p
     Not a slope fitted through recent estimates: over the minutes of history a refresh reads, a
     life of thousands of hours changes health by less than the estimate's noise, so such a
     slope is noise (and can come out negative)."""
-    if median_rows >= cap_rows * (1 - 1e-6) or median_rows <= 0:
+    if median_rows >= cap_rows * tc.AT_CAP_SHARE or median_rows <= 0:
         return None
     return health / (median_rows * hours_per_row)
 

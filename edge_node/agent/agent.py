@@ -47,6 +47,7 @@ class AssetRuntime:
     severity: str | None = None
     last_alert: float = 0.0
     normal_run: int = 0
+    normal_since: float = 0.0  # sim time of the first sample of the current normal run
     model_hits: int = 0  # windows in a row over the model's threshold
     history: dict[str, deque] = field(default_factory=dict)
 
@@ -326,7 +327,9 @@ class Agent:
             model = rt.slot.model if rt.slot is not None else None
             clearly_normal = model is None or score is None or score < model.threshold - const.CLEAR_SCORE_MARGIN
             rt.normal_run = rt.normal_run + 1 if clearly_normal else 0
-            if rt.normal_run >= const.CLEAR_AFTER_SAMPLES:
+            if rt.normal_run == 1:
+                rt.normal_since = sample.sim_t
+            if rt.normal_run >= const.CLEAR_AFTER_SAMPLES and sample.sim_t - rt.normal_since >= const.CLEAR_AFTER_S:
                 rt.anomalous = False
                 rt.severity = None
                 self._emit_event(rt, sample, ts, {"kind": "anomaly_cleared", "severity": "info",

@@ -66,8 +66,11 @@ MAX_READINGS_PER_BATCH = 1000
 MAX_BATCH_BYTES = 128 * 1024
 # An unacknowledged message older than this (while connected) is sent again from the outbox.
 INFLIGHT_TIMEOUT_S = 120.0
-# Normal samples in a row before an anomalous asset is declared normal again.
+# Normal samples in a row before an anomalous asset is declared normal again, spanning at least
+# CLEAR_AFTER_S of sim time: an intermittent fault (a worn pump's cavitation bursts, seconds
+# apart) is one anomaly until it has really stopped, not one per burst.
 CLEAR_AFTER_SAMPLES = 5
+CLEAR_AFTER_S = 120.0
 # ...each with a model score at least this far under the model's threshold.
 CLEAR_SCORE_MARGIN = 0.05
 # Default anomaly model name for an asset type: "<asset_type>-anomaly".

@@ -8,9 +8,12 @@ function days(d) {
   return d >= 100 ? Math.round(d).toLocaleString("en-US") : d.toFixed(1);
 }
 
+// twins/twin_const.py AT_CAP_SHARE
+const AT_CAP_SHARE = 0.97;
+
 export function atCap(t) {
   return t.rul_cap !== null && t.rul_cap !== undefined && t.rul_median !== null && t.rul_median !== undefined
-    && t.rul_median >= t.rul_cap * (1 - 1e-6);
+    && t.rul_median >= t.rul_cap * AT_CAP_SHARE;
 }
 
 export function healthText(health) {

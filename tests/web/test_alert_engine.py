@@ -225,6 +225,15 @@ def test_it_clears_an_edge_alert_when_the_node_says_the_anomaly_is_over(fleet, e
     assert (alert.kind, alert.severity, alert.state, alert.cleared_at) == ("anomaly", "critical", "cleared", T0 + timedelta(seconds=60))
 
 
+def test_it_takes_over_an_edge_alert_that_cleared_just_before_the_rule_fired(fleet, rule, engine):
+    asset, metric = fleet.assets[0], fleet.metrics["temperature_c"]
+    engine.process([], [_event(fleet, asset, ts=T0)])
+    engine.process([], [_event(fleet, asset, kind="anomaly_cleared", severity="info", ts=T0 + timedelta(seconds=20))])
+    engine.process(rows(asset, metric, [85.0] * 6, start=T0 + timedelta(seconds=40)))  # a slow signal crosses later
+    [alert] = alerts_of(asset)
+    assert (alert.source, alert.state, alert.cleared_at, alert.opened_at) == ("rule", "open", None, T0)
+
+
 # --- the same alert when it comes back ------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+from twins import twin_const
 from twins.models import Asset, RulModel, TwinState
 from twins.scenarios import const
 from twins.sim import AssetInit, Policy, RulEstimate, Scenario
@@ -98,7 +99,7 @@ def _lives(twin: TwinState, models_by_version: dict[str, RulModel]) -> tuple[flo
 
 def _beyond_cap(twin: TwinState) -> bool:
     cap = _positive((twin.details or {}).get("cap_rul"))
-    return cap is not None and twin.rul_median is not None and twin.rul_median >= cap * (1 - 1e-6)
+    return cap is not None and twin.rul_median is not None and twin.rul_median >= cap * twin_const.AT_CAP_SHARE
 
 
 def calibrate_asset(asset: Asset, twin: TwinState | None, models_by_version: dict[str, RulModel] | None = None) -> Calibrated:
