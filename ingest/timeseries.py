@@ -271,6 +271,40 @@ def bucketed(
         return [Bucket(b, lo, avg, hi, n) for b, lo, avg, hi, n in cur.fetchall()]
 
 
+def bucketed_many(
+    asset_id: int, metric_ids: Sequence[int], start: datetime, end: datetime, bucket: timedelta, connection=default_connection
+) -> dict[int, list[tuple[float, float]]]:
+    """{metric id: [(bucket start epoch s, avg), ...]} of several metrics of one asset in one
+    query (an asset page's charts), oldest first."""
+    seconds = bucket.total_seconds()
+    if seconds <= 0:
+        raise ValueError("bucket must be positive")
+    out: dict[int, list[tuple[float, float]]] = {m: [] for m in metric_ids}
+    if not metric_ids:
+        return out
+    marks = ", ".join(["%s"] * len(metric_ids))
+    shape = dialect(connection)
+    with connection.cursor() as cur:
+        if shape == "sqlite":
+            cur.execute(
+                f"SELECT metric_id, CAST(time / %s AS INTEGER) * %s AS b, AVG(value) FROM {TABLE} "
+                f"WHERE asset_id = %s AND metric_id IN ({marks}) AND time >= %s AND time < %s GROUP BY metric_id, b ORDER BY metric_id, b",
+                [seconds, seconds, asset_id, *metric_ids, start.timestamp(), end.timestamp()],
+            )
+            for metric_id, b, avg in cur.fetchall():
+                out[metric_id].append((float(b), avg))
+            return out
+        bucket_fn = "time_bucket(%s, time)" if shape == "timescale" else "date_bin(%s, time, TIMESTAMPTZ '2000-01-01')"
+        cur.execute(
+            f"SELECT metric_id, {bucket_fn} AS b, AVG(value) FROM {TABLE} "
+            f"WHERE asset_id = %s AND metric_id IN ({marks}) AND time >= %s AND time < %s GROUP BY metric_id, b ORDER BY metric_id, b",
+            [bucket, asset_id, *metric_ids, start, end],
+        )
+        for metric_id, b, avg in cur.fetchall():
+            out[metric_id].append((b.timestamp(), avg))
+    return out
+
+
 def latest_values(asset_ids: Iterable[int] | None = None) -> dict[int, dict[str, tuple[float, datetime]]]:
     """{asset_id: {metric_key: (value, ts)}} from the latest-value table (one query)."""
     from ingest.models import LatestValue

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import plotly
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
@@ -25,7 +26,7 @@ urlpatterns = [
     path("", include("edge_node.rollouts.urls")),
     path("", include("twins.urls")),
     path("favicon.ico", views.favicon, name="favicon"),
-    path("static/vendor/plotly.min.js", views.plotly_js, name="plotly-js"),
+    path(f"static/vendor/plotly-{plotly.__version__}.min.js", views.plotly_js, name="plotly-js"),
     re_path(r"^static/(?P<path>.+)$", views.static_file, name="static-file"),
     path("admin/", admin.site.urls),
 ]

@@ -5,7 +5,9 @@ Alerts and rules live in web/alert_views.py.
 
 from __future__ import annotations
 
+import gzip
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
 import plotly
@@ -37,6 +39,7 @@ from web.roles import (
 DASHBOARD_ROLES = (FACILITY_MANAGER, PLANNER, ADMIN)
 PLOTLY_DIR = Path(plotly.__file__).resolve().parent / "package_data"
 STATIC_MAX_AGE_S = 24 * 3600
+PLOTLY_MAX_AGE_S = 365 * 24 * 3600  # its URL names the plotly version
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -66,9 +69,29 @@ def _cached(response: HttpResponse) -> HttpResponse:
     return response
 
 
+@lru_cache(maxsize=1)
+def _plotly_bundle() -> tuple[bytes, bytes, str]:
+    """The plotly package's minified bundle, gzipped once per process (4.8 MB -> about 1.4 MB
+    on the wire), with its ETag. The package ships no partial build; compression and a
+    year-long cache (the URL carries the version) are what make pages fast after the first."""
+    raw = (PLOTLY_DIR / "plotly.min.js").read_bytes()
+    return raw, gzip.compress(raw, compresslevel=6, mtime=0), f'"plotly-{plotly.__version__}-{len(raw)}"'
+
+
 def plotly_js(request: HttpRequest) -> HttpResponse:
     """Plotly.js from the installed plotly package: no CDN, sites are often offline."""
-    return _cached(serve(request, "plotly.min.js", document_root=PLOTLY_DIR))
+    raw, packed, etag = _plotly_bundle()
+    if request.headers.get("If-None-Match") == etag:
+        response = HttpResponse(status=304)
+    elif "gzip" in request.headers.get("Accept-Encoding", ""):
+        response = HttpResponse(packed, content_type="text/javascript; charset=utf-8")
+        response["Content-Encoding"] = "gzip"
+    else:
+        response = HttpResponse(raw, content_type="text/javascript; charset=utf-8")
+    response["ETag"] = etag
+    response["Vary"] = "Accept-Encoding"
+    response["Cache-Control"] = f"public, max-age={PLOTLY_MAX_AGE_S}, immutable"
+    return response
 
 
 def static_file(request: HttpRequest, path: str) -> HttpResponse:

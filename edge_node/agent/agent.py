@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import const, contract
+from .asset_types import ASSET_TYPES
 from .config import AgentConfig, ConfigError, SourceConfig
 from .deploy import attach_deploy
 from .detectors import EwmaDetector
@@ -65,6 +66,14 @@ class AgentStats:
     batches: int = 0
     events: int = 0
     events_by_asset: dict[str, int] = field(default_factory=dict)
+
+
+def metric_words(asset_type: str, metric: str) -> tuple[str, str]:
+    """A metric's label and unit as people read them ('Vibration RMS', ' mm/s')."""
+    for m in ASSET_TYPES.get(asset_type, {}).get("metrics", ()):
+        if m.name == metric:
+            return m.label, f" {m.unit}" if m.unit else ""
+    return metric, ""
 
 
 def _round(v: float) -> float:
@@ -348,14 +357,17 @@ class Agent:
             if score is not None and rt.model_hits >= model.consecutive:
                 severity = "critical" if score > model.critical_threshold else "warning"
                 return {"kind": "anomaly", "severity": severity, "score": score, "model_version": model.label,
-                        "message": f"{rt.asset_id}: model {model.label} anomaly score {score:.3f} > {model.threshold:.3f}",
+                        "message": f"Unusual combination of readings (anomaly model {model.label}: score {score:.2f}, "
+                                   f"alarm above {model.threshold:.2f})",
                         "metrics": model.features}
         z = rt.detector.update(values)
         if z is not None:
             metric, zval = z
             severity = "critical" if abs(zval) > 2 * rt.detector.z_threshold else "warning"
+            label, unit = metric_words(rt.source.asset_type, metric)
             return {"kind": "anomaly", "severity": severity, "score": abs(zval), "model_version": "ewma-z",
-                    "message": f"{rt.asset_id}: {metric} jumped to {values[metric]:.4g} (z = {zval:+.1f})",
+                    "message": f"{label} {'jumped' if zval > 0 else 'dropped'} to {values[metric]:.4g}{unit} "
+                               f"({abs(zval):.0f} standard deviations from its recent level)",
                     "metrics": [metric]}
         return None
 

@@ -70,7 +70,7 @@ INFLIGHT_TIMEOUT_S = 120.0
 # CLEAR_AFTER_S of sim time: an intermittent fault (a worn pump's cavitation bursts, seconds
 # apart) is one anomaly until it has really stopped, not one per burst.
 CLEAR_AFTER_SAMPLES = 5
-CLEAR_AFTER_S = 120.0
+CLEAR_AFTER_S = 300.0
 # ...each with a model score at least this far under the model's threshold.
 CLEAR_SCORE_MARGIN = 0.05
 # Default anomaly model name for an asset type: "<asset_type>-anomaly".

@@ -174,11 +174,21 @@ def test_it_serves_the_readings_after_a_time_for_the_catch_up(client, manager, f
     assert client.get(f"/assets/{asset.id}/delta").status_code == 400
 
 
-def test_it_serves_plotly_from_the_installed_package_with_caching(client, manager, db):
-    response = login(client, manager).get("/static/vendor/plotly.min.js")
-    assert response.status_code == 200
-    assert "max-age" in response["Cache-Control"]
-    assert b"plotly" in b"".join(response.streaming_content)[:2000].lower()
+def test_it_serves_plotly_from_the_installed_package_compressed_and_cached(client, manager, db):
+    import gzip
+
+    import plotly
+    from django.urls import reverse
+
+    url = reverse("plotly-js")
+    assert plotly.__version__ in url  # a new package version is a new URL: cached "immutable" safely
+    raw = login(client, manager).get(url)
+    assert raw.status_code == 200 and b"plotly" in raw.content[:2000].lower()
+    packed = client.get(url, HTTP_ACCEPT_ENCODING="gzip, deflate, br")
+    assert packed["Content-Encoding"] == "gzip" and gzip.decompress(packed.content) == raw.content
+    assert len(packed.content) < len(raw.content) / 3  # what crosses the network
+    assert "immutable" in packed["Cache-Control"] and packed["Vary"] == "Accept-Encoding"
+    assert client.get(url, HTTP_IF_NONE_MATCH=packed["ETag"]).status_code == 304
 
 
 def test_it_shows_edge_node_status_from_the_heartbeat(client, manager, fleet):
