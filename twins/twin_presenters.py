@@ -44,7 +44,7 @@ def rul_text(figures: dict[str, Any]) -> str:
         return "not estimated"
     unit, days = get("rul_unit"), get("rul_days_median")
     if at_cap(figures):
-        text = f"more than {_num(get('rul_median'), unit)} (no wear visible yet: the model's horizon)"
+        text = f"more than {_num(get('rul_cap'), unit)} (no wear visible yet: the model's horizon)"
         return text + (f", over {_days(days)} days" if days is not None else "")
     text = f"{_num(get('rul_median'), unit)} (80%: {_num(get('rul_low'))}–{_num(get('rul_high'), unit)})"
     return text + (f", about {_days(days)} days" if days is not None else "")
@@ -57,7 +57,7 @@ def rul_short(figures: dict[str, Any]) -> str:
         return "–"
     days = get("rul_days_median")
     if at_cap(figures):
-        return f"> {_num(get('rul_median'), get('rul_unit'))}"
+        return f"> {_num(get('rul_cap'), get('rul_unit'))}"
     return _num(get("rul_median"), get("rul_unit")) + (f" ≈ {_days(days)} d" if days is not None else "")
 
 

@@ -24,7 +24,7 @@ export function rulText(t) {
   if (t.rul_median === null || t.rul_median === undefined) return "not estimated";
   const hasDays = t.rul_days_median !== null && t.rul_days_median !== undefined;
   if (atCap(t)) {
-    return `more than ${num(t.rul_median, t.rul_unit)} (no wear visible yet: the model's horizon)` + (hasDays ? `, over ${days(t.rul_days_median)} days` : "");
+    return `more than ${num(t.rul_cap, t.rul_unit)} (no wear visible yet: the model's horizon)` + (hasDays ? `, over ${days(t.rul_days_median)} days` : "");
   }
   const text = `${num(t.rul_median, t.rul_unit)} (80%: ${num(t.rul_low)}–${num(t.rul_high, t.rul_unit)})`;
   return text + (hasDays ? `, about ${days(t.rul_days_median)} days` : "");
@@ -32,7 +32,7 @@ export function rulText(t) {
 
 export function rulShort(t) {
   if (t.rul_median === null || t.rul_median === undefined) return "–";
-  if (atCap(t)) return `> ${num(t.rul_median, t.rul_unit)}`;
+  if (atCap(t)) return `> ${num(t.rul_cap, t.rul_unit)}`;
   const d = t.rul_days_median;
   return num(t.rul_median, t.rul_unit) + (d !== null && d !== undefined ? ` ≈ ${days(d)} d` : "");
 }
