@@ -157,9 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", help="version (default: next integer)")
     parser.add_argument("--windows", type=int, default=2000, help="healthy windows to train on")
     parser.add_argument("--exporter", default="compact", choices=["compact", "skl2onnx"])
+    parser.add_argument("--normal-wear", type=float, default=0.0,
+                        help="take wear up to this level (0-1) as normal: a fleet's machines are not all new (0: new only)")
+    parser.add_argument("--seed", type=int, default=0, help="the forest's random state")
     args = parser.parse_args(argv)
+    if not 0.0 <= args.normal_wear < 1.0:
+        parser.error("--normal-wear must be in [0, 1)")
     folder = train_anomaly_model(args.asset_type, args.out, name=args.name, version=args.version,
-                                 n_windows=args.windows, exporter=args.exporter)
+                                 n_windows=args.windows, exporter=args.exporter, wear_up_to=args.normal_wear, random_state=args.seed)
     meta = json.loads((folder / const.MODEL_META_FILE).read_text())
     print(f"wrote {folder} (threshold {meta['threshold']:.4f}, {meta['trained_on']} healthy windows)")
     return 0

@@ -127,17 +127,23 @@ function drawComparison(r) {
     tr.append(label);
     const base = document.createElement("td");
     base.className = "num";
-    base.textContent = fmt(c.scenarios[0].fleet[k].baseline);
+    base.textContent = fmtFor(k, c.scenarios[0].fleet[k].baseline);
     tr.append(base);
     for (const s of c.scenarios) {
       const td = document.createElement("td");
       td.className = "num";
       const d = s.fleet[k];
-      td.textContent = `${fmt(d.scenario)}${d.delta_pct === null ? "" : ` (${d.delta_pct > 0 ? "+" : ""}${d.delta_pct} %)`}`;
+      td.textContent = `${fmtFor(k, d.scenario)}${d.delta_pct === null ? "" : ` (${d.delta_pct > 0 ? "+" : ""}${d.delta_pct} %)`}`;
       tr.append(td);
     }
     body.append(tr);
   }
+}
+
+// Availability near 1 reads as a percentage with two decimals (99.95 %), not "1.000".
+function fmtFor(key, v) {
+  if (key.includes("availability") && v !== null && v !== undefined) return `${(v * 100).toFixed(2)} %`;
+  return fmt(v);
 }
 
 function fmt(v) {
