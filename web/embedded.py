@@ -40,11 +40,8 @@ class EmbeddedStack:
 
     def start_background(self) -> None:
         """Start everything but the web server (which runs in the calling thread)."""
+        self.use_broker_port()
         if settings.MQTT_EMBEDDED:
-            # Everything in this process that reads MQTT_URL (the rollout task, the broker URL
-            # handed to enrolling nodes) must reach the broker on the port it really runs on.
-            settings.MQTT_EMBEDDED_PORT = self.mqtt_port
-            settings.MQTT_URL = f"mqtt://127.0.0.1:{self.mqtt_port}"
             from web.embedded_broker import EmbeddedBroker
 
             broker = EmbeddedBroker(port=self.mqtt_port)
@@ -57,6 +54,13 @@ class EmbeddedStack:
         self._start_rollout_listener()
         if self.fleet:
             self._start_fleet()
+
+    def use_broker_port(self) -> None:
+        """Everything in this process that reads MQTT_URL (the rollout task, the broker URL handed
+        to enrolling nodes) must reach the embedded broker on the port it really runs on."""
+        if settings.MQTT_EMBEDDED:
+            settings.MQTT_EMBEDDED_PORT = self.mqtt_port
+            settings.MQTT_URL = f"mqtt://127.0.0.1:{self.mqtt_port}"
 
     def broker_url(self) -> str:
         return f"mqtt://127.0.0.1:{self.mqtt_port}" if settings.MQTT_EMBEDDED else settings.MQTT_URL

@@ -122,6 +122,7 @@ function redraw() {
     window.Plotly.react(c.div, [trace], layout(key, c), { displayModeBar: false, responsive: true });
     c.div.dataset.points = String(c.ts.length);
     c.div.dataset.lastTs = c.ts.length ? String(c.ts[c.ts.length - 1]) : "";
+    c.div.dataset.lastY = c.ys.length ? String(c.ys[c.ys.length - 1]) : "";
   }
   dirty = new Set();
 }
