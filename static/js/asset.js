@@ -115,17 +115,56 @@ function addReading(key, ts, v) {
   dirty.add(key);
 }
 
+function draw(c, key) {
+  const trace = { x: c.ts.map((t) => new Date(t * 1000)), y: c.ys, type: "scatter", mode: "lines", line: { color: COLORS.line, width: 1.6 }, hovertemplate: "%{y:.3f}<extra></extra>" };
+  window.Plotly.react(c.div, [trace], layout(key, c), { displayModeBar: false, responsive: true });
+  c.div.dataset.points = String(c.ts.length);
+  c.div.dataset.lastTs = c.ts.length ? String(c.ts[c.ts.length - 1]) : "";
+  c.div.dataset.lastY = c.ys.length ? String(c.ys[c.ys.length - 1]) : "";
+}
+
+// A Plotly chart costs some 30-50 ms to draw: the charts on screen are drawn first, the others
+// one at a time when the browser is idle (or at once when scrolled to), so the page is usable
+// as soon as what the user sees is there.
 function redraw() {
+  const later = new Set();
   for (const key of dirty) {
     const c = charts.get(key);
-    const trace = { x: c.ts.map((t) => new Date(t * 1000)), y: c.ys, type: "scatter", mode: "lines", line: { color: COLORS.line, width: 1.6 }, hovertemplate: "%{y:.3f}<extra></extra>" };
-    window.Plotly.react(c.div, [trace], layout(key, c), { displayModeBar: false, responsive: true });
-    c.div.dataset.points = String(c.ts.length);
-    c.div.dataset.lastTs = c.ts.length ? String(c.ts[c.ts.length - 1]) : "";
-    c.div.dataset.lastY = c.ys.length ? String(c.ys[c.ys.length - 1]) : "";
+    if (c.shown) draw(c, key);
+    else later.add(key);
   }
-  dirty = new Set();
+  dirty = later;
+  if (later.size) drawOffscreenWhenIdle();
 }
+
+let idleQueued = false;
+function drawOffscreenWhenIdle() {
+  if (idleQueued) return;
+  idleQueued = true;
+  const idle = window.requestIdleCallback || ((fn) => setTimeout(fn, 50));
+  idle(() => {
+    idleQueued = false;
+    const key = dirty.values().next().value;
+    if (key === undefined) return;
+    charts.get(key).shown = true; // drawn once, it is kept current like the visible ones
+    dirty.delete(key);
+    draw(charts.get(key), key);
+    if (dirty.size) drawOffscreenWhenIdle();
+  }, { timeout: 1000 });
+}
+
+const onScreen = new IntersectionObserver((entries) => {
+  for (const entry of entries) {
+    if (!entry.isIntersecting) continue;
+    const key = entry.target.dataset.metric;
+    const c = charts.get(key);
+    if (c && !c.shown) {
+      c.shown = true;
+      dirty.add(key);
+      scheduleRedraw();
+    }
+  }
+}, { rootMargin: "100px" });
 
 function scheduleRedraw() {
   requestAnimationFrame(redraw);
@@ -215,7 +254,10 @@ async function catchUp() {
 for (const div of document.querySelectorAll(".chart[data-metric]")) {
   const key = div.dataset.metric;
   const meta = data.metrics.find((m) => m.key === key);
-  charts.set(key, { div, ts: [], ys: [], lastRaw: data.until, tail: null, unit: meta ? meta.unit : "" });
+  charts.set(key, { div, ts: [], ys: [], lastRaw: data.until, tail: null, unit: meta ? meta.unit : "", shown: false });
+  const box = div.getBoundingClientRect();
+  if (box.top < window.innerHeight + 100 && box.bottom > -100) charts.get(key).shown = true;
+  onScreen.observe(div);
   addHistory(key, data.series[key] || []);
 }
 newest = Math.max(newest, data.until);
