@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import const, contract
-from .asset_types import ASSET_TYPES
+from .asset_types import metric_words
 from .config import AgentConfig, ConfigError, SourceConfig
 from .deploy import attach_deploy
 from .detectors import EwmaDetector
@@ -66,14 +66,6 @@ class AgentStats:
     batches: int = 0
     events: int = 0
     events_by_asset: dict[str, int] = field(default_factory=dict)
-
-
-def metric_words(asset_type: str, metric: str) -> tuple[str, str]:
-    """A metric's label and unit as people read them ('Vibration RMS', ' mm/s')."""
-    for m in ASSET_TYPES.get(asset_type, {}).get("metrics", ()):
-        if m.name == metric:
-            return m.label, f" {m.unit}" if m.unit else ""
-    return metric, ""
 
 
 def _round(v: float) -> float:

@@ -88,3 +88,11 @@ ASSET_TYPES: dict[str, dict] = {
         ],
     },
 }
+
+
+def metric_words(asset_type: str, metric: str) -> tuple[str, str]:
+    """A metric's label and unit as people read them: ('Vibration RMS', ' mm/s')."""
+    for m in ASSET_TYPES.get(asset_type, {}).get("metrics", ()):
+        if m.name == metric:
+            return m.label, f" {m.unit}" if m.unit else ""
+    return metric, ""
