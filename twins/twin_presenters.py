@@ -32,7 +32,10 @@ def at_cap(figures: dict[str, Any]) -> bool:
     return cap is not None and median is not None and median >= cap * tc.AT_CAP_SHARE
 
 
-def health_text(health: float) -> str:
+def health_text(health: float, figures: dict[str, Any] | None = None) -> str:
+    """'87 %'; at the model's cap (no wear visible) 100 %, as the RUL text says."""
+    if figures is not None and at_cap(figures):
+        return "100 %"
     return f"{health * 100:.0f} %"
 
 
@@ -84,7 +87,7 @@ def twin_panel(asset_id: int, hours_per_day: float) -> dict[str, Any] | None:
     figures = twin_figures(state)
     return {
         "figures": figures,
-        "health_text": health_text(state.health),
+        "health_text": health_text(state.health, figures),
         "rul_text": rul_text(figures),
         "rate_text": rate_text(figures),
         "hours_per_day": hours_per_day,
@@ -106,7 +109,7 @@ def fleet_twins(asset_ids: list[int]) -> dict[int, dict[str, Any]]:
         "rul_days_median", "rul_days_low", "rul_days_high", "degradation_rate", "details",
     ):
         figures = twin_figures(state)
-        out[state.asset_id] = {**figures, "health_text": health_text(state.health), "rul_short": rul_short(figures)}
+        out[state.asset_id] = {**figures, "health_text": health_text(state.health, figures), "rul_short": rul_short(figures)}
     return out
 
 

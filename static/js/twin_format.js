@@ -16,7 +16,8 @@ export function atCap(t) {
     && t.rul_median >= t.rul_cap * AT_CAP_SHARE;
 }
 
-export function healthText(health) {
+export function healthText(health, t = null) {
+  if (t && atCap(t)) return "100 %"; // no wear visible, as the RUL text says
   return `${(health * 100).toFixed(0)} %`;
 }
 

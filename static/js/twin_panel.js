@@ -34,7 +34,7 @@ function draw() {
 
 function show(t) {
   const health = document.getElementById("twin-health");
-  health.textContent = healthText(t.health);
+  health.textContent = healthText(t.health, t);
   health.dataset.state = "computed";
   const rul = document.getElementById("twin-rul");
   rul.textContent = rulText(t);

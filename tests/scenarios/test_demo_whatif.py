@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 PARAMS = {
     "load_factor": 1.0, "speed_factor": 1.0, "hours_per_day": None, "days_per_week": 7, "ambient_delta_c": 0.0,
-    "crew_size": 2, "spare_stock": 2, "spare_lead_time_days": 14.0, "horizon_days": 365, "replications": 200, "seed": 11,
+    "crew_size": 2, "spare_stock": 2, "spare_lead_time_days": 14.0, "horizon_days": 365, "replications": 150, "seed": 11,
     "pm_cost": 1000.0, "cm_cost": 5000.0, "downtime_cost_per_hour": 500.0,
 }
 POLICIES = {
@@ -47,7 +47,7 @@ def test_the_demo_what_if_answers_the_planners_question(settings, tmp_path):
     settings.VAR_DIR = tmp_path
     load_demo()
     for type_key in ("induction_motor", "centrifugal_pump"):  # North Plant's types; small forests, the demo's lives and caps
-        train_simulated_model(type_key, units=8, n_estimators=30, seed=1)
+        train_simulated_model(type_key, units=6, n_estimators=20, seed=1)
     backfill(days=1.0 / 24)  # the demo fleet's last hour: the twins' 30-minute window
     site = Site.objects.get(key="north-plant")
     refresh_twins(asset_ids=list(site.assets.values_list("id", flat=True)), broadcast=False)
