@@ -249,6 +249,7 @@ def admin_journey(browser: Any, base: str, shot: Shot = no_shot) -> AdminSaw:
         approver.wait_for_timeout(12_000)  # the nodes' next heartbeat carries their model versions
         approver.reload()
         saw.versions = [approver.locator(f"tr[data-node='{n}']").inner_text() for n in ("north-gw-1", "north-gw-2")]
+        shot(approver, "nodes")
         # The model trained on new machines only flags the plant's worn motors: its canary fails the
         # agreement gate and the rollout goes back, saying why.
         _register(page, base, bad)
