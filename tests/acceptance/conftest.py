@@ -20,7 +20,7 @@ from tests.helpers import CHROMIUM, ROOT, free_port, headless_chromium, wait_unt
 TYPES = ("centrifugal_pump", "hvac_unit", "induction_motor")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     if not Path(CHROMIUM).exists():
         from tests.conftest import _missing
@@ -61,8 +61,10 @@ def demo(tmp_path_factory):
             proc.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(demo):
+    # Module scope: Playwright's sync API keeps an event loop in this thread while it runs, which
+    # later tests (asyncio.run, async_to_sync) must not find.
     with headless_chromium() as browser:
         yield browser
 
