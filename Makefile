@@ -8,7 +8,7 @@ RUNTIME := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed-dev
 PROD_VENV := .venv-prod
 
-.PHONY: demo test test-timescale venv lint production-check bench-ingest bench-edge bench-rul bench-whatif bench-whatif-engine bench-twins rul-fd001 bench-live bench-rollout bench-faults bench-timescale bench-protocols screenshots clean
+.PHONY: demo test test-timescale venv lint production-check bench-ingest bench-edge bench-rul bench-whatif bench-whatif-engine bench-twins rul-fd001 bench-live bench-rollout bench-faults bench-timescale bench-protocols bench-pages screenshots clean
 
 $(RUNTIME): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -93,6 +93,9 @@ production-check: $(STAMP) $(PROD_VENV)/.installed
 
 bench-protocols: $(STAMP)
 	$(PY) bench/protocols.py
+
+bench-pages: $(STAMP)
+	$(PY) bench/pages.py
 
 screenshots: $(STAMP)
 	$(PY) manage.py screenshots

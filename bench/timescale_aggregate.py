@@ -83,7 +83,7 @@ def main() -> None:
                 return cur.fetchone()[0]
 
         lo, hi, step = now - timedelta(days=DAYS), now, timedelta(minutes=30)
-        raw_s, raw = median_s(lambda: queries._bucketed_raw("timescale", ASSET, METRICS[0], lo, hi, step, conn))
+        raw_s, raw = median_s(lambda: queries._bucketed_raw("timescale", ASSET, [METRICS[0]], lo, hi, step, conn)[METRICS[0]])
         agg_s, agg = median_s(lambda: timeseries.bucketed(ASSET, METRICS[0], lo, hi, step, connection=conn))
         assert [(b.start, b.count) for b in raw] == [(b.start, b.count) for b in agg]
         chart = {"buckets": len(agg), "raw_rows_read": rows_in("ingest_telemetry", "time", lo, hi),
@@ -94,7 +94,7 @@ def main() -> None:
 
         end = now - timedelta(minutes=5)
         t_lo, minute = end - timedelta(minutes=30), timedelta(minutes=1)
-        raw_s, _ = median_s(lambda: [queries._bucketed_raw("timescale", ASSET, m, t_lo, end, minute, conn) for m in METRICS])
+        raw_s, _ = median_s(lambda: queries._bucketed_raw("timescale", ASSET, list(METRICS), t_lo, end, minute, conn))
         agg_s, got = median_s(lambda: timeseries.recent_rows_many([ASSET], list(METRICS), t_lo, end, bucket=minute, connection=conn))
         twin = {"rows": len(got[ASSET][0]), "raw_rows_read": rows_in("ingest_telemetry", "time", t_lo, end, METRICS),
                 "aggregate_rows_read": rows_in("ingest_telemetry_1m", "bucket", t_lo, end, METRICS),

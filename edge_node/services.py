@@ -306,23 +306,21 @@ def rotate_credentials(node: EdgeNode, *, actor: str = "system", remote_addr: st
     return creds
 
 
-def issue_fleet_credentials(node_ids: list[str], *, actor: str = "embedded-fleet") -> dict[str, str]:
-    """Fresh MQTT passwords for the simulated fleet of the demo (hashes stored, as for real nodes)."""
-    passwords = {}
+def issue_fleet_credentials(node_ids: list[str], *, actor: str = "embedded-fleet") -> dict[str, NodeCredentials]:
+    """Fresh credentials for the simulated fleet of the demo, as enrollment gives real nodes: an
+    MQTT password and the HTTP secret a node downloads model artifacts with (hashes stored)."""
+    issued: dict[str, NodeCredentials] = {}
     holder = _AfterCommit()
     with transaction.atomic():
         now = timezone.now()
         for node in EdgeNode.objects.select_for_update().filter(node_id__in=node_ids, revoked_at__isnull=True):
-            password = new_secret(const.MQTT_PASSWORD_BYTES)
-            node.mqtt_password_hash = mosquitto_hash(password)
-            node.credentials_changed_at = now
-            node.save(update_fields=["mqtt_password_hash", "credentials_changed_at"])
-            passwords[node.node_id] = password
-        if passwords:
-            record_audit(const.AUDIT_CREDENTIALS_ROTATED, actor=actor, target=",".join(sorted(passwords))[:200], detail={"nodes": len(passwords), "secret": False})
+            issued[node.node_id] = _issue(node, now)
+            node.save(update_fields=["secret_hash", "mqtt_password_hash", "credentials_changed_at"])
+        if issued:
+            record_audit(const.AUDIT_CREDENTIALS_ROTATED, actor=actor, target=",".join(sorted(issued))[:200], detail={"nodes": len(issued), "secret": True})
             # One rewrite of the broker files for the whole fleet, not one per node.
             transaction.on_commit(lambda: _apply_broker_change(None, actor, holder))
-    return passwords
+    return issued
 
 
 # -- node authentication (HTTP) --------------------------------------------------------------

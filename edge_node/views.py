@@ -88,21 +88,33 @@ def _platform_url(request: HttpRequest) -> str:
     return settings.ENROLLMENT_PUBLIC_URL.rstrip("/") or request.build_absolute_uri("/").rstrip("/")
 
 
+# Session key of a token just created, waiting for the one page view that shows it.
+NEW_TOKEN_SESSION_KEY = "edge_node.new_enrollment_token"
+
+
 @require_role(ADMIN)
 def tokens(request: HttpRequest) -> HttpResponse:
-    created = None
     if request.method == "POST":
         form = EnrollmentTokenForm(request.POST)
         if form.is_valid():
             d = form.cleaned_data
             token, plaintext = create_enrollment_token(d["site"], request.user, node_id=d["node_id"] or "", tags=d["tags"] or "",
                                                        ttl_s=d["ttl_hours"] * 3600, remote_addr=client_addr(request))
-            # Shown once, in this response only: never stored, never redirected through a URL.
-            created = {"token": token, "plaintext": plaintext,
-                       "command": f"python -m edge_node.agent enroll --url {_platform_url(request)} --token {plaintext} --config node.toml"}
-            form = EnrollmentTokenForm()
+            # Post/redirect/get, so Reload does not create a second token. The plaintext waits in
+            # this admin's server-side session for the one GET that shows it and is removed there;
+            # it never travels in a URL or a cookie.
+            request.session[NEW_TOKEN_SESSION_KEY] = {"id": token.pk, "plaintext": plaintext}
+            return redirect(reverse("edge_node:tokens"))
     else:
         form = EnrollmentTokenForm()
+    created = None
+    pending = request.session.pop(NEW_TOKEN_SESSION_KEY, None) if request.method == "GET" else None
+    if pending:
+        token = EnrollmentToken.objects.select_related("site").filter(pk=pending["id"]).first()
+        if token is not None:
+            plaintext = pending["plaintext"]
+            created = {"token": token, "plaintext": plaintext,
+                       "command": f"python -m edge_node.agent enroll --url {_platform_url(request)} --token {plaintext} --config node.toml"}
     rows = EnrollmentToken.objects.select_related("site", "created_by", "enrolled_node")[:100]
     response = render(request, "edge_node/tokens.html", {"form": form, "created": created, "tokens": rows, "now": timezone.now()})
     response["Cache-Control"] = "no-store"

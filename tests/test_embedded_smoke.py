@@ -98,3 +98,15 @@ def test_it_runs_the_demo_stack_and_shows_fleet_readings(tmp_path):
             raise AssertionError("the embedded stack did not stop within 30 s of Ctrl-C") from None
     assert proc.returncode == 0, log_path.read_text()[-3000:]
     assert "stopped." in log_path.read_text()
+
+
+def test_it_points_everything_in_the_process_at_the_broker_port_it_runs_on(settings):
+    """`run_embedded --mqtt-port N`: the rollout task and the enrollment answer use port N too."""
+    from edge_node.services import node_broker_url, platform_broker_url
+    from web.embedded import EmbeddedStack
+
+    settings.MQTT_EMBEDDED = True
+    stack = EmbeddedStack(mqtt_port=free_port())
+    stack.use_broker_port()
+    assert platform_broker_url().endswith(f"127.0.0.1:{stack.mqtt_port}")
+    assert node_broker_url() == f"mqtt://127.0.0.1:{stack.mqtt_port}"

@@ -20,10 +20,13 @@ from typing import Any, Literal, TypedDict
 
 from channels.layers import get_channel_layer
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from ingest.group_sender import send_to_groups
 from ingest.live import asset_group, site_group
+from twins.alert_reopen import reopen_recent
+from twins.edge_alerts import apply_edge_events, take_over_edge_alert
 from twins.models import Alert, AlertRule
 from twins.rules import (
     LEVEL_NAMES,
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 RULES_TTL_S = 10.0
 EDGE_ALERT_QUIET_S = 15 * 60.0  # an edge alert with no new event for this long clears
 EDGE_SWEEP_EVERY_S = 30.0
+
 ACTIVE_STATES = (Alert.State.OPEN, Alert.State.ACKNOWLEDGED)
 ACK_COMMENT_MAX = 2000
 
@@ -59,6 +63,7 @@ class AlertPayload(TypedDict):
     message: str
     value: float | None
     occurrences: int
+    reopen_count: int
     opened_at: float
     escalated_at: float | None
     cleared_at: float | None
@@ -101,6 +106,7 @@ def serialize_alert(alert: Alert) -> AlertPayload:
         "message": alert.message,
         "value": alert.value,
         "occurrences": alert.occurrences,
+        "reopen_count": alert.reopen_count,
         "opened_at": alert.opened_at.timestamp(),
         "escalated_at": _epoch(alert.escalated_at),
         "cleared_at": _epoch(alert.cleared_at),
@@ -294,6 +300,14 @@ class AlertEngine:
         if site_id is None:
             log.warning("asset %s is gone; no alert opened", asset_id)
             return None
+        severity, title = LEVEL_NAMES[change.level], self._title(rule, change)
+        taken = take_over_edge_alert(asset_id, metric_id, rule.id, severity, title, change.value, at)
+        if taken is not None:
+            return taken
+        condition = Q(source=Alert.Source.RULE, asset_id=asset_id, metric_id=metric_id)
+        reopened = reopen_recent(condition, severity, at, title=title, value=change.value, rule_id=rule.id)
+        if reopened is not None:
+            return reopened
         try:
             with transaction.atomic():
                 return Alert.objects.create(
@@ -307,52 +321,7 @@ class AlertEngine:
             return existing.id if existing else None
 
     def _apply_events(self, event_ids: Sequence[int]) -> list[int]:
-        from ingest.models import EdgeEvent
-
-        events = list(EdgeEvent.objects.filter(id__in=list(event_ids), asset__isnull=False).select_related("asset").order_by("ts", "id"))
-        if not events:
-            return []
-        active = {
-            (a.asset_id, a.kind): a
-            for a in Alert.objects.filter(source=Alert.Source.EDGE, state__in=ACTIVE_STATES, asset_id__in={e.asset_id for e in events})
-        }
-        changed: list[int] = []
-        now = timezone.now()
-        for ev in events:
-            severity = ev.severity if ev.severity in SEVERITY_LEVELS else Alert.Severity.WARNING
-            score = ev.data.get("score") if isinstance(ev.data, dict) else None
-            value = float(score) if isinstance(score, int | float) else None
-            message = ev.message or f"{ev.kind} reported by edge node {ev.node_key}"
-            alert = active.get((ev.asset_id, ev.kind))
-            if alert is None:
-                try:
-                    with transaction.atomic():
-                        alert = Alert.objects.create(
-                            site_id=ev.asset.site_id, asset_id=ev.asset_id, source=Alert.Source.EDGE, kind=ev.kind[:32], severity=severity,
-                            state=Alert.State.OPEN, title=f"{ev.kind.capitalize()} detected at the edge"[:200], message=message, value=value, opened_at=ev.ts,
-                        )
-                except IntegrityError:
-                    alert = Alert.objects.filter(source=Alert.Source.EDGE, asset_id=ev.asset_id, kind=ev.kind, state__in=ACTIVE_STATES).first()
-                    if alert is None:
-                        log.error("edge event %s: no alert opened and none active", ev.id)
-                        continue
-                else:
-                    active[(ev.asset_id, ev.kind)] = alert
-                    self.stats["edge_alerts"] += 1
-                    changed.append(alert.id)
-                    continue
-            # Fold a repeat into the active alert; a more severe one escalates (and needs a new ack).
-            alert.occurrences += 1
-            alert.message = message
-            alert.value = value if value is not None else alert.value
-            fields = ["occurrences", "message", "value", "updated_at"]
-            if SEVERITY_LEVELS[severity] > SEVERITY_LEVELS.get(alert.severity, NORMAL):
-                alert.severity, alert.state, alert.escalated_at = severity, Alert.State.OPEN, now
-                fields += ["severity", "state", "escalated_at"]
-            alert.updated_at = now
-            alert.save(update_fields=fields)
-            changed.append(alert.id)
-        return changed
+        return apply_edge_events(event_ids, self.stats)
 
     def clear_quiet_edge_alerts(self, now: datetime | None = None) -> list[int]:
         """Clear edge alerts that had no new event for EDGE_ALERT_QUIET_S."""

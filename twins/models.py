@@ -93,16 +93,25 @@ class AlertRule(models.Model):
     class Meta:
         ordering = ["metric__asset_type__name", "metric__key"]
         constraints = [
-            models.UniqueConstraint(fields=["metric"], name="alert_rule_one_per_metric"),
-            models.CheckConstraint(condition=models.Q(hysteresis__gte=0), name="alert_rule_hysteresis_not_negative"),
-            models.CheckConstraint(condition=models.Q(min_duration_s__gte=0), name="alert_rule_duration_not_negative"),
+            # Each with the sentence a user reads when a form runs into it (never the constraint's name).
+            models.UniqueConstraint(fields=["metric"], name="alert_rule_one_per_metric", violation_error_message="This metric has a rule already: edit that one."),
+            models.CheckConstraint(
+                condition=models.Q(hysteresis__gte=0), name="alert_rule_hysteresis_not_negative",
+                violation_error_message="The hysteresis cannot be negative: it is a distance back inside the threshold.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(min_duration_s__gte=0), name="alert_rule_duration_not_negative",
+                violation_error_message="The minimum duration cannot be negative.",
+            ),
             models.CheckConstraint(
                 condition=models.Q(warning_above__isnull=True) | models.Q(critical_above__isnull=True) | models.Q(warning_above__lte=models.F("critical_above")),
                 name="alert_rule_warning_above_not_past_critical",
+                violation_error_message="The warning threshold must not be above the critical one.",
             ),
             models.CheckConstraint(
                 condition=models.Q(warning_below__isnull=True) | models.Q(critical_below__isnull=True) | models.Q(warning_below__gte=models.F("critical_below")),
                 name="alert_rule_warning_below_not_past_critical",
+                violation_error_message="The warning threshold must not be below the critical one.",
             ),
         ]
 
@@ -164,6 +173,8 @@ class Alert(models.Model):
     kind = models.CharField(max_length=32, blank=True, help_text="'threshold' for rule alerts; the edge event's kind for edge alerts.")
     occurrences = models.PositiveIntegerField(default=1, help_text="Edge events folded into this alert.")
     escalated_at = models.DateTimeField(null=True, blank=True)
+    reopened_at = models.DateTimeField(null=True, blank=True, help_text="When it last came back after clearing (within ALERT_REOPEN_WINDOW_S).")
+    reopen_count = models.PositiveIntegerField(default=0, help_text="How often it cleared and came back within the window.")
 
     class Meta:
         ordering = ["-opened_at"]

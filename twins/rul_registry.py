@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 
@@ -40,6 +41,11 @@ class Serving:
     hours_per_row: float  # operating hours one row stands for
     signal_metrics: dict[str, str]  # model signal -> metric key of the asset type
     assumptions: list[str] = field(default_factory=list)
+    # What the training data says about lives (operating hours), for the what-if: the median life
+    # of a new component, and the remaining life (p10, p50, p90) of one whose RUL is beyond the
+    # model's cap (no visible wear yet). None when unknown (C-MAPSS: lives in cycles only).
+    life_hours: float | None = None
+    beyond_cap_hours: dict[str, float] | None = None
 
     @property
     def rul_per_row(self) -> float:
@@ -50,6 +56,7 @@ class Serving:
         return {
             "rul_unit": self.rul_unit, "row_seconds": self.row_seconds, "hours_per_row": self.hours_per_row,
             "signal_metrics": self.signal_metrics, "assumptions": self.assumptions,
+            "life_hours": self.life_hours, "beyond_cap_hours": self.beyond_cap_hours,
         }
 
     @classmethod
@@ -57,6 +64,7 @@ class Serving:
         return cls(
             rul_unit=obj["rul_unit"], row_seconds=obj.get("row_seconds"), hours_per_row=float(obj["hours_per_row"]),
             signal_metrics=dict(obj["signal_metrics"]), assumptions=list(obj.get("assumptions", [])),
+            life_hours=obj.get("life_hours"), beyond_cap_hours=obj.get("beyond_cap_hours"),
         )
 
 
@@ -101,12 +109,24 @@ def register_model(path: str | Path, asset_type_key: str, serving: Serving, trai
             version=meta["version"],
             defaults={
                 "asset_type_key": asset_type_key, "artifact_path": str(path), "rul_unit": serving.rul_unit,
-                "metrics": metrics, "meta": {**meta, "serving": serving.to_json()}, "trained_on": trained_on[:300],
+                "metrics": finite_json(metrics), "meta": finite_json({**meta, "serving": serving.to_json()}), "trained_on": trained_on[:300],
             },
         )
         if activate:
             model = activate_model(model.version)
     return model
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with every non-finite float (a PHM08 score that overflowed on long lives) as
+    None: JSON has no Infinity, and SQLite's JSON columns refuse it."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value
 
 
 @transaction.atomic
@@ -143,6 +163,7 @@ class ServingModel:
             "rul_unit": self.serving.rul_unit, "cap": self.predictor.cap, "cap_rul": self.predictor.cap * self.serving.rul_per_row,
             "window": self.predictor.window,
             "hours_per_row": self.serving.hours_per_row, "assumptions": self.serving.assumptions,
+            "life_hours": self.serving.life_hours, "beyond_cap_hours": self.serving.beyond_cap_hours,
         }
 
 
@@ -201,13 +222,36 @@ def cmapss_serving(hours_per_cycle: float = tc.DEFAULT_HOURS_PER_CYCLE) -> Servi
     )
 
 
-def simulated_serving(metric_keys: list[str], row_seconds: float = tc.SIM_ROW_SECONDS) -> Serving:
+def simulated_serving(
+    metric_keys: list[str], row_seconds: float = tc.SIM_ROW_SECONDS, life_hours: tuple[float, float] | None = None, cap_hours: float | None = None,
+) -> Serving:
+    life, beyond = None, None
+    assumptions = [
+        f"Telemetry averaged over {row_seconds:g} s buckets: one row per {row_seconds:g} s of operating time.",
+        "Trained on run-to-failure histories of the platform's simulator (not field data).",
+        "RUL above the model's cap is not observable: a healthy asset shows the cap.",
+        "Calendar days = operating hours / the asset's current hours per day.",
+        "Degradation rate = health / RUL: the pace at which health reaches 0 when the RUL runs out; none while the RUL is beyond the cap.",
+    ]
+    if life_hours is not None and cap_hours is not None:
+        life, beyond = life_statistics(life_hours, cap_hours)
+        assumptions.append(
+            f"Lives of the simulated units: {life_hours[0]:,.0f}-{life_hours[1]:,.0f} operating hours (median {life:,.0f}); "
+            f"an asset beyond the cap has {beyond['p50']:,.0f} h left at the median (80%: {beyond['p10']:,.0f}-{beyond['p90']:,.0f} h)."
+        )
     return Serving(
         rul_unit="hours", row_seconds=row_seconds, hours_per_row=row_seconds / 3600.0, signal_metrics={k: k for k in metric_keys},
-        assumptions=[
-            f"Telemetry averaged over {row_seconds:g} s buckets: one row per {row_seconds:g} s of operating time.",
-            "Trained on run-to-failure histories of the platform's simulator (not field data).",
-            "RUL above the model's cap is not observable: a healthy asset shows the cap.",
-            "Calendar days = operating hours / the asset's current hours per day.",
-        ],
+        assumptions=assumptions, life_hours=life, beyond_cap_hours=beyond,
     )
+
+
+def life_statistics(life_hours: tuple[float, float], cap_hours: float, draws: int = 200_000) -> tuple[float, dict[str, float]]:
+    """Median life, and the remaining life of a component whose RUL is beyond ``cap_hours``, for
+    lives uniform in ``life_hours`` and an age uniform over the part of the life before the cap
+    (nothing is known of it but that wear does not show yet). Seeded: the same every time."""
+    rng = np.random.default_rng(12345)
+    lives = rng.uniform(life_hours[0], life_hours[1], draws)
+    ages = rng.uniform(0.0, 1.0, draws) * np.maximum(lives - cap_hours, 0.0)
+    left = lives - ages
+    p10, p50, p90 = (float(round(v, -1)) for v in np.percentile(left, [10, 50, 90]))
+    return float(round(np.median(lives), -1)), {"p10": p10, "p50": p50, "p90": p90, "cap": float(cap_hours)}

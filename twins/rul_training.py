@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from edge_node.agent.asset_types import ASSET_TYPES
+from edge_node.agent.asset_types import ASSET_TYPES, LIFE_HOURS
 from twins import twin_const as tc
 from twins.models import RulModel
 from twins.rul import RunToFailureData, TrainedRul, load_cmapss, train_rul
@@ -38,14 +38,17 @@ def train_cmapss_model(
 
 def train_simulated_model(
     asset_type: str, *, units: int = tc.SIM_DEFAULT_UNITS, seed: int = 0, n_estimators: int | None = None,
-    life_hours: tuple[float, float] = tc.SIM_LIFE_HOURS, row_seconds: float = tc.SIM_ROW_SECONDS, window: int = tc.SIM_WINDOW,
-    cap_hours: float = tc.SIM_CAP_HOURS, activate: bool = True,
+    life_hours: tuple[float, float] | None = None, row_seconds: float = tc.SIM_ROW_SECONDS, window: int = tc.SIM_WINDOW,
+    cap_hours: float | None = None, activate: bool = True,
 ) -> RulModel:
-    """A model (RUL in operating hours) for a demo asset type, on simulated run-to-failure histories."""
-    data = simulated_fleet_histories(asset_type, units=units, seed=seed, life_hours=life_hours, row_seconds=row_seconds)
+    """A model (RUL in operating hours) for a demo asset type, on simulated run-to-failure
+    histories; lives and cap default to the simulator's catalogue for the type."""
+    life_hours = life_hours or LIFE_HOURS[asset_type]
+    cap_hours = cap_hours or min(tc.SIM_CAP_HOURS[asset_type], 0.9 * life_hours[0])
+    data = simulated_fleet_histories(asset_type, units=units, seed=seed, life_hours=life_hours, row_seconds=row_seconds, cap_hours=cap_hours)
     extra = {"n_estimators": n_estimators} if n_estimators else {}
     trained = train_rul(data, window=window, cap=cap_hours * 3600.0 / row_seconds, seed=seed, **extra)
-    serving = simulated_serving([m.name for m in ASSET_TYPES[asset_type]["metrics"]], row_seconds)
+    serving = simulated_serving([m.name for m in ASSET_TYPES[asset_type]["metrics"]], row_seconds, life_hours, cap_hours)
     return store_trained(trained, asset_type, serving, trained_on=data.description, activate=activate, name=f"{asset_type}-simulated")
 
 

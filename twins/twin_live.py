@@ -25,7 +25,8 @@ class TwinFigures(TypedDict):
     rul_days_median: float | None
     rul_days_low: float | None
     rul_days_high: float | None
-    degradation_rate: float | None  # health lost per operating hour
+    degradation_rate: float | None  # health lost per operating hour (health / RUL); None at the cap
+    rul_cap: float | None  # the model's cap, in rul_unit: a median there means "at least this"
     rows_used: int | None  # rows of history behind the estimate
     window: int | None  # rows the model's features span (fewer = an early, less certain estimate)
 
@@ -43,7 +44,7 @@ def twin_figures(state: Any) -> TwinFigures:
         "computed_at": state.computed_at.timestamp(), "model_version": state.model_version, "health": state.health,
         "rul_median": state.rul_median, "rul_low": state.rul_low, "rul_high": state.rul_high, "rul_unit": state.rul_unit,
         "rul_days_median": state.rul_days_median, "rul_days_low": state.rul_days_low, "rul_days_high": state.rul_days_high,
-        "degradation_rate": state.degradation_rate,
+        "degradation_rate": state.degradation_rate, "rul_cap": (state.details or {}).get("cap_rul"),
         "rows_used": (state.details or {}).get("rows_used"), "window": (state.details or {}).get("window"),
     }
 

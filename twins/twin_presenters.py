@@ -11,41 +11,67 @@ from twins.models import RulModel, TwinSnapshot, TwinState
 from twins.twin_live import twin_figures
 
 
-def _num(value: float, unit: str) -> str:
-    digits = 0 if abs(value) >= 100 else 1
-    return f"{value:.{digits}f} {unit}".rstrip()
+def _num(value: float, unit: str = "") -> str:
+    """12,400 h / 380 h / 12.5 h / 0.4 h: a practitioner's precision at every scale."""
+    a = abs(value)
+    text = f"{value:,.0f}" if a >= 100 else f"{value:.1f}"
+    return f"{text} {unit}".rstrip()
 
 
-def health_text(health: float) -> str:
+def _days(days: float) -> str:
+    return f"{days:,.0f}" if days >= 100 else f"{days:.1f}"
+
+
+def _get(state: TwinState | dict[str, Any]):
+    return state.get if isinstance(state, dict) else lambda k: getattr(state, k)
+
+
+def at_cap(figures: dict[str, Any]) -> bool:
+    """The median sits at the model's cap: the RUL is at least that (no visible wear yet)."""
+    cap, median = figures.get("rul_cap"), figures.get("rul_median")
+    return cap is not None and median is not None and median >= cap * tc.AT_CAP_SHARE
+
+
+def health_text(health: float, figures: dict[str, Any] | None = None) -> str:
+    """'87 %'; at the model's cap (no wear visible) 100 %, as the RUL text says."""
+    if figures is not None and at_cap(figures):
+        return "100 %"
     return f"{health * 100:.0f} %"
 
 
-def rul_text(state: TwinState | dict[str, Any]) -> str:
-    """'31.5 h (80%: 20.1–40.2 h), about 1.3 days at 24 h/day' (operating units, then calendar)."""
-    get = state.get if isinstance(state, dict) else lambda k: getattr(state, k)
+def rul_text(figures: dict[str, Any]) -> str:
+    """'5,200 h (80%: 3,100–7,400 h), about 217 days at the current profile', or, at the model's
+    cap, 'more than 10,000 h (beyond what wear shows yet), over 417 days'."""
+    get = _get(figures)
     if get("rul_median") is None:
         return "not estimated"
-    unit = get("rul_unit")
-    text = f"{_num(get('rul_median'), unit)} (80%: {_num(get('rul_low'), '')}–{_num(get('rul_high'), unit)})"
-    days = get("rul_days_median")
-    if days is not None:
-        text += f", about {days:.1f} days"
-    return text
+    unit, days = get("rul_unit"), get("rul_days_median")
+    if at_cap(figures):
+        text = f"more than {_num(get('rul_cap'), unit)} (no wear visible yet: the model's horizon)"
+        return text + (f", over {_days(days)} days" if days is not None else "")
+    text = f"{_num(get('rul_median'), unit)} (80%: {_num(get('rul_low'))}–{_num(get('rul_high'), unit)})"
+    return text + (f", about {_days(days)} days" if days is not None else "")
 
 
-def rul_short(state: TwinState | dict[str, Any]) -> str:
-    """'31.5 h ≈ 1.3 d': the fleet tile's line."""
-    get = state.get if isinstance(state, dict) else lambda k: getattr(state, k)
+def rul_short(figures: dict[str, Any]) -> str:
+    """'5,200 h ≈ 217 d' (the fleet tile's line); '> 10,000 h' at the model's cap."""
+    get = _get(figures)
     if get("rul_median") is None:
         return "–"
     days = get("rul_days_median")
-    return _num(get("rul_median"), get("rul_unit")) + (f" ≈ {days:.1f} d" if days is not None else "")
+    if at_cap(figures):
+        return f"> {_num(get('rul_cap'), get('rul_unit'))}"
+    return _num(get("rul_median"), get("rul_unit")) + (f" ≈ {_days(days)} d" if days is not None else "")
 
 
-def rate_text(rate: float | None) -> str:
+def rate_text(figures: dict[str, Any]) -> str:
+    """Health lost per operating hour (and per day at 24 h), the pace of the RUL estimate."""
+    rate = figures.get("degradation_rate")
+    if at_cap(figures):
+        return "none visible yet"
     if rate is None:
-        return "not enough history yet"
-    return f"{rate * 100:+.2f} % health lost per operating hour"
+        return "–"
+    return f"{rate * 100:.3g} % of health per operating hour ({rate * 2400:.2g} % per 24 h)"
 
 
 def twin_panel(asset_id: int, hours_per_day: float) -> dict[str, Any] | None:
@@ -58,11 +84,12 @@ def twin_panel(asset_id: int, hours_per_day: float) -> dict[str, Any] | None:
         TwinSnapshot.objects.filter(asset_id=asset_id).order_by("-computed_at").values_list("computed_at", "health", "rul_median", "rul_low", "rul_high")[: tc.HISTORY_MAX_POINTS]
     )
     history.reverse()
+    figures = twin_figures(state)
     return {
-        "figures": twin_figures(state),
-        "health_text": health_text(state.health),
-        "rul_text": rul_text(state),
-        "rate_text": rate_text(state.degradation_rate),
+        "figures": figures,
+        "health_text": health_text(state.health, figures),
+        "rul_text": rul_text(figures),
+        "rate_text": rate_text(figures),
         "hours_per_day": hours_per_day,
         "model": {
             "version": state.model_version, "trained_on": details.get("trained_on", ""), "metrics": details.get("metrics", {}),
@@ -81,7 +108,8 @@ def fleet_twins(asset_ids: list[int]) -> dict[int, dict[str, Any]]:
         "asset_id", "computed_at", "model_version", "health", "rul_median", "rul_low", "rul_high", "rul_unit",
         "rul_days_median", "rul_days_low", "rul_days_high", "degradation_rate", "details",
     ):
-        out[state.asset_id] = {**twin_figures(state), "health_text": health_text(state.health), "rul_short": rul_short(state)}
+        figures = twin_figures(state)
+        out[state.asset_id] = {**figures, "health_text": health_text(state.health, figures), "rul_short": rul_short(figures)}
     return out
 
 

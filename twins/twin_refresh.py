@@ -52,6 +52,19 @@ def calendar_days(operating_hours: float | None, hours_per_day: float) -> float 
     return operating_hours / min(hours_per_day, 24.0)
 
 
+def degradation_rate(health: float, median_rows: float, cap_rows: float, hours_per_row: float) -> float | None:
+    """Health lost per operating hour at the pace of the estimate: health reaches 0 when the RUL
+    runs out (health / RUL). None while the RUL sits at the model's cap (no wear visible: no
+    pace to tell) and at the end of life.
+
+    Not a slope fitted through recent estimates: over the minutes of history a refresh reads, a
+    life of thousands of hours changes health by less than the estimate's noise, so such a
+    slope is noise (and can come out negative)."""
+    if median_rows >= cap_rows * tc.AT_CAP_SHARE or median_rows <= 0:
+        return None
+    return health / (median_rows * hours_per_row)
+
+
 def history_matrix(values: np.ndarray) -> np.ndarray | None:
     """[rows, S] with gaps filled by the previous value of the metric (then the next); None when
     a metric has no value at all in the window (the model cannot be fed)."""
@@ -73,7 +86,7 @@ def _type_histories(
 ) -> tuple[list[int], list[np.ndarray], bool]:
     predictor, serving = model.predictor, model.serving
     metric_ids = [metric_ids_by_key[serving.signal_metrics[s]] for s in predictor.signals]
-    rows = predictor.window + (tc.RATE_POINTS - 1) * tc.RATE_STRIDE
+    rows = predictor.window
     if serving.row_seconds:
         # Complete buckets only: the one in progress averages a few seconds, where every
         # training row averages a whole interval.
@@ -142,13 +155,13 @@ def refresh_twins(
         if not ready:
             continue
         try:
-            batch = model.predictor.assess_many(histories, rate_points=tc.RATE_POINTS, rate_stride=tc.RATE_STRIDE)
+            batch = model.predictor.predict_many(histories)
         except Exception:
             # One type's model failing (onnxruntime error, histories that do not fit it) must not stop the others.
             log.exception("RUL model %s could not assess %d %s twins", model.version, len(ready), type_key)
             result.failed += len(ready)
             continue
-        hours_per_row, per_row = model.serving.hours_per_row, model.serving.rul_per_row
+        hours_per_row, per_row, cap = model.serving.hours_per_row, model.serving.rul_per_row, model.predictor.cap
         details = model.details()
         if time_scale != 1.0:
             details["time_scale"] = time_scale
@@ -156,14 +169,13 @@ def refresh_twins(
         for i, asset_id in enumerate(ready):
             hpd = float(assets[asset_id][2])
             # Rows of the model -> the serving unit (cycles, or operating hours), and -> hours.
-            median, low, high = float(batch.median[i]), float(batch.low80[i]), float(batch.high80[i])
-            rate = batch.degradation_rate[i] if batch.degradation_rate is not None else np.nan
+            median, low, high, health = float(batch.median[i]), float(batch.low80[i]), float(batch.high80[i]), float(batch.health[i])
             states.append(TwinState(
-                asset_id=asset_id, computed_at=now, model_version=model.version, health=float(batch.health[i]),
+                asset_id=asset_id, computed_at=now, model_version=model.version, health=health,
                 rul_median=median * per_row, rul_low=low * per_row, rul_high=high * per_row, rul_unit=model.serving.rul_unit,
                 rul_days_median=calendar_days(median * hours_per_row, hpd), rul_days_low=calendar_days(low * hours_per_row, hpd),
                 rul_days_high=calendar_days(high * hours_per_row, hpd),
-                degradation_rate=float(rate) / hours_per_row if np.isfinite(rate) else None,
+                degradation_rate=degradation_rate(health, median, cap, hours_per_row),
                 details={**details, "rows_used": len(histories[i]), "hours_per_day": hpd, "rul_hours_median": median * hours_per_row},
             ))
         result.by_type[type_key] = len(ready)

@@ -74,7 +74,8 @@ def rule_edit(request: HttpRequest, rule_id: int | None = None) -> HttpResponse:
     form = AlertRuleForm(request.POST or None, instance=rule)
     if request.method == "POST" and form.is_valid():
         save_alert_rule(form.instance)
-        messages.success(request, f"Rule for {form.instance.metric} saved; ingest workers apply it within seconds.")
+        metric = form.instance.metric
+        messages.success(request, f"Rule for {metric.asset_type.name}: {metric.label or metric.key} saved; it applies to new readings within seconds.")
         return redirect("rules")
     return render(request, "rule_form.html", {"form": form, "rule": rule})
 

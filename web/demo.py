@@ -17,6 +17,8 @@ DEMO_USERS = (
     ("manager", "manager-demo", FACILITY_MANAGER),
     ("planner", "planner-demo", PLANNER),
     ("admin", "admin-demo", ADMIN),
+    # A second admin: a rollout proposed by one admin must be approved by another.
+    ("admin2", "admin2-demo", ADMIN),
 )
 
 # site key, site name, [(node id, [(asset type, count, name prefix)])]
@@ -31,15 +33,25 @@ DEMO_LAYOUT = (
 )
 
 
-# Demo thresholds, set close to what the simulated fleet produces so that a short run shows
-# a few warnings and criticals next to healthy assets. Real rules come from the admins.
+# Demo thresholds where a practitioner would put them, so that normal running raises few alerts
+# and each injected fault (edge_node/fleet_plan.py) or worn-out asset raises one:
+# vibration after ISO 10816-3 (motors: group 2, rigid mounting, 2.8 / 4.5 mm/s) and ISO 10816-7
+# (pumps, category I: 4.0 / 6.6 mm/s), winding and bearing temperatures above what the hottest
+# duty of a worn machine reaches, CO2 above the ~1,000 ppm a fully occupied office reaches with
+# full fresh air, a supply temperature the coil cannot hold. tests/web/test_demo_alerts.py checks
+# an hour of the demo fleet against them.
 DEMO_RULES = (
     # asset type, metric, warning above, critical above, hysteresis, min duration s
-    ("hvac_unit", "co2_ppm", 735.0, 748.0, 3.0, 2.0),
-    ("induction_motor", "temperature_c", 57.0, 75.0, 0.3, 2.0),
-    ("centrifugal_pump", "temperature_c", 70.0, 85.0, 1.0, 5.0),
-    ("centrifugal_pump", "vib_rms", 4.5, 7.1, 0.2, 5.0),
+    ("induction_motor", "vib_rms", 2.8, 4.5, 0.2, 30.0),
+    ("induction_motor", "temperature_c", 102.0, 112.0, 2.0, 10.0),
+    ("centrifugal_pump", "vib_rms", 4.0, 6.6, 0.5, 30.0),
+    ("centrifugal_pump", "temperature_c", 75.0, 90.0, 2.0, 10.0),
+    ("hvac_unit", "co2_ppm", 1100.0, 1500.0, 50.0, 60.0),
+    ("hvac_unit", "supply_temp_c", 17.0, 20.0, 0.5, 60.0),
 )
+# Rules of an older demo (thresholds inside the fleet's normal range): replaced when seen.
+OUTDATED_DEMO_RULES = {("hvac_unit", "co2_ppm", 735.0), ("induction_motor", "temperature_c", 57.0), ("induction_motor", "temperature_c", 95.0),
+                       ("centrifugal_pump", "vib_rms", 4.5)}
 
 
 def seed_demo_rules() -> int:
@@ -51,9 +63,10 @@ def seed_demo_rules() -> int:
         metric = Metric.objects.filter(asset_type__key=type_key, key=metric_key).first()
         if metric is None:
             continue
-        _, created = AlertRule.objects.get_or_create(
-            metric=metric, defaults={"warning_above": warn, "critical_above": crit, "hysteresis": hyst, "min_duration_s": duration},
-        )
+        values = {"warning_above": warn, "critical_above": crit, "hysteresis": hyst, "min_duration_s": duration}
+        rule, created = AlertRule.objects.get_or_create(metric=metric, defaults=values)
+        if not created and (type_key, metric_key, rule.warning_above) in OUTDATED_DEMO_RULES:
+            AlertRule.objects.filter(pk=rule.pk).update(**values)
         made += created
     return made
 

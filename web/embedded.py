@@ -40,6 +40,7 @@ class EmbeddedStack:
 
     def start_background(self) -> None:
         """Start everything but the web server (which runs in the calling thread)."""
+        self.use_broker_port()
         if settings.MQTT_EMBEDDED:
             from web.embedded_broker import EmbeddedBroker
 
@@ -53,6 +54,13 @@ class EmbeddedStack:
         self._start_rollout_listener()
         if self.fleet:
             self._start_fleet()
+
+    def use_broker_port(self) -> None:
+        """Everything in this process that reads MQTT_URL (the rollout task, the broker URL handed
+        to enrolling nodes) must reach the embedded broker on the port it really runs on."""
+        if settings.MQTT_EMBEDDED:
+            settings.MQTT_EMBEDDED_PORT = self.mqtt_port
+            settings.MQTT_URL = f"mqtt://127.0.0.1:{self.mqtt_port}"
 
     def broker_url(self) -> str:
         return f"mqtt://127.0.0.1:{self.mqtt_port}" if settings.MQTT_EMBEDDED else settings.MQTT_URL
@@ -133,11 +141,15 @@ class EmbeddedStack:
         self.components.append(Component("rollout listener", stop_listener))
 
     def _start_fleet(self) -> None:
+        from edge_node.fleet_history import backfill
         from edge_node.fleet_runner import start_fleet
         from edge_node.models import EdgeNode
         from edge_node.services import issue_fleet_credentials
 
-        # The simulated nodes log in like real ones: fresh MQTT passwords, stored hashed.
+        # The fleet's past since it last ran (a week at most), so charts and twins have history.
+        backfill()
+        # The simulated nodes log in like real ones: fresh MQTT passwords and HTTP secrets,
+        # stored hashed; with them they take model rollouts through the agent's deploy path.
         credentials = issue_fleet_credentials(list(EdgeNode.objects.filter(revoked_at__isnull=True).values_list("node_id", flat=True)))
         stop = start_fleet(self.broker_url(), speedup=self.fleet_speedup, credentials=credentials)
         self.components.append(Component("simulated fleet", stop))

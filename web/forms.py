@@ -38,9 +38,27 @@ class MetricChoiceField(forms.ModelChoiceField):
 
 
 class AlertRuleForm(forms.ModelForm):
-    metric = MetricChoiceField(queryset=Metric.objects.select_related("asset_type").order_by("asset_type__name", "id"), label="Asset type and metric")
+    """The rule editor. Every refusal is worded for the admin who typed the value: the database's
+    own constraints (named like ``alert_rule_hysteresis_not_negative``) are never what they read."""
+
+    metric = MetricChoiceField(
+        queryset=Metric.objects.select_related("asset_type").order_by("asset_type__name", "id"), label="Asset type and metric",
+        error_messages={"required": "Choose the asset type and metric this rule watches.", "unique": "This metric has a rule already: edit that one."},
+    )
+    hysteresis = forms.FloatField(
+        min_value=0.0, initial=0.0, label="Hysteresis",
+        help_text="In the metric's unit: how far back inside a threshold a value must come to count as normal again.",
+        error_messages={"min_value": "The hysteresis cannot be negative: it is a distance back inside the threshold.", "required": "Give a hysteresis (0 for none)."},
+    )
+    min_duration_s = forms.FloatField(
+        min_value=0.0, initial=10.0, label="Minimum duration (s)",
+        help_text="Seconds a condition must hold before an alert opens, escalates or clears.",
+        error_messages={"min_value": "The minimum duration cannot be negative.", "required": "Give a minimum duration in seconds (0 for at once)."},
+    )
 
     class Meta:
         model = AlertRule
         fields = ("metric", "warning_above", "critical_above", "warning_below", "critical_below", "hysteresis", "min_duration_s", "enabled")
-        labels = {"min_duration_s": "Minimum duration (s)"}  # noqa: RUF012 (Django reads it once)
+        error_messages = {  # noqa: RUF012 (Django reads it once)
+            "metric": {"unique": "This metric has a rule already: edit that one."},
+        }

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 
-PUBLIC_PREFIXES = ("/login/", "/static/", "/healthz", "/admin/login/", "/api/enroll", "/api/models/")
+PUBLIC_PREFIXES = ("/login/", "/static/", "/favicon.ico", "/healthz", "/admin/login/", "/api/enroll", "/api/models/")
 
 
 class LoginRequiredMiddleware:
@@ -14,6 +14,7 @@ class LoginRequiredMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not request.user.is_authenticated and not request.path.startswith(PUBLIC_PREFIXES):
+        # The path first: static files never touch the session (no "Vary: Cookie" on them).
+        if not request.path.startswith(PUBLIC_PREFIXES) and not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
         return self.get_response(request)

@@ -13,6 +13,7 @@ FACILITY_MANAGER = "facility_manager"
 PLANNER = "planner"
 ADMIN = "admin"
 ROLES = (FACILITY_MANAGER, PLANNER, ADMIN)
+ROLE_LABELS = {FACILITY_MANAGER: "facility manager", PLANNER: "maintenance planner", ADMIN: "admin"}
 
 
 def roles_of(user: Any) -> set[str]:
@@ -40,7 +41,8 @@ def require_role(*roles: str) -> Callable:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any):
             if not has_role(request.user, *roles):
-                raise PermissionDenied(f"This page needs the role: {' or '.join(roles)}.")
+                needed = " or ".join(ROLE_LABELS.get(r, r) for r in roles)
+                raise PermissionDenied(f"This page is for the {needed} role; your account does not have it. Ask an admin if you need it.")
             return view(request, *args, **kwargs)
 
         return wrapped
@@ -63,6 +65,7 @@ def roles_context(request: HttpRequest) -> dict[str, Any]:
     mine = roles_of(request.user)
     return {
         "user_roles": sorted(mine),
+        "user_role_labels": [ROLE_LABELS.get(r, r) for r in sorted(mine)],
         "is_admin_role": ADMIN in mine,
         "is_planner_role": PLANNER in mine or ADMIN in mine,
         "is_manager_role": FACILITY_MANAGER in mine or ADMIN in mine,

@@ -22,7 +22,9 @@ VAR_DIR = Path(env_str("AIOT_VAR_DIR", str(BASE_DIR / "var")))
 DEFAULT_SECRET = "insecure-embedded-default-secret-change-me"
 PRODUCTION = env_bool("AIOT_PRODUCTION", False)
 SECRET_KEY = env_secret("SECRET_KEY", DEFAULT_SECRET)
-DEBUG = env_bool("DEBUG", not PRODUCTION)
+# Off unless asked for (DEBUG=1): the demo and tests show the friendly 404/403/500 pages a user
+# meets, not Django's debug pages listing every URL pattern.
+DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -69,6 +71,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "web.urls"
+CSRF_FAILURE_VIEW = "web.views.csrf_failure"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
@@ -233,6 +236,10 @@ TELEMETRY_STORE = env_choice("TELEMETRY_STORE", "auto", ("auto", "timescale", "p
 TELEMETRY_CHUNK_HOURS = env_int("TELEMETRY_CHUNK_HOURS", 24, 1, 24 * 31)  # TimescaleDB chunk interval
 TELEMETRY_COPY = env_bool("TELEMETRY_COPY", True)  # binary COPY for writes (0: multi-row INSERT)
 
+# Alerts: one that clears and comes back within this many seconds is re-opened (the same row,
+# its acknowledgement kept when it returns no worse), not opened anew. 0 turns that off.
+ALERT_REOPEN_WINDOW_S = env_int("ALERT_REOPEN_WINDOW_S", 1800, 0)
+
 # Digital twins: how often health and RUL are recomputed from telemetry (celery beat in
 # production; a refresh thread in the embedded stack), and whether the embedded stack trains
 # the demo asset types' missing RUL models in the background on start.
@@ -251,9 +258,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # A refused request (4xx) is one log line, without the traceback Django attaches to it.
+    "filters": {"refusals_one_line": {"()": "web.log_filters.RefusalsOneLine"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["refusals_one_line"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's default config gives "django" its own console handler too (DEBUG only):
+        # every record once, through the root handler.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.channels.server": {"level": "WARNING"},
         "amqtt": {"level": "WARNING"},
         "transitions": {"level": "WARNING"},

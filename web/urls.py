@@ -24,6 +24,7 @@ urlpatterns = [
     path("", include("edge_node.urls")),
     path("", include("edge_node.rollouts.urls")),
     path("", include("twins.urls")),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("admin/", admin.site.urls),
 ]
 

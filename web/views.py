@@ -6,9 +6,11 @@ Alerts and rules live in web/alert_views.py.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from django.db import connection
 from django.http import (
+    FileResponse,
     HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
@@ -41,6 +43,23 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     reason = str(exception) if exception and str(exception) else "Your role does not allow this page."
     return render(request, "403.html", {"reason": reason}, status=403)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form sent with an expired or missing security token (CSRF_FAILURE_VIEW)."""
+    message = "This form was sent with an expired security token (the page was open for a long time, or you logged in again elsewhere). Reload the page and send it again."
+    return render(request, "403.html", {"reason": message}, status=403)
+
+
+FAVICON = Path(__file__).resolve().parent.parent / "static" / "favicon.ico"
+
+
+def favicon(request: HttpRequest) -> FileResponse:
+    """/favicon.ico, which browsers ask for on every page that names no icon (the admin's).
+    Every other static file is WhiteNoise's."""
+    response = FileResponse(FAVICON.open("rb"), content_type="image/x-icon")
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 def _live_context() -> dict[str, str]:

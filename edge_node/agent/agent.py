@@ -22,12 +22,13 @@ from typing import Any
 import numpy as np
 
 from . import const, contract
+from .asset_types import metric_words
 from .config import AgentConfig, ConfigError, SourceConfig
 from .deploy import attach_deploy
 from .detectors import EwmaDetector
 from .field.attach import attach_field
 from .filtering import ReadingFilter
-from .models import AnomalyModel, ModelError, ModelSlot, load_model
+from .models import AnomalyModel, ModelError, ModelSlot, current_version, load_model
 from .mqtt_link import MqttLink
 from .netloop import NetLoop
 from .outbox import Outbox
@@ -48,6 +49,7 @@ class AssetRuntime:
     severity: str | None = None
     last_alert: float = 0.0
     normal_run: int = 0
+    normal_since: float = 0.0  # sim time of the first sample of the current normal run
     model_hits: int = 0  # windows in a row over the model's threshold
     history: dict[str, deque] = field(default_factory=dict)
 
@@ -92,12 +94,15 @@ def load_models_for(cfg: AgentConfig, asset_types: dict[str, str],
         if not sc.model and not (cfg.models_dir / name).is_dir():
             out[sc.asset] = None
             continue
-        if name not in cache:
+        # By version: nodes of a fleet with their own models dirs may run different versions
+        # (part-way through a rollout), and each must load its own.
+        key = f"{name}@{current_version(cfg.models_dir, name)}"
+        if key not in cache:
             model = load_model(cfg.models_dir, name)
             if model.asset_type != asset_type:
                 raise ModelError(f"model {model.label} is for {model.asset_type!r}, source {sc.asset} is {asset_type!r}")
-            cache[name] = ModelSlot(model)
-        out[sc.asset] = cache[name]
+            cache[key] = ModelSlot(model)
+        out[sc.asset] = cache[key]
     return out
 
 
@@ -123,7 +128,8 @@ class Agent:
                 sources[sc.asset] = self.field.sources[sc.asset]
                 continue
             try:
-                source = make_source(sc.plugin, sc.asset, seed=sc.seed, params=sc.params, fail_at=sc.fail_at_s)
+                source = make_source(sc.plugin, sc.asset, seed=sc.seed, params=sc.params, fail_at=sc.fail_at_s,
+                                     age_s=sc.age_s, renew_s=sc.renew_s)
                 for fc in sc.faults:
                     source.inject_fault(fc.kind, at=fc.at_s, duration_s=fc.duration_s, magnitude=fc.magnitude)
             except (SourceError, ValueError) as exc:
@@ -366,7 +372,9 @@ class Agent:
             model = rt.slot.model if rt.slot is not None else None
             clearly_normal = model is None or score is None or score < model.threshold - const.CLEAR_SCORE_MARGIN
             rt.normal_run = rt.normal_run + 1 if clearly_normal else 0
-            if rt.normal_run >= const.CLEAR_AFTER_SAMPLES:
+            if rt.normal_run == 1:
+                rt.normal_since = sample.sim_t
+            if rt.normal_run >= const.CLEAR_AFTER_SAMPLES and sample.sim_t - rt.normal_since >= const.CLEAR_AFTER_S:
                 rt.anomalous = False
                 rt.severity = None
                 self._emit_event(rt, sample, ts, {"kind": "anomaly_cleared", "severity": "info",
@@ -385,14 +393,17 @@ class Agent:
             if score is not None and rt.model_hits >= model.consecutive:
                 severity = "critical" if score > model.critical_threshold else "warning"
                 return {"kind": "anomaly", "severity": severity, "score": score, "model_version": model.label,
-                        "message": f"{rt.asset_id}: model {model.label} anomaly score {score:.3f} > {model.threshold:.3f}",
+                        "message": f"Unusual combination of readings (anomaly model {model.label}: score {score:.2f}, "
+                                   f"alarm above {model.threshold:.2f})",
                         "metrics": model.features}
         z = rt.detector.update(values)
         if z is not None:
             metric, zval = z
             severity = "critical" if abs(zval) > 2 * rt.detector.z_threshold else "warning"
+            label, unit = metric_words(rt.source.asset_type, metric)
             return {"kind": "anomaly", "severity": severity, "score": abs(zval), "model_version": "ewma-z",
-                    "message": f"{rt.asset_id}: {metric} jumped to {values[metric]:.4g} (z = {zval:+.1f})",
+                    "message": f"{label} {'jumped' if zval > 0 else 'dropped'} to {values[metric]:.4g}{unit} "
+                               f"({abs(zval):.0f} standard deviations from its recent level)",
                     "metrics": [metric]}
         return None
 

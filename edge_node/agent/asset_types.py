@@ -17,6 +17,18 @@ class MetricSpec(NamedTuple):
     label: str
 
 
+# Lives of the simulated components, in operating hours from new to worn out (uniform between
+# the two figures), and how long a replacement takes. Orders of magnitude a maintenance planner
+# knows: rolling bearings of 55 kW motors 3-5 years of continuous duty, impellers and seals of
+# process pumps 2-4 years, refrigeration circuits of air handlers 3-5 years. The demo fleet, the
+# simulator's training histories for the RUL models and the README all use these.
+LIFE_HOURS: dict[str, tuple[float, float]] = {
+    "induction_motor": (24_000.0, 44_000.0),
+    "centrifugal_pump": (16_000.0, 32_000.0),
+    "hvac_unit": (24_000.0, 44_000.0),
+}
+REPAIR_HOURS: dict[str, float] = {"induction_motor": 8.0, "centrifugal_pump": 6.0, "hvac_unit": 12.0}
+
 ASSET_TYPES: dict[str, dict] = {
     "induction_motor": {
         "label": "Induction motor",
@@ -76,3 +88,11 @@ ASSET_TYPES: dict[str, dict] = {
         ],
     },
 }
+
+
+def metric_words(asset_type: str, metric: str) -> tuple[str, str]:
+    """A metric's label and unit as people read them: ('Vibration RMS', ' mm/s')."""
+    for m in ASSET_TYPES.get(asset_type, {}).get("metrics", ()):
+        if m.name == metric:
+            return m.label, f" {m.unit}" if m.unit else ""
+    return metric, ""

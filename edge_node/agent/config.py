@@ -64,7 +64,9 @@ class SourceConfig:
     seed: int = 0
     params: dict[str, Any] = field(default_factory=dict)
     sample_interval_s: float = const.DEFAULT_SAMPLE_INTERVAL_S
-    fail_at_s: float | None = None
+    fail_at_s: float | None = None  # operating age at which the simulated asset wears out
+    age_s: float = 0.0  # its operating age when the agent starts
+    renew_s: float | None = None  # a worn-out asset is replaced this long after it failed
     model: str | None = None  # anomaly model name in the models dir; None = default if present
     faults: list[FaultConfig] = field(default_factory=list)
 
@@ -337,6 +339,11 @@ def parse_config(raw: dict[str, Any], base_dir: Path, name: str = "config", text
         if fail_at is not None and fail_at <= 0:
             raise s.fail("fail_at_s", f"must be > 0, got {fail_at}")
         sc.fail_at_s = fail_at
+        sc.age_s = s.positive("age_s", 0.0, allow_zero=True)
+        renew = s.get("renew_s", float, None)
+        if renew is not None and renew <= 0:
+            raise s.fail("renew_s", f"must be > 0, got {renew}")
+        sc.renew_s = renew
         sc.model = s.get("model", str, None)
         for j, ft in enumerate(s.get("faults", list, [])):
             if not isinstance(ft, dict):

@@ -24,6 +24,10 @@ DEFAULT_MAX_SILENCE_S = 300.0
 DEFAULT_DEADBAND_REL = 0.0
 RECONNECT_MIN_DELAY_S = 1
 RECONNECT_MAX_DELAY_S = 30
+# CONNACK codes that refuse the credentials (MQTT 3.1.1: 4, 5; MQTT 5: 0x86, 0x87): a revoked
+# node. Retrying every second cannot help; it retries this rarely and says why once.
+AUTH_REFUSED_CODES = (4, 5, 0x86, 0x87)
+AUTH_REFUSED_RETRY_S = 300.0
 # Batches published but not yet acknowledged, per node (paho's in-flight window).
 MAX_INFLIGHT = 20
 # Delivery: "confirmed" keeps a message until the platform confirms it (contract.Confirmation);
@@ -75,8 +79,11 @@ MAX_READINGS_PER_BATCH = 1000
 MAX_BATCH_BYTES = 128 * 1024
 # An unacknowledged message older than this (while connected) is sent again from the outbox.
 INFLIGHT_TIMEOUT_S = 120.0
-# Normal samples in a row before an anomalous asset is declared normal again.
+# Normal samples in a row before an anomalous asset is declared normal again, spanning at least
+# CLEAR_AFTER_S of sim time: an intermittent fault (a worn pump's cavitation bursts, seconds
+# apart) is one anomaly until it has really stopped, not one per burst.
 CLEAR_AFTER_SAMPLES = 5
+CLEAR_AFTER_S = 300.0
 # ...each with a model score at least this far under the model's threshold.
 CLEAR_SCORE_MARGIN = 0.05
 # Default anomaly model name for an asset type: "<asset_type>-anomaly".

@@ -61,6 +61,7 @@ from .config import (
     DetectConfig,
     FaultConfig,
     FilterConfig,
+    PlatformConfig,
     SourceConfig,
 )
 from .models import ModelSlot
@@ -85,8 +86,10 @@ class AssetSpec:
     asset_id: str
     asset_type: str  # a key of asset_types.ASSET_TYPES
     seed: int = 0
-    fail_at: float | None = None  # sim seconds after start at which the asset has worn out
+    fail_at: float | None = None  # operating age (sim seconds) at which the asset has worn out
     faults: list[FaultSpec] = field(default_factory=list)
+    age_s: float = 0.0  # operating age at fleet start (sim seconds); 0: fail_at is also sim time
+    renew_s: float | None = None  # replaced this many sim seconds after it failed (None: stays failed)
     params: dict[str, Any] = field(default_factory=dict)  # source parameters (see sources/*.py)
     sample_interval_s: float | None = None  # wall seconds; default publish_interval_s
 
@@ -97,6 +100,8 @@ class NodeSpec:
     username: str | None = None
     password: str | None = None
     assets: list[AssetSpec] = field(default_factory=list)
+    models_dir: Path | None = None  # this node's own models (else the fleet's shared models_dir)
+    platform: PlatformConfig | None = None  # URL, HTTP secret and signing key: takes deployments
 
 
 @dataclass
@@ -146,16 +151,18 @@ def node_config(spec: NodeSpec, broker_url: str, state_dir: Path, *, speedup: fl
                               f"(known: {', '.join(ASSET_TYPES)})")
         sources.append(SourceConfig(
             plugin=a.asset_type, asset=a.asset_id, seed=a.seed, params=dict(a.params),
-            sample_interval_s=a.sample_interval_s or publish_interval_s, fail_at_s=a.fail_at,
+            sample_interval_s=a.sample_interval_s or publish_interval_s, fail_at_s=a.fail_at, age_s=a.age_s, renew_s=a.renew_s,
             faults=[FaultConfig(f.at, f.kind, f.duration_s, f.magnitude) for f in a.faults],
         ))
+    models = spec.models_dir or models_dir
     return AgentConfig(
         node_id=spec.node_id, username=spec.username, password=spec.password,
         broker=BrokerConfig(url=broker_url, ca_file=ca_file), sources=sources,
         filter=filter or FilterConfig(), buffer=buffer or BufferConfig(), detect=detect or DetectConfig(),
-        models_dir=Path(models_dir) if models_dir else None, state_dir=Path(state_dir),
+        models_dir=Path(models) if models else None, state_dir=Path(state_dir),
         publish_interval_s=publish_interval_s, heartbeat_interval_s=heartbeat_interval_s,
         speedup=speedup, payload_format=payload_format, confirm_timeout_s=confirm_timeout_s,
+        platform=spec.platform or PlatformConfig(),
     )
 
 

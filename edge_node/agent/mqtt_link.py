@@ -104,9 +104,21 @@ class MqttLink:
     # -- paho callbacks (network thread) ---------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            self.last_error = f"broker refused the connection: {reason_code}"
-            log.error("node %s: %s", self.node_id, self.last_error)
+            error = f"broker refused the connection: {reason_code}"
+            auth = getattr(reason_code, "value", None) in const.AUTH_REFUSED_CODES
+            if error != self.last_error:  # say it once, not on every attempt
+                hint = (f": the node's credentials are no longer accepted (revoked or rotated?); trying again every "
+                        f"{const.AUTH_REFUSED_RETRY_S / 60:g} min") if auth else ""
+                log.error("node %s: %s%s", self.node_id, error, hint)
+            self.last_error = error
+            if auth:
+                if self.net is not None:
+                    self.net.hold_off(client, const.AUTH_REFUSED_RETRY_S)
+                else:
+                    client.reconnect_delay_set(const.AUTH_REFUSED_RETRY_S, const.AUTH_REFUSED_RETRY_S)
             return
+        if self.last_error and self.last_error.startswith("broker refused"):
+            client.reconnect_delay_set(const.RECONNECT_MIN_DELAY_S, const.RECONNECT_MAX_DELAY_S)
         self.connected = True
         self.connects += 1
         self.last_error = None

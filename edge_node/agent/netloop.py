@@ -37,6 +37,7 @@ class _Entry:
     sock: Any = None
     want_write: bool = False
     closed: bool = False  # detached: never reconnect
+    hold_until: float = 0.0  # no attempt before this (the broker refused the credentials)
 
 
 class NetLoop:
@@ -71,6 +72,14 @@ class NetLoop:
         if entry is not None:
             entry.closed = True
             self._op(("detach", entry, None))
+
+    def hold_off(self, client: mqtt.Client, seconds: float) -> None:
+        """No reconnect attempt for ``seconds`` (the broker refused the client's credentials:
+        retrying every second cannot help and floods both logs)."""
+        with self._lock:
+            entry = self._entries.get(id(client))
+        if entry is not None:
+            entry.hold_until = time.monotonic() + seconds
 
     def _op(self, op: tuple) -> None:
         self._ops.append(op)
@@ -124,7 +133,10 @@ class NetLoop:
             elif kind == "close":
                 self._forget_socket(entry, sock)
                 if not entry.closed:
-                    entry.next_attempt = time.monotonic() + entry.backoff
+                    # Closed before a CONNACK was accepted counts as a failed attempt: back off.
+                    entry.next_attempt = max(time.monotonic() + entry.backoff, entry.hold_until)
+                    if not entry.client.is_connected():
+                        entry.backoff = min(const.RECONNECT_MAX_DELAY_S, entry.backoff * 2)
             elif kind == "detach":
                 with self._lock:
                     self._entries.pop(id(entry.client), None)
@@ -142,11 +154,10 @@ class NetLoop:
         with self._lock:
             entries = list(self._entries.values())
         for e in entries:
-            if e.closed or e.sock is not None or now < e.next_attempt:
+            if e.closed or e.sock is not None or now < max(e.next_attempt, e.hold_until):
                 continue
             try:
-                e.client.reconnect()
-                e.backoff = const.RECONNECT_MIN_DELAY_S
+                e.client.reconnect()  # the TCP connection only: the backoff resets on CONNACK
             except (OSError, ValueError) as exc:
                 e.next_attempt = now + e.backoff
                 log.debug("%s: connect failed (%s); retry in %.0f s", e.name, exc, e.backoff)

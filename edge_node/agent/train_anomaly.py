@@ -40,9 +40,12 @@ def model_features(asset_type: str) -> list[str]:
 
 
 def healthy_windows(asset_type: str, n_windows: int, seeds: range = range(100, 108),
-                    cmapss_path: str | Path | None = None, params: dict[str, Any] | None = None) -> np.ndarray:
-    """Feature rows of healthy operation, from the agent's own sources (no wear, no faults);
-    for turbofans, the first 30% of every C-MAPSS engine's life."""
+                    cmapss_path: str | Path | None = None, params: dict[str, Any] | None = None,
+                    wear_up_to: float = 0.0) -> np.ndarray:
+    """Feature rows of normal operation, from the agent's own sources (no faults); for
+    turbofans, the first 30% of every C-MAPSS engine's life. With ``wear_up_to`` > 0 the
+    sources are spread over wear levels from 0 to it (the gradual wear a fleet lives with is
+    normal; a model trained on new machines only flags every asset past mid-life)."""
     features = model_features(asset_type)
     if asset_type == "turbofan":
         from .sources.cmapss import SENSOR_COLUMNS
@@ -55,10 +58,22 @@ def healthy_windows(asset_type: str, n_windows: int, seeds: range = range(100, 1
         healthy = np.vstack(rows)
         return np.array([[row[SENSOR_COLUMNS[f]] for f in features] for row in healthy], dtype=np.float32)
     per_seed = max(1, n_windows // len(seeds))
-    step = HEALTHY_HORIZON_S.get(asset_type, 3600.0) / per_seed
+    horizon = HEALTHY_HORIZON_S.get(asset_type, 3600.0)
+    step = horizon / per_seed
     rows = []
-    for seed in seeds:
-        src = make_source(asset_type, f"train-{seed}", seed=seed, params=params)
+    for k, seed in enumerate(seeds):
+        fail_at, age = None, 0.0
+        if wear_up_to > 0:
+            # A life long against the horizon (wear constant over it), at the age where this seed's
+            # wear is its share of wear_up_to (wear = ((age - onset) / (life - onset))^2).
+            from .sources import source_class
+
+            life = 1000.0 * horizon
+            onset = source_class(asset_type).ONSET_FRACTION * life
+            target = wear_up_to * k / max(1, len(seeds) - 1)
+            age = onset + (life - onset) * target**0.5
+            fail_at = life
+        src = make_source(asset_type, f"train-{seed}", seed=seed, params=params, fail_at=fail_at, age_s=age)
         for i in range(per_seed):
             for sample in src.step(i * step):
                 rows.append([sample.values[f] for f in features])
@@ -68,7 +83,7 @@ def healthy_windows(asset_type: str, n_windows: int, seeds: range = range(100, 1
 def train_anomaly_model(asset_type: str, out_dir: str | Path, *, name: str | None = None,
                         version: str | None = None, n_windows: int = 2000, n_estimators: int = 100,
                         random_state: int = 0, make_current: bool = True,
-                        params: dict[str, Any] | None = None, exporter: str = "compact") -> Path:
+                        params: dict[str, Any] | None = None, exporter: str = "compact", wear_up_to: float = 0.0) -> Path:
     """Fit an IsolationForest on healthy windows, export it with skl2onnx, check ONNX
     against scikit-learn, write model.onnx + meta.json; return the version folder.
     ``params`` are the source parameters of the fleet the model is for (e.g. a motor's
@@ -83,7 +98,7 @@ def train_anomaly_model(asset_type: str, out_dir: str | Path, *, name: str | Non
     if version is None:
         existing = [int(p.name) for p in folder_root.glob("*") if p.is_dir() and p.name.isdigit()]
         version = str(max(existing, default=0) + 1)
-    x = healthy_windows(asset_type, n_windows, params=params)
+    x = healthy_windows(asset_type, n_windows, params=params, wear_up_to=wear_up_to)
     model = IsolationForest(n_estimators=n_estimators, random_state=random_state).fit(x)
     onx = export_onnx(model, x, exporter)
     healthy_scores = -model.decision_function(x)
@@ -101,6 +116,7 @@ def train_anomaly_model(asset_type: str, out_dir: str | Path, *, name: str | Non
         "consecutive": 2,
         "score": "negated IsolationForest.decision_function (higher = more anomalous)",
         "trained_on": len(x), "source_params": params or {}, "n_estimators": n_estimators, "created": time.time(),
+        "normal_wear_up_to": wear_up_to,
         "onnx_vs_sklearn_max_abs_diff": max_diff,
     }
     (folder / const.MODEL_META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -141,9 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", help="version (default: next integer)")
     parser.add_argument("--windows", type=int, default=2000, help="healthy windows to train on")
     parser.add_argument("--exporter", default="compact", choices=["compact", "skl2onnx"])
+    parser.add_argument("--normal-wear", type=float, default=0.0,
+                        help="take wear up to this level (0-1) as normal: a fleet's machines are not all new (0: new only)")
+    parser.add_argument("--seed", type=int, default=0, help="the forest's random state")
     args = parser.parse_args(argv)
+    if not 0.0 <= args.normal_wear < 1.0:
+        parser.error("--normal-wear must be in [0, 1)")
     folder = train_anomaly_model(args.asset_type, args.out, name=args.name, version=args.version,
-                                 n_windows=args.windows, exporter=args.exporter)
+                                 n_windows=args.windows, exporter=args.exporter, wear_up_to=args.normal_wear, random_state=args.seed)
     meta = json.loads((folder / const.MODEL_META_FILE).read_text())
     print(f"wrote {folder} (threshold {meta['threshold']:.4f}, {meta['trained_on']} healthy windows)")
     return 0

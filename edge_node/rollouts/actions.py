@@ -128,6 +128,12 @@ def resume_rollout(user: Any, rollout: Rollout) -> Rollout:
     return r
 
 
+def _not_sent(rollout_id: int, why: str) -> int:
+    """Nodes the rollout had not reached yet end as 'not sent' (a final state, with the reason)."""
+    return RolloutNode.objects.filter(rollout_id=rollout_id, state__in=const.WAITING_STATES).update(
+        state=const.N_NOT_SENT, detail=why[:500], updated_at=timezone.now())
+
+
 def cancel_rollout(user: Any, rollout: Rollout) -> Rollout:
     _require_admin(user, "cancel", f"rollout {rollout.pk}")
     with transaction.atomic():
@@ -135,6 +141,7 @@ def cancel_rollout(user: Any, rollout: Rollout) -> Rollout:
             state=const.CANCELLED, finished_at=timezone.now())
         if not updated:
             raise RolloutError("only a proposed or paused rollout can be cancelled (roll a running one back)")
+        _not_sent(rollout.pk, "not sent: the rollout was cancelled")
         record_audit(const.AUDIT_ROLLOUT_CANCELLED, actor=actor_name(user), target=f"rollout {rollout.pk}")
     rollout.refresh_from_db()
     return rollout
@@ -147,6 +154,7 @@ def mark_rolled_back(rollout_id: int, reason: str, *, actor: str = "system") -> 
         updated = Rollout.objects.filter(pk=rollout_id).exclude(state__in=(const.CANCELLED, const.ROLLED_BACK, const.PROPOSED)).update(
             state=const.ROLLED_BACK, reason=reason[:500], finished_at=timezone.now())
         if updated:
+            _not_sent(rollout_id, "not sent: the rollout was rolled back before this node's turn")
             record_audit(const.AUDIT_ROLLOUT_ROLLBACK, actor=actor, target=f"rollout {rollout_id}", ok=actor != "system",
                          detail={"reason": reason})
             _wake_driver(rollout_id)

@@ -17,6 +17,19 @@ PAUSED = "paused"
 CANCELLED = "cancelled"
 ROLLOUT_STATES = [(s, s.replace("_", " ")) for s in (PROPOSED, APPROVED, CANARY, PROMOTING, DONE, ROLLED_BACK, PAUSED, CANCELLED)]
 ACTIVE_STATES = (APPROVED, CANARY, PROMOTING, ROLLED_BACK)  # the driver has work to do
+RUNNING_STATES = (APPROVED, CANARY, PROMOTING)
+# What an admin can do in each state (the page shows exactly these buttons).
+ACTIONS_BY_STATE = {
+    PROPOSED: ("approve", "cancel"),
+    APPROVED: ("pause", "rollback"),
+    CANARY: ("pause", "rollback"),
+    PROMOTING: ("pause", "rollback"),
+    PAUSED: ("resume", "cancel", "rollback"),
+    DONE: ("rollback",),
+    ROLLED_BACK: (),
+    CANCELLED: (),
+}
+ACTION_LABELS = {"approve": "Approve", "cancel": "Cancel", "pause": "Pause", "resume": "Resume", "rollback": "Roll back"}
 FINAL_STATES = (DONE, CANCELLED)
 
 # Per-node states.
@@ -30,8 +43,11 @@ N_FAILED = "failed"
 N_SWITCHED = "switched"
 N_ROLLED_BACK = "rolled_back"
 N_OFFLINE = "offline_waiting"
+N_NOT_SENT = "not_sent"  # final: the rollout was rolled back or cancelled before this node's turn
 NODE_STATES = [(s, s.replace("_", " ")) for s in (N_PENDING, N_SENT, N_DOWNLOADING, N_VERIFYING, N_SHADOW, N_PASSED,
-                                                    N_FAILED, N_SWITCHED, N_ROLLED_BACK, N_OFFLINE)]
+                                                    N_FAILED, N_SWITCHED, N_ROLLED_BACK, N_OFFLINE, N_NOT_SENT)]
+# Nodes the rollout has not reached yet; when it ends early they become N_NOT_SENT.
+WAITING_STATES = (N_PENDING, N_OFFLINE)
 # A node in one of these holds a download slot (counts against ROLLOUT_MAX_CONCURRENT).
 IN_FLIGHT_STATES = (N_SENT, N_DOWNLOADING, N_VERIFYING, N_SHADOW)
 PROGRESS_STAGES = (N_DOWNLOADING, N_VERIFYING, N_SHADOW)

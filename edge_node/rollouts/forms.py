@@ -25,7 +25,13 @@ class UploadModelForm(forms.Form):
     file = forms.FileField(label="model.onnx")
     name = forms.CharField(max_length=100)
     version = forms.CharField(max_length=64)
-    kind = forms.ChoiceField(choices=const.KINDS)
+    # Chosen explicitly: a default would silently register an anomaly model as something edge
+    # agents cannot run (and the rollout form would be missing for a reason nobody sees).
+    kind = forms.ChoiceField(
+        choices=[("", "— choose what the model does —"), (const.KIND_ANOMALY, "Anomaly detection (runs on edge agents, can be rolled out)"),
+                 (const.KIND_RUL, "Remaining useful life (runs on the platform's twins, not on edge agents)")],
+        error_messages={"required": "Choose the kind of model: edge agents run anomaly models only."},
+    )
     metadata = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False,
                                help_text='meta.json, e.g. {"asset_type": "induction_motor", "features": [...], "threshold": 0.1}')
     declared = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, label="Declared signature",

@@ -5,11 +5,12 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from web.roles import ADMIN, require_role
 
-from . import actions, registry
+from . import actions, const, registry
 from .forms import ProposeForm, UploadModelForm
 from .models import ModelArtifact, Rollout
 
@@ -58,23 +59,36 @@ def rollout_list(request: HttpRequest) -> HttpResponse:
     return render(request, "rollouts/rollouts.html", {"rollouts": rollouts})
 
 
-def _state(rollout: Rollout) -> dict:
-    nodes = [{"node": rn.node.node_id, "state": rn.state, "canary": rn.canary, "reason": rn.reason, "detail": rn.detail,
-              "p99_ms": rn.report.get("latency_p99_ms"), "agreement": rn.report.get("agreement"),
+def _actions(rollout: Rollout, user) -> tuple[list[dict], str]:
+    """The buttons this admin may press in the rollout's current state, and a note when the one
+    they might expect is not theirs (the proposer cannot approve)."""
+    names = list(const.ACTIONS_BY_STATE.get(rollout.state, ()))
+    note = ""
+    if "approve" in names and rollout.proposer_id == user.pk:
+        names.remove("approve")
+        note = "Another admin must approve this rollout."
+    actions = [{"name": n, "label": const.ACTION_LABELS[n], "url": reverse("rollouts:rollout-action", args=[rollout.pk, n])} for n in names]
+    return actions, note
+
+
+def _state(rollout: Rollout, user) -> dict:
+    nodes = [{"node": rn.node.node_id, "state": rn.state, "state_label": rn.get_state_display(), "canary": rn.canary, "reason": rn.reason,
+              "detail": rn.detail, "p99_ms": rn.report.get("latency_p99_ms"), "agreement": rn.report.get("agreement"),
               "version": rn.report.get("version", "")} for rn in rollout.nodes.select_related("node")]
-    return {"id": rollout.pk, "state": rollout.state, "reason": rollout.reason, "nodes": nodes}
+    actions, note = _actions(rollout, user)
+    return {"id": rollout.pk, "state": rollout.state, "state_label": rollout.get_state_display(), "reason": rollout.reason,
+            "nodes": nodes, "actions": actions, "note": note}
 
 
 @require_role(ADMIN)
 def rollout_detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
     rollout = get_object_or_404(Rollout.objects.select_related("model", "proposer", "approver"), pk=rollout_id)
-    return render(request, "rollouts/rollout_detail.html", {"rollout": rollout, "state": _state(rollout),
-                                                            "can_approve": rollout.proposer_id != request.user.pk})
+    return render(request, "rollouts/rollout_detail.html", {"rollout": rollout, "state": _state(rollout, request.user)})
 
 
 @require_role(ADMIN)
 def rollout_state(request: HttpRequest, rollout_id: int) -> JsonResponse:
-    return JsonResponse(_state(get_object_or_404(Rollout, pk=rollout_id)))
+    return JsonResponse(_state(get_object_or_404(Rollout, pk=rollout_id), request.user))
 
 
 _ACTIONS = {"approve": actions.approve_rollout, "pause": actions.pause_rollout, "resume": actions.resume_rollout,
@@ -90,7 +104,7 @@ def rollout_action(request: HttpRequest, rollout_id: int, action: str) -> HttpRe
         return HttpResponse(status=404)
     try:
         fn(request.user, rollout)
-        messages.success(request, f"Rollout {rollout.pk}: {action} done")
+        messages.success(request, f"Rollout {rollout.pk}: {const.ACTION_LABELS.get(action, action).lower()} done.")
     except actions.RolloutError as exc:
         messages.error(request, str(exc))
     return redirect("rollouts:rollout", rollout_id=rollout.pk)

@@ -25,6 +25,8 @@ from ingest.timeseries.incremental import InsertMark, NewReadings, has_insert_or
 from ingest.timeseries.queries import (
     Bucket,
     bucketed,
+    bucketed_many,
+    bucketed_metrics,
     count_rows,
     fetch_rows,
     latest_values,
@@ -38,7 +40,7 @@ from ingest.timeseries.writes import Row, upsert_latest, write_rows
 
 __all__ = [
     "BUCKET_ORIGIN", "TABLE", "WRITES", "Bucket", "InsertMark", "NewReadings", "Row", "StoreError", "bucket_floor",
-    "bucket_floor_dt", "bucketed", "choose_store", "convert_to_hypertable", "count_rows", "create_schema",
+    "bucket_floor_dt", "bucketed", "bucketed_many", "bucketed_metrics", "choose_store", "convert_to_hypertable", "count_rows", "create_schema",
     "create_write_log", "dialect", "drop_schema", "fetch_rows", "has_insert_order", "insert_mark", "latest_values",
     "maintain", "probe", "readings_since", "recent_readings", "recent_rows_many", "store_info", "upsert_latest",
     "uses_minute_aggregate", "write_rows",

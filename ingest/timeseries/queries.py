@@ -53,66 +53,96 @@ def bucketed(
 ) -> list[Bucket]:
     """min/avg/max/count of one asset's metric per time bucket in [start, end), oldest first;
     buckets aligned to the common origin (buckets.py)."""
+    return bucketed_metrics(asset_id, [metric_id], start, end, bucket, connection)[metric_id]
+
+
+def bucketed_many(
+    asset_id: int, metric_ids: Sequence[int], start: datetime, end: datetime, bucket: timedelta, connection=default_connection
+) -> dict[int, list[tuple[float, float]]]:
+    """{metric id: [(bucket start epoch s, avg), ...]} of several metrics of one asset, oldest
+    first: an asset page's charts from one read."""
+    return {
+        metric: [(b.start.timestamp(), b.avg) for b in buckets]
+        for metric, buckets in bucketed_metrics(asset_id, metric_ids, start, end, bucket, connection).items()
+    }
+
+
+def bucketed_metrics(
+    asset_id: int, metric_ids: Sequence[int], start: datetime, end: datetime, bucket: timedelta, connection=default_connection
+) -> dict[int, list[Bucket]]:
+    """{metric id: [Bucket, ...]} for several metrics of one asset in one query (the minute
+    aggregate where it can serve: whole minutes from it, the partial minutes at the edges raw)."""
     if bucket.total_seconds() <= 0:
         raise ValueError("bucket must be positive")
+    metrics = [int(m) for m in metric_ids]
+    if not metrics:
+        return {}
     shape, _edition = store.store_info(connection)
     if uses_minute_aggregate(connection, bucket):
-        return _bucketed_from_aggregate(asset_id, metric_id, start, end, bucket, connection)
-    return _bucketed_raw(shape, asset_id, metric_id, start, end, bucket, connection)
+        return _bucketed_from_aggregate(asset_id, metrics, start, end, bucket, connection)
+    return _bucketed_raw(shape, asset_id, metrics, start, end, bucket, connection)
 
 
-def _bucketed_raw(shape, asset_id, metric_id, start, end, bucket, connection) -> list[Bucket]:
+def _bucketed_raw(shape, asset_id, metrics, start, end, bucket, connection) -> dict[int, list[Bucket]]:
+    metrics = [metrics] if isinstance(metrics, int) else list(metrics)
     b, bparams = bucket_sql(shape, bucket)
     lo, hi = (start.timestamp(), end.timestamp()) if shape == "sqlite" else (start, end)
+    marks = ", ".join(["%s"] * len(metrics))
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT {b} AS b, MIN(value), AVG(value), MAX(value), COUNT(*) FROM {TABLE} "
-            "WHERE asset_id = %s AND metric_id = %s AND time >= %s AND time < %s GROUP BY b ORDER BY b",
-            [*bparams, asset_id, metric_id, lo, hi],
+            f"SELECT metric_id, {b} AS b, MIN(value), AVG(value), MAX(value), COUNT(*) FROM {TABLE} "
+            f"WHERE asset_id = %s AND metric_id IN ({marks}) AND time >= %s AND time < %s "
+            "GROUP BY metric_id, b ORDER BY metric_id, b",
+            [*bparams, asset_id, *metrics, lo, hi],
         )
         rows = cur.fetchall()
-    if shape == "sqlite":
-        return [Bucket(datetime.fromtimestamp(b, UTC), lo_, avg, hi_, n) for b, lo_, avg, hi_, n in rows]
-    return [Bucket(b, lo_, avg, hi_, n) for b, lo_, avg, hi_, n in rows]
+    out: dict[int, list[Bucket]] = {m: [] for m in metrics}
+    for metric, b_, lo_, avg, hi_, n in rows:
+        start_ = datetime.fromtimestamp(b_, UTC) if shape == "sqlite" else b_
+        out[metric].append(Bucket(start_, lo_, avg, hi_, n))
+    return out
 
 
-def _bucketed_from_aggregate(asset_id, metric_id, start, end, bucket, connection) -> list[Bucket]:
+def _bucketed_from_aggregate(asset_id, metrics, start, end, bucket, connection) -> dict[int, list[Bucket]]:
     """Whole minutes from the aggregate, the partial minutes at both edges from the raw table,
     merged per bucket (min of mins, sum of sums / sum of counts, ...)."""
     first_minute = datetime.fromtimestamp(bucket_floor(start.timestamp() + MINUTE - 1e-6, MINUTE), UTC)
     last_minute = datetime.fromtimestamp(bucket_floor(end.timestamp(), MINUTE), UTC)
-    parts: dict[datetime, list[float]] = {}
+    parts: dict[int, dict[datetime, list[float]]] = {m: {} for m in metrics}
 
-    def add(b: datetime, lo: float, total: float, hi: float, n: int) -> None:
-        have = parts.get(b)
+    def add(metric: int, b: datetime, lo: float, total: float, hi: float, n: int) -> None:
+        have = parts[metric].get(b)
         if have is None:
-            parts[b] = [lo, total, hi, n]
+            parts[metric][b] = [lo, total, hi, n]
         else:
             have[0], have[1], have[2], have[3] = min(have[0], lo), have[1] + total, max(have[2], hi), have[3] + n
 
     with connection.cursor() as cur:
         if first_minute < last_minute:
             cur.execute(
-                f"SELECT time_bucket(%s, bucket, {BUCKET_ORIGIN_SQL}) AS b, min(min), sum(sum), max(max), sum(count) "
-                f"FROM {timescale.MINUTE_AGGREGATE} WHERE asset_id = %s AND metric_id = %s AND bucket >= %s AND bucket < %s "
-                "GROUP BY b",
-                [bucket, asset_id, metric_id, first_minute, last_minute],
+                f"SELECT metric_id, time_bucket(%s, bucket, {BUCKET_ORIGIN_SQL}) AS b, min(min), sum(sum), max(max), sum(count) "
+                f"FROM {timescale.MINUTE_AGGREGATE} WHERE asset_id = %s AND metric_id = ANY(%s) AND bucket >= %s AND bucket < %s "
+                "GROUP BY metric_id, b",
+                [bucket, asset_id, metrics, first_minute, last_minute],
             )
-            for b, lo, total, hi, n in cur.fetchall():
-                add(b, lo, total, hi, int(n))
+            for metric, b, lo, total, hi, n in cur.fetchall():
+                add(metric, b, lo, total, hi, int(n))
         edges = [(start, min(first_minute, end))] + ([(max(last_minute, start), end)] if last_minute >= first_minute else [])
+        b_sql, bparams = bucket_sql("timescale", bucket)
         for lo_t, hi_t in edges:
             if lo_t >= hi_t:
                 continue
-            b, bparams = bucket_sql("timescale", bucket)
             cur.execute(
-                f"SELECT {b} AS b, MIN(value), SUM(value), MAX(value), COUNT(*) FROM {TABLE} "
-                "WHERE asset_id = %s AND metric_id = %s AND time >= %s AND time < %s GROUP BY b",
-                [*bparams, asset_id, metric_id, lo_t, hi_t],
+                f"SELECT metric_id, {b_sql} AS b, MIN(value), SUM(value), MAX(value), COUNT(*) FROM {TABLE} "
+                "WHERE asset_id = %s AND metric_id = ANY(%s) AND time >= %s AND time < %s GROUP BY metric_id, b",
+                [*bparams, asset_id, metrics, lo_t, hi_t],
             )
-            for b_, lo, total, hi, n in cur.fetchall():
-                add(b_, lo, total, hi, int(n))
-    return [Bucket(b, lo, total / n, hi, n) for b, (lo, total, hi, n) in sorted(parts.items()) if n]
+            for metric, b_, lo, total, hi, n in cur.fetchall():
+                add(metric, b_, lo, total, hi, int(n))
+    return {
+        metric: [Bucket(b, lo, total / n, hi, n) for b, (lo, total, hi, n) in sorted(found.items()) if n]
+        for metric, found in parts.items()
+    }
 
 
 def latest_values(asset_ids: Iterable[int] | None = None) -> dict[int, dict[str, tuple[float, datetime]]]:

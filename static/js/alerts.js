@@ -25,7 +25,8 @@ function fill(tr, a) {
   tr.querySelector(".sev-badge").textContent = a.severity;
   tr.querySelector(".alert-title").textContent = a.title;
   tr.querySelector(".alert-message").textContent = a.message;
-  const source = a.source === "edge" ? `from the edge${a.occurrences > 1 ? ` · ${a.occurrences} events` : ""}` : "rule";
+  const source = (a.source === "edge" ? `from the edge${a.occurrences > 1 ? ` · ${a.occurrences} events` : ""}` : "rule")
+    + (a.reopen_count ? ` · came back ${a.reopen_count}×` : "");
   tr.querySelector(".alert-source").textContent = source;
   const link = tr.querySelector(".alert-asset a");
   link.textContent = a.asset_name;

@@ -5,7 +5,8 @@
 import { connectLive, formatAgo, formatTime, formatValue, localizeTimes, readJson } from "./live.js";
 
 const data = readJson("asset-data");
-const charts = new Map(); // metric key -> {div, ts: [], ys: [], seen: Set}
+const BUCKET_ORIGIN_S = 946857600;
+const charts = new Map(); // metric key -> {div, ts: [], ys: [] (bucket starts, means), lastRaw, tail}
 const COLORS = { line: "#3d6fd1", warning: "#c98a1b", critical: "#c0392b", grid: "#eceff3", text: "#5d6678" };
 let newest = data.until; // the latest reading time the page holds
 let dirty = new Set();
@@ -65,51 +66,107 @@ function windowRange(c) {
   return [new Date(start), new Date(end)];
 }
 
-function covered(c, ts, span) {
-  // A live point inside the one-second bucket [ts, ts + span) already stands for it.
-  for (let i = c.ts.length - 1; i >= 0 && c.ts[i] >= ts; i -= 1) if (c.ts[i] < ts + span) return true;
-  return false;
+function trim(c) {
+  // Keep the sliding window: drop points older than the selected range.
+  const cutoff = Date.now() / 1000 - data.span_s - data.bucket_s;
+  let drop = 0;
+  while (drop < c.ts.length && c.ts[drop] < cutoff) drop += 1;
+  if (drop) {
+    c.ts = c.ts.slice(drop);
+    c.ys = c.ys.slice(drop);
+  }
 }
 
-function addPoints(key, points, bucketS = 0) {
+function addHistory(key, points) {
+  // The server's buckets: [bucket start, mean], oldest first.
   const c = charts.get(key);
   if (!c) return;
-  let unsorted = false;
   for (const [ts, v] of points) {
-    if (c.seen.has(ts) || v === null || (bucketS && covered(c, ts, bucketS))) continue;
-    c.seen.add(ts);
-    if (c.ts.length && ts < c.ts[c.ts.length - 1]) unsorted = true;
+    if (v === null) continue;
     c.ts.push(ts);
     c.ys.push(v);
     newest = Math.max(newest, ts);
   }
-  if (unsorted) {
-    const order = c.ts.map((t, i) => i).sort((a, b) => c.ts[a] - c.ts[b]);
-    c.ts = order.map((i) => c.ts[i]);
-    c.ys = order.map((i) => c.ys[i]);
-  }
-  // Keep the sliding window: drop points older than the selected range.
-  const cutoff = Date.now() / 1000 - data.span_s;
-  let drop = 0;
-  while (drop < c.ts.length && c.ts[drop] < cutoff) drop += 1;
-  if (drop) {
-    for (const t of c.ts.slice(0, drop)) c.seen.delete(t);
-    c.ts = c.ts.slice(drop);
-    c.ys = c.ys.slice(drop);
-  }
   dirty.add(key);
 }
 
+function addReading(key, ts, v) {
+  // A reading after the history (live, or the catch-up): folded into the chart's bucket, so
+  // the live tail is drawn at the same resolution as the history, not as raw points on top.
+  const c = charts.get(key);
+  if (!c || v === null || ts <= c.lastRaw) return;
+  c.lastRaw = ts;
+  newest = Math.max(newest, ts);
+  // The stores' bucket origin (ingest/timeseries/buckets.py: 2000-01-03 UTC, a Monday).
+  const bucket = BUCKET_ORIGIN_S + Math.floor((ts - BUCKET_ORIGIN_S) / data.bucket_s) * data.bucket_s;
+  const last = c.ts.length ? c.ts[c.ts.length - 1] : null;
+  if (last === null || bucket > last) {
+    c.ts.push(bucket);
+    c.ys.push(v);
+    c.tail = { bucket, sum: v, n: 1 };
+  } else if (bucket === last) {
+    // The history's last bucket was still filling when the page was made: count it as one reading.
+    if (!c.tail || c.tail.bucket !== bucket) c.tail = { bucket, sum: c.ys[c.ys.length - 1], n: 1 };
+    c.tail.sum += v;
+    c.tail.n += 1;
+    c.ys[c.ys.length - 1] = c.tail.sum / c.tail.n;
+  } else {
+    return; // a reading for a bucket already closed: it was averaged in the history
+  }
+  trim(c);
+  dirty.add(key);
+}
+
+function draw(c, key) {
+  const trace = { x: c.ts.map((t) => new Date(t * 1000)), y: c.ys, type: "scatter", mode: "lines", line: { color: COLORS.line, width: 1.6 }, hovertemplate: "%{y:.3f}<extra></extra>" };
+  window.Plotly.react(c.div, [trace], layout(key, c), { displayModeBar: false, responsive: true });
+  c.div.dataset.points = String(c.ts.length);
+  c.div.dataset.lastTs = c.ts.length ? String(c.ts[c.ts.length - 1]) : "";
+  c.div.dataset.lastY = c.ys.length ? String(c.ys[c.ys.length - 1]) : "";
+}
+
+// A Plotly chart costs some 30-50 ms to draw: the charts on screen are drawn first, the others
+// one at a time when the browser is idle (or at once when scrolled to), so the page is usable
+// as soon as what the user sees is there.
 function redraw() {
+  const later = new Set();
   for (const key of dirty) {
     const c = charts.get(key);
-    const trace = { x: c.ts.map((t) => new Date(t * 1000)), y: c.ys, type: "scatter", mode: "lines", line: { color: COLORS.line, width: 1.6 }, hovertemplate: "%{y:.3f}<extra></extra>" };
-    window.Plotly.react(c.div, [trace], layout(key, c), { displayModeBar: false, responsive: true });
-    c.div.dataset.points = String(c.ts.length);
-    c.div.dataset.lastTs = c.ts.length ? String(c.ts[c.ts.length - 1]) : "";
+    if (c.shown) draw(c, key);
+    else later.add(key);
   }
-  dirty = new Set();
+  dirty = later;
+  if (later.size) drawOffscreenWhenIdle();
 }
+
+let idleQueued = false;
+function drawOffscreenWhenIdle() {
+  if (idleQueued) return;
+  idleQueued = true;
+  const idle = window.requestIdleCallback || ((fn) => setTimeout(fn, 50));
+  idle(() => {
+    idleQueued = false;
+    const key = dirty.values().next().value;
+    if (key === undefined) return;
+    charts.get(key).shown = true; // drawn once, it is kept current like the visible ones
+    dirty.delete(key);
+    draw(charts.get(key), key);
+    if (dirty.size) drawOffscreenWhenIdle();
+  }, { timeout: 1000 });
+}
+
+const onScreen = new IntersectionObserver((entries) => {
+  for (const entry of entries) {
+    if (!entry.isIntersecting) continue;
+    const key = entry.target.dataset.metric;
+    const c = charts.get(key);
+    if (c && !c.shown) {
+      c.shown = true;
+      dirty.add(key);
+      scheduleRedraw();
+    }
+  }
+}, { rootMargin: "100px" });
 
 function scheduleRedraw() {
   requestAnimationFrame(redraw);
@@ -166,7 +223,7 @@ function onUpdate(msg) {
   if (msg.type === "asset.update" && msg.asset === data.asset) {
     let latest = 0;
     for (const [key, [ts, v]] of Object.entries(msg.values)) {
-      addPoints(key, [[ts, v]]);
+      addReading(key, ts, v);
       setLatest(key, ts, v);
       latest = Math.max(latest, ts);
     }
@@ -184,7 +241,7 @@ async function catchUp() {
     if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
     const delta = await resp.json();
     for (const [key, points] of Object.entries(delta.series)) {
-      addPoints(key, points, 1);
+      for (const [ts, v] of points) addReading(key, ts, v);
       if (points.length) {
         const [ts, v] = points[points.length - 1];
         setLatest(key, ts, v);
@@ -199,8 +256,11 @@ async function catchUp() {
 for (const div of document.querySelectorAll(".chart[data-metric]")) {
   const key = div.dataset.metric;
   const meta = data.metrics.find((m) => m.key === key);
-  charts.set(key, { div, ts: [], ys: [], seen: new Set(), unit: meta ? meta.unit : "" });
-  addPoints(key, data.series[key] || []);
+  charts.set(key, { div, ts: [], ys: [], lastRaw: data.until, tail: null, unit: meta ? meta.unit : "", shown: false });
+  const box = div.getBoundingClientRect();
+  if (box.top < window.innerHeight + 100 && box.bottom > -100) charts.get(key).shown = true;
+  onScreen.observe(div);
+  addHistory(key, data.series[key] || []);
 }
 newest = Math.max(newest, data.until);
 redraw();

@@ -85,10 +85,18 @@ function followProgress() {
 
 // --- charts -----------------------------------------------------------------------------------
 
+// The legend sits above the plot (never over the axis labels) and every axis makes room for
+// its labels, at 1,400 px and at 390 px alike.
 function layout(extra = {}) {
+  const narrow = window.innerWidth < 600;
+  const axes = {};
+  for (const name of ["xaxis", "yaxis", "yaxis2"]) {
+    if (extra[name] || name !== "yaxis2") axes[name] = { automargin: true, ...(extra[name] || {}) };
+  }
   return {
-    height: 320, margin: { l: 60, r: 14, t: 10, b: 70 }, font: FONT, showlegend: true, legend: { orientation: "h", y: -0.25 },
-    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", ...extra,
+    height: narrow ? 300 : 320, margin: { l: 50, r: 14, t: 10, b: 40 }, font: FONT, showlegend: true,
+    legend: { orientation: "h", x: 0, xanchor: "left", y: 1.02, yanchor: "bottom" },
+    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", ...extra, ...axes,
   };
 }
 
@@ -119,17 +127,23 @@ function drawComparison(r) {
     tr.append(label);
     const base = document.createElement("td");
     base.className = "num";
-    base.textContent = fmt(c.scenarios[0].fleet[k].baseline);
+    base.textContent = fmtFor(k, c.scenarios[0].fleet[k].baseline);
     tr.append(base);
     for (const s of c.scenarios) {
       const td = document.createElement("td");
       td.className = "num";
       const d = s.fleet[k];
-      td.textContent = `${fmt(d.scenario)}${d.delta_pct === null ? "" : ` (${d.delta_pct > 0 ? "+" : ""}${d.delta_pct} %)`}`;
+      td.textContent = `${fmtFor(k, d.scenario)}${d.delta_pct === null ? "" : ` (${d.delta_pct > 0 ? "+" : ""}${d.delta_pct} %)`}`;
       tr.append(td);
     }
     body.append(tr);
   }
+}
+
+// Availability near 1 reads as a percentage with two decimals (99.95 %), not "1.000".
+function fmtFor(key, v) {
+  if (key.includes("availability") && v !== null && v !== undefined) return `${(v * 100).toFixed(2)} %`;
+  return fmt(v);
 }
 
 function fmt(v) {

@@ -34,12 +34,12 @@ function draw() {
 
 function show(t) {
   const health = document.getElementById("twin-health");
-  health.textContent = healthText(t.health);
+  health.textContent = healthText(t.health, t);
   health.dataset.state = "computed";
   const rul = document.getElementById("twin-rul");
   rul.textContent = rulText(t);
   rul.dataset.state = t.rul_median === null ? "not-computed" : "computed";
-  document.getElementById("twin-rate").textContent = rateText(t.degradation_rate);
+  document.getElementById("twin-rate").textContent = rateText(t);
   const computed = document.getElementById("twin-computed");
   computed.textContent = formatTime(t.computed_at);
   computed.dataset.ts = String(t.computed_at);

@@ -8,7 +8,7 @@ function onUpdate(msg) {
   if (msg.type !== "twin.update") return;
   const el = document.querySelector(`.tile-twin[data-twin="${msg.asset}"]`);
   if (!el) return;
-  el.textContent = `Health ${healthText(msg.twin.health)} · RUL ${rulShort(msg.twin)}`;
+  el.textContent = `Health ${healthText(msg.twin.health, msg.twin)} · RUL ${rulShort(msg.twin)}`;
   el.dataset.health = String(msg.twin.health);
 }
 

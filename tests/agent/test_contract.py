@@ -38,9 +38,10 @@ def test_every_message_the_agent_sends_is_accepted_by_the_ingest(tmp_path, fmt):
     now = time.time()
     cfg = AgentConfig(node_id=node, broker=BrokerConfig(url="mqtt://127.0.0.1:9"), state_dir=tmp_path,
                       sources=SOURCES, payload_format=fmt, publish_interval_s=5.0)
-    agent = Agent(cfg, t0=now - 300)
-    for s in range(300):
-        agent.tick(now - 300 + s)
+    # Long enough for each fault's anomaly and its all-clear (after CLEAR_AFTER_S of normal samples).
+    agent = Agent(cfg, t0=now - 700)
+    for s in range(700):
+        agent.tick(now - 700 + s)
     agent._pending += [{"asset": "m1", "ts": now, "values": {"vib_rms": 1.0}}] * 3000  # one oversized batch
     agent._flush_batch()
     rows = agent.outbox.peek(0, 100_000)

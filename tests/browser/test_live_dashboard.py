@@ -85,8 +85,9 @@ def test_it_extends_the_chart_and_the_latest_values_live(page, live_ingest, mana
     row = page.locator('#latest-values tr[data-metric="temperature_c"]')
     expect(row.locator(".value")).to_have_text("42.50", timeout=2000)
     expect(page.locator('#latest-values tr[data-metric="vib_rms"] .value')).to_have_text("1.25", timeout=2000)
+    # The live point is drawn in the chart's 5-second bucket (15 min range), like the history.
     page.wait_for_function(
-        "([sel, ts]) => parseFloat(document.querySelector(sel).dataset.lastTs || '0') >= ts - 1e-3",
+        "([sel, ts]) => parseFloat(document.querySelector(sel).dataset.lastTs || '0') === Math.floor(ts / 5) * 5",
         arg=['.chart[data-metric="temperature_c"]', ts], timeout=2000,
     )
     expect(page.locator("#twin-health")).to_have_text("not yet computed")
@@ -175,6 +176,34 @@ def test_it_leaves_no_gap_between_history_and_live_when_opened_mid_stream(page, 
     # generous timeouts: this checks that the catch-up happens at all, not how fast (a loaded CI box)
     expect(page.locator('#latest-values tr[data-metric="temperature_c"] .value')).to_have_text("33.25", timeout=10000)
     page.wait_for_function(
-        "([sel, ts]) => parseFloat(document.querySelector(sel).dataset.lastTs || '0') >= Math.floor(ts)",
+        "([sel, ts]) => parseFloat(document.querySelector(sel).dataset.lastTs || '0') === Math.floor(ts / 5) * 5",
         arg=['.chart[data-metric="temperature_c"]', ts], timeout=10000,
     )
+
+
+def test_it_folds_live_readings_into_the_charts_buckets(page, live_ingest, manager, readings):
+    """The live tail is drawn at the history's resolution (1 h range: 15 s buckets), not as raw
+    one-second points on top of the averages."""
+
+    fleet = make_fleet(1, members=[manager])
+    asset = fleet.assets[0]
+    pub = readings(fleet)
+    pub.send(asset, temperature_c=20.0)
+    log_in(page, manager)
+    page.goto(f"/assets/{asset.id}/?range=1h")
+    expect(page.locator("#live-badge")).to_have_text("live")
+    chart = '.chart[data-metric="temperature_c"]'
+    page.wait_for_function("(sel) => document.querySelector(sel).dataset.points !== undefined", arg=chart)
+    time.sleep(15 - time.time() % 15 + 0.2)  # a fresh 15 s bucket: the three readings below share it, the history does not
+    sent = []
+    for value in (60.0, 62.0, 64.0):
+        sent.append(pub.send(asset, temperature_c=value))
+        time.sleep(1.0)  # one live update per asset per throttle interval
+    bucket = (sent[0] // 15) * 15
+    assert (sent[-1] // 15) * 15 == bucket
+    page.wait_for_function("([sel, b]) => parseFloat(document.querySelector(sel).dataset.lastTs) === b && parseFloat(document.querySelector(sel).dataset.lastY) >= 61.9",
+                           arg=[chart, bucket], timeout=5000)
+    points_before = int(page.get_attribute(chart, "data-points"))
+    last_y = float(page.get_attribute(chart, "data-last-y"))
+    assert 61.9 <= last_y <= 62.1  # the mean of the bucket's three readings, not the last one (64)
+    assert points_before <= 3  # history (one bucket) + this bucket, not a point per reading

@@ -128,3 +128,29 @@ def test_it_refuses_the_old_password_after_rotation(two_nodes, broker):
     fresh = connect(broker.port, a.mqtt_username, creds.mqtt_password)
     assert accepted(fresh)
     fresh.close()
+
+
+def test_it_makes_a_revoked_simulated_node_back_off_and_say_why_once(two_nodes, broker, tmp_path, caplog):
+    import logging
+    import time
+
+    from edge_node.agent.const import AUTH_REFUSED_RETRY_S
+    from edge_node.agent.fleet import AssetSpec, Fleet, NodeSpec
+
+    a, _ = two_nodes
+    spec = NodeSpec(a.node.node_id, username=a.mqtt_username, password=a.mqtt_password, assets=[AssetSpec(f"{a.node.node_id}-p1", "centrifugal_pump")])
+    fleet = Fleet([spec], f"mqtt://127.0.0.1:{broker.port}", tmp_path)
+    agent = fleet.agents[a.node.node_id]
+    fleet.start()
+    try:
+        wait_until(lambda: agent.link.connected, timeout=10, what="the node to connect")
+        with caplog.at_level(logging.INFO, logger="edge_node.agent"):
+            revoke_node(a.node, actor="test")
+            wait_until(lambda: agent.link.last_error is not None, timeout=10, what="the broker to refuse the revoked node")
+            time.sleep(4.0)  # without the hold-off it would try (and log) about once a second
+        refusals = [r for r in caplog.records if "refused the connection" in r.getMessage()]
+        assert len(refusals) == 1 and "no longer accepted" in refusals[0].getMessage()
+        entry = fleet.net._entries[id(agent.link.client)]
+        assert entry.hold_until - time.monotonic() > AUTH_REFUSED_RETRY_S - 10
+    finally:
+        fleet.stop()

@@ -49,7 +49,9 @@ def test_it_redirects_anonymous_users_to_login(client):
 def test_it_shows_a_new_token_once_with_its_command_line(as_admin, admin_user):
     site = make_site(name="Plant <North>")
     resp = as_admin.post("/fleet-security/tokens/", {"site": site.pk, "node_id": "gw-page-1", "tags": "line-1", "ttl_hours": 2})
-    assert resp.status_code == 200
+    # Post/redirect/get: reloading the page that shows the token creates no second one.
+    assert resp.status_code == 302 and resp["Location"] == "/fleet-security/tokens/"
+    resp = as_admin.get("/fleet-security/tokens/")
     html = resp.content.decode()
     plaintext = re.search(r'<code id="token-value">([^<]+)</code>', html).group(1)
     assert f"python -m edge_node.agent enroll --url http://testserver --token {plaintext} --config node.toml" in html

@@ -138,7 +138,7 @@ def test_it_warns_about_an_unmanaged_production_broker(settings):
 def test_it_issues_fleet_passwords_in_one_broker_rewrite(settings, tmp_path):
     from edge_node.credentials import verify_mosquitto_hash
     from edge_node.models import EdgeNode
-    from edge_node.services import issue_fleet_credentials
+    from edge_node.services import authenticate_node, issue_fleet_credentials
 
     settings.MQTT_PASSWORD_FILE, settings.MQTT_ACL_FILE = str(tmp_path / "passwd"), str(tmp_path / "acl")
     site = make_site()
@@ -146,10 +146,12 @@ def test_it_issues_fleet_passwords_in_one_broker_rewrite(settings, tmp_path):
         EdgeNode.objects.create(node_id=node_id, site=site)
     EdgeNode.objects.create(node_id="sim-gone", site=site, revoked_at="2026-01-01T00:00:00Z")
 
-    passwords = issue_fleet_credentials(["sim-1", "sim-2", "sim-gone"])
+    issued = issue_fleet_credentials(["sim-1", "sim-2", "sim-gone"])
 
-    assert sorted(passwords) == ["sim-1", "sim-2"]
-    for node_id, password in passwords.items():
-        assert verify_mosquitto_hash(password, EdgeNode.objects.get(node_id=node_id).mqtt_password_hash)
+    assert sorted(issued) == ["sim-1", "sim-2"]
+    for node_id, creds in issued.items():
+        assert verify_mosquitto_hash(creds.mqtt_password, EdgeNode.objects.get(node_id=node_id).mqtt_password_hash)
+        # ...and the HTTP secret the simulated node downloads model artifacts with.
+        assert authenticate_node(node_id, creds.secret) is not None
     assert AuditEvent.objects.filter(action=const.AUDIT_BROKER_FILES, ok=True).count() == 1
     assert sorted(line.split(":")[0] for line in (tmp_path / "passwd").read_text().splitlines()) == ["aiot-ingest", "aiot-platform", "sim-1", "sim-2"]

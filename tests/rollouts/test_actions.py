@@ -86,4 +86,7 @@ def test_it_shows_the_pages_to_an_admin_only(target, client, admin_user, planner
     assert model.label in page and "Another admin must approve" in page
     assert client.get("/model-registry/").status_code == 200
     assert "verifies" in client.get(f"/model-registry/{model.pk}/").content.decode()
-    assert client.get(f"/rollouts/{rollout.pk}/state.json").json() == {"id": rollout.pk, "state": "proposed", "reason": "", "nodes": []}
+    state = client.get(f"/rollouts/{rollout.pk}/state.json").json()
+    assert (state["id"], state["state"], state["reason"], state["nodes"]) == (rollout.pk, "proposed", "", [])
+    # The proposer may cancel but not approve: the page offers exactly that, and says why.
+    assert [a["name"] for a in state["actions"]] == ["cancel"] and state["note"] == "Another admin must approve this rollout."

@@ -109,3 +109,19 @@ def test_it_registers_a_trained_folder_from_the_command_line(registry_settings, 
     assert re.search(r"registered motor-anomaly@2 \(id \d+\) sha256=", out.getvalue())
     with pytest.raises(Exception, match="immutable"):
         call_command("register_model", str(model_dirs["v2"]), stdout=out)
+
+
+def test_it_asks_for_the_kind_and_says_why_a_rul_model_cannot_be_rolled_out(client, registry_settings, model_dirs, admin_user):
+    import json
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client.force_login(admin_user)
+    folder = model_dirs["v1"]
+    form = {"name": "motor-anomaly", "version": "9", "metadata": (folder / "meta.json").read_text()}
+    upload = SimpleUploadedFile("model.onnx", (folder / "model.onnx").read_bytes())
+    page = client.post("/model-registry/", {**form, "file": upload}).content.decode()
+    assert "Choose the kind of model" in page  # no silent default
+    rul = register_model(folder / "model.onnx", name="pump-rul", version="1", kind=const.KIND_RUL, metadata=json.loads(form["metadata"]))
+    page = client.get(f"/model-registry/{rul.pk}/").content.decode()
+    assert 'id="no-rollout"' in page and "Edge agents run anomaly models only" in page and 'id="propose-form"' not in page

@@ -149,7 +149,10 @@ def test_it_stops_at_the_canary_when_the_model_is_slower_than_its_gate(platform_
     rollout = p.run(model, canary_share=0.2, max_p99_latency_ms=0.0001)
     wait_until(lambda: _state(rollout) == const.ROLLED_BACK, timeout=60, what="rollback")
     assert set(p.fleet.versions().values()) == {"1"}
-    assert not RolloutNode.objects.filter(rollout=rollout, canary=False).exclude(state=const.N_PENDING).exists()
+    # The nodes after the canary were never sent the model, and say so (a final state, not "pending").
+    rest = RolloutNode.objects.filter(rollout=rollout, canary=False)
+    assert rest.exists() and set(rest.values_list("state", flat=True)) == {const.N_NOT_SENT}
+    assert "rolled back before this node's turn" in rest.first().detail
     assert "p99" in Rollout.objects.get(pk=rollout.pk).reason
 
 

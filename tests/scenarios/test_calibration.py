@@ -83,3 +83,24 @@ def test_it_clips_a_failed_twin_and_ignores_an_interval_that_does_not_bracket_th
     assert calibrated.asset.health == const.MIN_HEALTH
     assert calibrated.asset.rul.low is None and calibrated.asset.rul.median == 500.0
     assert "interval ignored" in calibrated.note["statement"] and "clipped" in calibrated.note["statement"]
+
+
+def test_it_reads_a_twin_at_the_models_cap_as_at_least_the_cap_and_ages_parts_by_the_training_lives():
+    site, kind = make_site(), make_asset_type()
+    healthy, wearing = make_asset(site, kind, None, name="Healthy"), make_asset(site, kind, None, name="Wearing")
+    beyond = {"p10": 9000.0, "p50": 19000.0, "p90": 29000.0, "cap": 7000.0}
+    RulModel.objects.create(version="pump-sim", asset_type_key="centrifugal_pump", artifact_path="/nonexistent",
+                            meta={"serving": {"hours_per_row": 1 / 60, "life_hours": 24000.0, "beyond_cap_hours": beyond}})
+    details = {"cap_rul": 7000.0}
+    make_twin(healthy, health=1.0, rate=None, median=7000.0, low=4300.0, high=7000.0, model_version="pump-sim", details=details)
+    make_twin(wearing, health=0.3, rate=0.3 / 2100.0, median=2100.0, low=1300.0, high=3000.0, model_version="pump-sim", details=details)
+
+    at_cap, below = calibrate_assets([healthy, wearing])
+
+    # The cap is a lower bound: the remaining life comes from the lives the model was trained on.
+    assert (at_cap.asset.rul.median, at_cap.asset.rul.low, at_cap.asset.rul.high) == (19000.0, 9000.0, 29000.0)
+    assert "beyond the model's horizon" in at_cap.note["statement"]
+    assert at_cap.asset.age_hours == pytest.approx(24000.0 - 19000.0)
+    # Below the cap the twin's own estimate holds; a new part lives the median training life.
+    assert (below.asset.rul.median, below.asset.rul.low, below.asset.rul.high) == (2100.0, 1300.0, 3000.0)
+    assert below.asset.rate == pytest.approx(1 / 24000.0) and below.asset.age_hours == pytest.approx(24000.0 - 2100.0)

@@ -183,13 +183,13 @@ def test_the_materialized_minute_aggregate_gives_the_raw_answers(migrated, no_co
     for span, step in ((timedelta(hours=24), timedelta(minutes=5)), (timedelta(days=7), timedelta(minutes=30))):
         lo, hi = NOW - span + timedelta(seconds=7), NOW + timedelta(seconds=1)
         from_aggregate = timeseries.bucketed(303, 3, lo, hi, step, connection=conn)
-        raw = timeseries.queries._bucketed_raw("timescale", 303, 3, lo, hi, step, conn)
+        raw = timeseries.queries._bucketed_raw("timescale", 303, [3], lo, hi, step, conn)[3]
         assert [(b.start, b.min, b.max, b.count) for b in from_aggregate] == [(b.start, b.min, b.max, b.count) for b in raw]
         assert all(math.isclose(a.avg, r.avg, rel_tol=1e-12) for a, r in zip(from_aggregate, raw, strict=True))
     # the twins' per-bucket averages: minute-aligned windows come from the aggregate too
     end = datetime.fromtimestamp(bucket_floor(NOW.timestamp(), 300), UTC)
     agg = timeseries.recent_rows_many([303], [3], end - timedelta(hours=10), end, bucket=timedelta(minutes=5), connection=conn)
-    raw = {303: (b := timeseries.queries._bucketed_raw("timescale", 303, 3, end - timedelta(hours=10), end, timedelta(minutes=5), conn))}
+    raw = {303: (b := timeseries.queries._bucketed_raw("timescale", 303, [3], end - timedelta(hours=10), end, timedelta(minutes=5), conn)[3])}
     assert list(agg[303][0]) == [x.start.timestamp() for x in raw[303]]
     assert np.allclose(agg[303][1][:, 0], [x.avg for x in b], rtol=1e-12)
 

@@ -35,9 +35,34 @@ def test_it_generates_deterministic_histories_that_end_at_failure():
         simulated_fleet_histories("turbofan")
 
 
+def test_it_samples_realistic_lives_as_snippets_that_end_at_failure():
+    data = simulated_fleet_histories("centrifugal_pump", units=2, seed=3)
+    assert "16,000-32,000 operating hours" in data.description
+    rul_h = data.rul() / 60.0  # rows of 60 s -> operating hours
+    for start, stop in data.unit_bounds():
+        assert np.all(np.diff(data.time[start:stop]) > 0)
+        assert rul_h[stop - 1] == 0.0  # the last row is the failure
+        # Snippets up to the cap (7,000 h for pumps) and some ages before it, where wear does not show.
+        assert rul_h[start:stop].max() > 7_000.0 and (rul_h[start:stop] < 100.0).sum() >= 45
+    vib = data.values[:, list(data.signals).index("vib_rms")]
+    assert vib[rul_h < 200.0].mean() > 2.0 * vib[rul_h > 7_000.0].mean()
+
+
+def test_it_states_the_lives_behind_a_simulated_model_for_the_what_if():
+    from twins.rul_registry import life_statistics, simulated_serving
+
+    life, beyond = life_statistics((16_000.0, 32_000.0), 7_000.0)
+    assert life == pytest.approx(24_000.0, rel=0.01)
+    # A pump with no visible wear has between the cap and a whole life left, most likely about half of one.
+    assert 7_000.0 < beyond["p10"] < beyond["p50"] < beyond["p90"] < 32_000.0
+    serving = simulated_serving(["vib_rms"], 60.0, (16_000.0, 32_000.0), 7_000.0)
+    assert serving.life_hours == life and serving.to_json()["beyond_cap_hours"] == beyond
+
+
 def test_it_trains_a_pump_model_in_hours_and_serves_the_twin_of_a_wearing_pump(var_dir, asset_types):
     out = StringIO()
-    call_command("train_rul", "--simulated", "centrifugal_pump", "--units", "6", "--min-hours", "3", "--max-hours", "5", "--trees", "15", stdout=out)
+    call_command("train_rul", "--simulated", "centrifugal_pump", "--units", "6", "--min-hours", "3", "--max-hours", "5", "--cap-hours", "4",
+                 "--trees", "15", stdout=out)
     printed = json.loads(out.getvalue().strip().splitlines()[-1])
     model = RulModel.objects.get(version=printed["version"], is_active=True)
     assert model.asset_type_key == "centrifugal_pump" and model.rul_unit == "hours"
@@ -62,11 +87,13 @@ def test_it_trains_a_pump_model_in_hours_and_serves_the_twin_of_a_wearing_pump(v
     late = seen[230]
     assert late.rul_unit == "hours"
     assert late.rul_median < seen[60].rul_median and late.health < seen[60].health
-    # True RUL: 3 h, then 10 minutes (the model's cap is 24 h, its units lived 3 to 5 h).
+    # True RUL: 3 h, then 10 minutes (the model's cap is 4 h, its units lived 3 to 5 h).
     assert 1.0 < seen[60].rul_median < 6.0 and seen[60].rul_low <= 3.0 <= seen[60].rul_high + 1.0
     assert late.rul_median < 1.0
     assert late.rul_days_median == pytest.approx(late.rul_median / 12.0)
-    assert late.degradation_rate is not None and late.details["rows_used"] == late.details["window"] + 8
+    # The rate is the estimate's pace: health reaches 0 when the RUL runs out.
+    assert late.degradation_rate == pytest.approx(late.health / late.rul_median)
+    assert late.details["rows_used"] == late.details["window"]
 
 
     # The same life played 60 times faster (the demo's --speedup 60: one row per wall-clock

@@ -19,3 +19,9 @@ def _role_groups(db):
 
     for role in ROLES:
         Group.objects.get_or_create(name=role)
+
+
+@pytest.fixture
+def var_dir(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    return tmp_path

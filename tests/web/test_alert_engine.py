@@ -94,11 +94,21 @@ def test_it_raises_one_alert_for_a_noisy_signal_around_the_threshold(fleet, rule
     assert "above warning 80" in alert.title
 
 
-def test_it_would_flap_without_hysteresis_and_duration(fleet, engine):
+def test_it_would_flap_without_hysteresis_and_duration(fleet, engine, settings):
+    settings.ALERT_REOPEN_WINDOW_S = 0
     asset, metric = fleet.assets[0], fleet.metrics["temperature_c"]
     AlertRule.objects.create(metric=metric, warning_above=80.0, hysteresis=0.0, min_duration_s=0.0)
     engine.process(rows(asset, metric, noisy_excursion(), step_s=0.5))
     assert len(alerts_of(asset)) > 10
+
+
+def test_it_keeps_one_alert_for_a_flapping_rule_within_the_reopen_window(fleet, engine, settings):
+    settings.ALERT_REOPEN_WINDOW_S = 600
+    asset, metric = fleet.assets[0], fleet.metrics["temperature_c"]
+    AlertRule.objects.create(metric=metric, warning_above=80.0, hysteresis=0.0, min_duration_s=0.0)
+    engine.process(rows(asset, metric, noisy_excursion(), step_s=0.5))
+    [alert] = alerts_of(asset)
+    assert alert.reopen_count > 10
 
 
 def test_it_waits_for_the_minimum_duration_before_opening(fleet, rule, engine):
@@ -118,7 +128,8 @@ def test_it_does_not_count_a_gap_in_the_readings_as_time_held():
     assert state.observe(605, 85, t).kind == "open"
 
 
-def test_it_escalates_the_same_alert_to_critical_and_then_clears_it(fleet, rule, engine):
+def test_it_escalates_the_same_alert_to_critical_and_then_clears_it(fleet, rule, engine, settings):
+    settings.ALERT_REOPEN_WINDOW_S = 0  # each excursion its own alert (see the re-open tests below)
     asset, metric = fleet.assets[0], fleet.metrics["temperature_c"]
     engine.process(rows(asset, metric, [85.0] * 6))
     engine.process(rows(asset, metric, [105.0] * 6, start=T0 + timedelta(seconds=6)))
@@ -170,15 +181,32 @@ def _event(fleet, asset, kind="anomaly", severity="warning", ts=T0, score=0.9):
     ).id
 
 
-def test_it_turns_edge_events_into_one_alert_per_asset_and_kind(fleet, engine):
-    asset = fleet.assets[0]
+def test_it_turns_edge_events_into_one_alert_per_asset_episode(fleet, engine):
+    asset, other = fleet.assets
     engine.process([], [_event(fleet, asset), _event(fleet, asset, ts=T0 + timedelta(seconds=3))])
     engine.process([], [_event(fleet, asset, severity="critical", ts=T0 + timedelta(seconds=9))])
-    engine.process([], [_event(fleet, asset, kind="fault")])
-    anomaly, fault = alerts_of(asset)
-    assert (anomaly.source, anomaly.kind, anomaly.severity, anomaly.occurrences, anomaly.value) == ("edge", "anomaly", "critical", 3, 0.9)
+    engine.process([], [_event(fleet, asset, kind="fault"), _event(fleet, other, kind="fault")])
+    [anomaly] = alerts_of(asset)  # the second kind of event during the episode is counted on it
+    assert (anomaly.source, anomaly.kind, anomaly.severity, anomaly.occurrences, anomaly.value) == ("edge", "anomaly", "critical", 4, 0.9)
     assert anomaly.escalated_at is not None
-    assert (fault.kind, fault.severity) == ("fault", "warning")
+    [fault] = alerts_of(other)
+    assert (fault.kind, fault.severity, fault.title) == ("fault", "warning", "Fault detected at the edge")
+
+
+def test_it_makes_one_alert_of_an_edge_anomaly_and_the_rule_alert_that_follows(fleet, rule, engine):
+    asset, metric = fleet.assets[0], fleet.metrics["temperature_c"]
+    engine.process([], [_event(fleet, asset, ts=T0)])  # the node sees the jump first
+    engine.process(rows(asset, metric, [85.0] * 6, start=T0 + timedelta(seconds=1)))
+    engine.process(rows(asset, metric, [105.0] * 6, start=T0 + timedelta(seconds=7)))
+    engine.process([], [_event(fleet, asset, kind="anomaly_cleared", severity="info", ts=T0 + timedelta(seconds=20))])
+    [alert] = alerts_of(asset)
+    assert (alert.source, alert.metric_id, alert.severity, alert.state) == ("rule", metric.id, "critical", "open")
+    assert alert.opened_at == T0 and "First seen by the edge" in alert.message
+    # The rule clears it; the node's detector, still settling, reports again: counted, not a new alert.
+    engine.process(rows(asset, metric, [70.0] * 8, start=T0 + timedelta(seconds=30)))
+    engine.process([], [_event(fleet, asset, ts=T0 + timedelta(seconds=60))])
+    [alert] = alerts_of(asset)
+    assert alert.state == "cleared" and alert.occurrences == 2
 
 
 def test_it_clears_edge_alerts_that_went_quiet(fleet, engine):
@@ -187,6 +215,67 @@ def test_it_clears_edge_alerts_that_went_quiet(fleet, engine):
     assert engine.clear_quiet_edge_alerts(now=timezone.now()) == []
     cleared = engine.clear_quiet_edge_alerts(now=timezone.now() + timedelta(seconds=EDGE_ALERT_QUIET_S + 1))
     assert len(cleared) == 1 and alerts_of(asset)[0].state == "cleared"
+
+
+def test_it_clears_an_edge_alert_when_the_node_says_the_anomaly_is_over(fleet, engine):
+    asset = fleet.assets[0]
+    engine.process([], [_event(fleet, asset), _event(fleet, asset, severity="critical", ts=T0 + timedelta(seconds=5))])
+    engine.process([], [_event(fleet, asset, kind="anomaly_cleared", severity="info", ts=T0 + timedelta(seconds=60))])
+    [alert] = alerts_of(asset)  # no "anomaly_cleared" alert of its own
+    assert (alert.kind, alert.severity, alert.state, alert.cleared_at) == ("anomaly", "critical", "cleared", T0 + timedelta(seconds=60))
+
+
+def test_it_takes_over_an_edge_alert_that_cleared_just_before_the_rule_fired(fleet, rule, engine):
+    asset, metric = fleet.assets[0], fleet.metrics["temperature_c"]
+    engine.process([], [_event(fleet, asset, ts=T0)])
+    engine.process([], [_event(fleet, asset, kind="anomaly_cleared", severity="info", ts=T0 + timedelta(seconds=20))])
+    engine.process(rows(asset, metric, [85.0] * 6, start=T0 + timedelta(seconds=40)))  # a slow signal crosses later
+    [alert] = alerts_of(asset)
+    assert (alert.source, alert.state, alert.cleared_at, alert.opened_at) == ("rule", "open", None, T0)
+
+
+# --- the same alert when it comes back ------------------------------------------------------
+
+
+def test_it_reopens_an_alert_that_comes_back_within_the_window_with_its_acknowledgement(fleet, rule, engine, manager, settings):
+    settings.ALERT_REOPEN_WINDOW_S = 600
+    asset, metric = fleet.assets[0], fleet.metrics["temperature_c"]
+    engine.process(rows(asset, metric, [85.0] * 6))
+    [alert] = alerts_of(asset)
+    acknowledge_alert(alert.id, manager, "fan belt ordered")
+    engine.process(rows(asset, metric, [70.0] * 6, start=T0 + timedelta(seconds=10)))
+    assert alerts_of(asset)[0].state == "cleared"
+    # Back above the warning five minutes later: the same row, still acknowledged, counted.
+    engine.process(rows(asset, metric, [86.0] * 6, start=T0 + timedelta(seconds=300)))
+    [again] = alerts_of(asset)
+    assert again.id == alert.id
+    assert (again.state, again.severity, again.reopen_count, again.ack_comment) == ("acknowledged", "warning", 1, "fan belt ordered")
+    assert again.opened_at == T0 + timedelta(seconds=5) and again.cleared_at is None
+    assert again.reopened_at == T0 + timedelta(seconds=305)
+    # Worse than what was acknowledged: the same alert, open again for a fresh acknowledgement.
+    engine.process(rows(asset, metric, [70.0] * 6, start=T0 + timedelta(seconds=320)))
+    engine.process(rows(asset, metric, [110.0] * 6, start=T0 + timedelta(seconds=400)))
+    [worse] = alerts_of(asset)
+    assert (worse.id, worse.state, worse.severity, worse.reopen_count) == (alert.id, "open", "critical", 2)
+    assert worse.acknowledged_by == manager  # who acknowledged the earlier episode stays on record
+
+
+def test_it_opens_a_new_alert_after_the_window(fleet, rule, engine, settings):
+    settings.ALERT_REOPEN_WINDOW_S = 60
+    asset, metric = fleet.assets[0], fleet.metrics["temperature_c"]
+    engine.process(rows(asset, metric, [85.0] * 6 + [70.0] * 6))
+    engine.process(rows(asset, metric, [85.0] * 6, start=T0 + timedelta(seconds=200)))
+    assert [a.state for a in alerts_of(asset)] == ["cleared", "open"]
+
+
+def test_it_reopens_an_edge_alert_that_comes_back_within_the_window(fleet, engine, settings):
+    settings.ALERT_REOPEN_WINDOW_S = 600
+    asset = fleet.assets[0]
+    engine.process([], [_event(fleet, asset)])
+    engine.process([], [_event(fleet, asset, kind="anomaly_cleared", severity="info", ts=T0 + timedelta(seconds=30))])
+    engine.process([], [_event(fleet, asset, ts=T0 + timedelta(seconds=120))])
+    [alert] = alerts_of(asset)
+    assert (alert.state, alert.reopen_count) == ("open", 1)
 
 
 # --- acknowledgement and broadcasts -------------------------------------------------------

@@ -174,12 +174,26 @@ def test_it_serves_the_readings_after_a_time_for_the_catch_up(client, manager, f
     assert client.get(f"/assets/{asset.id}/delta").status_code == 400
 
 
-def test_it_serves_plotly_from_the_installed_package_with_caching(client, manager, db):
-    response = login(client, manager).get("/static/vendor/plotly.min.js")
-    assert response.status_code == 200
-    assert "max-age" in response["Cache-Control"]
-    assert b"plotly" in b"".join(response.streaming_content)[:2000].lower()
+def test_it_serves_plotly_from_the_installed_package_compressed_and_cached(client, manager, db):
+    """WhiteNoise serves Plotly.js from the plotly package (no CDN), gzipped on the wire, with
+    validators so a reload costs a 304."""
+    import gzip
 
+    from django.templatetags.static import static
+
+    def body(response) -> bytes:
+        return b"".join(response.streaming_content) if response.streaming else response.content
+
+    url = static("vendor/plotly.min.js")
+    raw = login(client, manager).get(url)
+    raw_body = body(raw)
+    assert raw.status_code == 200 and b"plotly" in raw_body[:2000].lower()
+    packed = client.get(url, HTTP_ACCEPT_ENCODING="gzip, deflate")
+    packed_body = body(packed)
+    assert packed["Content-Encoding"] == "gzip" and gzip.decompress(packed_body) == raw_body
+    assert len(packed_body) < len(raw_body) / 3  # what crosses the network
+    assert "max-age" in packed["Cache-Control"] and "Accept-Encoding" in packed["Vary"]
+    assert client.get(url, HTTP_IF_NONE_MATCH=packed["ETag"]).status_code == 304
 
 def test_it_shows_edge_node_status_from_the_heartbeat(client, manager, fleet):
     fleet.node.online = True

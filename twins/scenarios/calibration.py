@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+from twins import twin_const
 from twins.models import Asset, RulModel, TwinState
 from twins.scenarios import const
 from twins.sim import AssetInit, Policy, RulEstimate, Scenario
@@ -83,11 +84,37 @@ def _default_asset(asset: Asset) -> Calibrated:
                              "parameters": {"health": const.DEFAULT_HEALTH, "rate_per_hour": rate}})
 
 
+def _lives(twin: TwinState, models_by_version: dict[str, RulModel]) -> tuple[float | None, dict[str, float] | None]:
+    """What the twin's RUL model knows of lives (operating hours): the median life of a new
+    component and the remaining life of one beyond the model's cap (rul_registry.Serving)."""
+    model = models_by_version.get(twin.model_version)
+    serving = (model.meta or {}).get("serving") if model is not None else None
+    for source in (serving if isinstance(serving, dict) else {}, twin.details or {}):
+        life, beyond = _positive(source.get("life_hours")), source.get("beyond_cap_hours")
+        if life is not None:
+            ok = isinstance(beyond, dict) and all(_positive(beyond.get(k)) for k in ("p10", "p50", "p90"))
+            return life, beyond if ok else None
+    return None, None
+
+
+def _beyond_cap(twin: TwinState) -> bool:
+    cap = _positive((twin.details or {}).get("cap_rul"))
+    return cap is not None and twin.rul_median is not None and twin.rul_median >= cap * twin_const.AT_CAP_SHARE
+
+
 def calibrate_asset(asset: Asset, twin: TwinState | None, models_by_version: dict[str, RulModel] | None = None) -> Calibrated:
-    """The engine's view of one asset, from its twin (or the labelled default without one)."""
+    """The engine's view of one asset, from its twin (or the labelled default without one).
+
+    When the twin's RUL model states the lives it was trained on (the demo types), a new
+    component lives that median life, the one in place is as old as that life less its RUL, and
+    a twin at the model's cap (no wear visible yet) has the remaining life the training lives
+    give such a component, not the cap: the cap is a lower bound, not an estimate."""
     if twin is None:
         return _default_asset(asset)
     models_by_version = models_by_version or {}
+    life_h, beyond = _lives(twin, models_by_version)
+    if life_h is not None and twin.rul_unit == "hours":
+        return _calibrate_with_lives(asset, twin, life_h, beyond)
     parts: list[str] = []
     params: dict[str, Any] = {"model_version": twin.model_version, "computed_at": twin.computed_at.isoformat()}
     health = min(1.0, max(const.MIN_HEALTH, float(twin.health)))
@@ -125,6 +152,29 @@ def calibrate_asset(asset: Asset, twin: TwinState | None, models_by_version: dic
     else:
         source = f"twin health {health:g} at {rate:g} per operating hour: {health / rate:,.0f} operating hours left"
     statement = f"{asset.name}: {source}, health {health:g}" + (f"; {'; '.join(parts)}" if parts else "") + "."
+    return Calibrated(init, {"asset_id": asset.key, "name": asset.name, "source": "twin", "statement": statement, "parameters": params})
+
+
+def _calibrate_with_lives(asset: Asset, twin: TwinState, life_h: float, beyond: dict[str, float] | None) -> Calibrated:
+    params: dict[str, Any] = {"model_version": twin.model_version, "computed_at": twin.computed_at.isoformat(), "new_life_h": life_h}
+    health = min(1.0, max(const.MIN_HEALTH, float(twin.health)))
+    median, low, high = _positive(twin.rul_median), _positive(twin.rul_low), _positive(twin.rul_high)
+    if _beyond_cap(twin) and beyond is not None:
+        rul = RulEstimate(median=beyond["p50"], low=beyond["p10"], high=beyond["p90"])
+        source = (f"twin RUL beyond the model's horizon of {twin.rul_median:,.0f} operating hours (no wear visible yet); "
+                  f"remaining life taken from the lives the model was trained on: median {rul.median:,.0f} h "
+                  f"(80 % interval {rul.low:,.0f}-{rul.high:,.0f})")
+    elif median is not None:
+        bracket = low is not None and high is not None and low <= median <= high
+        rul = RulEstimate(median=median, low=low, high=high) if bracket else RulEstimate(median=median)
+        source = f"twin RUL median {median:,.0f} operating hours" + (f" (80 % interval {low:,.0f}-{high:,.0f})" if bracket else " (no interval: default spread)")
+    else:
+        return calibrate_asset(asset, None)
+    age = max(0.0, life_h - rul.median)
+    params.update(health=health, rul_median_h=rul.median, rul_low_h=rul.low, rul_high_h=rul.high, age_h=age, rate_per_hour=1.0 / life_h)
+    init = AssetInit(asset_id=asset.key, name=asset.name, health=health, rate=1.0 / life_h, rul=rul, age_hours=age)
+    statement = (f"{asset.name}: {source}, health {health:g}; a new component lives {life_h:,.0f} operating hours at the median "
+                 f"(the model's training lives), so this one is about {age:,.0f} h old.")
     return Calibrated(init, {"asset_id": asset.key, "name": asset.name, "source": "twin", "statement": statement, "parameters": params})
 
 

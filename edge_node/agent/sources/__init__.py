@@ -29,8 +29,8 @@ def source_class(plugin: str) -> type[Source]:
 
 
 def make_source(plugin: str, asset_id: str, seed: int = 0, params: dict | None = None,
-                fail_at: float | None = None) -> Source:
-    return source_class(plugin)(asset_id, seed=seed, params=params, fail_at=fail_at)
+                fail_at: float | None = None, age_s: float = 0.0, renew_s: float | None = None) -> Source:
+    return source_class(plugin)(asset_id, seed=seed, params=params, fail_at=fail_at, age_s=age_s, renew_s=renew_s)
 
 
 __all__ = ["SOURCES", "Fault", "Sample", "Source", "SourceError", "make_source", "source_class"]

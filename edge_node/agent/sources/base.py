@@ -53,6 +53,13 @@ class Source:
     times, give identical samples. Degradation: ``wear(sim_t)`` rises from 0 (healthy)
     to 1 (failed) between an onset and ``fail_at``; without ``fail_at`` the asset stays
     healthy.
+
+    Age: ``fail_at`` is the operating age (seconds since the component was new) at which it
+    wears out; ``age_s`` is its age at sim time 0 (default 0, so ``fail_at`` is then also the
+    sim time of the failure). A demo fleet starts its assets at different ages of realistic
+    lives. With ``renew_s``, a worn-out component is replaced ``renew_s`` seconds after it
+    failed: a new life begins (its length drawn around ``fail_at`` from the seed); without it
+    the asset stays worn out.
     """
 
     asset_type: ClassVar[str] = ""
@@ -60,9 +67,11 @@ class Source:
     FAULT_KINDS: ClassVar[tuple[str, ...]] = ()
     # Fraction of the life before fail_at during which the asset looks healthy.
     ONSET_FRACTION: ClassVar[float] = 0.4
+    # Log-spread of the lives of replacement components around the first one's.
+    RENEWED_LIFE_SIGMA: ClassVar[float] = 0.2
 
     def __init__(self, asset_id: str, seed: int = 0, params: dict[str, Any] | None = None,
-                 fail_at: float | None = None) -> None:
+                 fail_at: float | None = None, age_s: float = 0.0, renew_s: float | None = None) -> None:
         params = dict(params or {})
         unknown = sorted(set(params) - set(self.PARAMS))
         if unknown:
@@ -76,6 +85,13 @@ class Source:
         self.rng = np.random.default_rng(self.seed)
         self.fail_at: float | None = None
         self.set_failure_time(fail_at)
+        if age_s < 0:
+            raise SourceError(f"age_s must be >= 0 operating seconds, got {age_s}")
+        if renew_s is not None and renew_s <= 0:
+            raise SourceError(f"renew_s must be > 0 seconds, got {renew_s}")
+        self.age_s = float(age_s)
+        self.renew_s = renew_s
+        self._lives: list[float] = []  # lives of the components after the first (drawn lazily)
         self.faults: list[Fault] = []
 
     # -- control -----------------------------------------------------------------
@@ -100,14 +116,34 @@ class Source:
                 return f
         return None
 
-    def wear(self, sim_t: float) -> float:
+    def life_at(self, sim_t: float) -> tuple[float, float] | None:
+        """(age, life) of the component in place at ``sim_t``, in operating seconds; None
+        without a failure time. Past a failure with ``renew_s``, the replacement's."""
         if self.fail_at is None:
+            return None
+        age, life = self.age_s + sim_t, self.fail_at
+        if self.renew_s is not None:
+            k = 0
+            while age > life + self.renew_s:
+                age -= life + self.renew_s
+                while len(self._lives) <= k:
+                    # One draw per renewal, from the seed: the same lives whenever it is replayed.
+                    rng = np.random.default_rng([self.seed, 7919, len(self._lives)])
+                    self._lives.append(self.fail_at * float(np.exp(self.RENEWED_LIFE_SIGMA * rng.standard_normal())))
+                life = self._lives[k]
+                k += 1
+        return age, life
+
+    def wear(self, sim_t: float) -> float:
+        current = self.life_at(sim_t)
+        if current is None:
             return 0.0
-        onset = self.ONSET_FRACTION * self.fail_at
-        if sim_t <= onset:
+        age, life = current
+        onset = self.ONSET_FRACTION * life
+        if age <= onset:
             return 0.0
         # Quadratic growth: slow at first, accelerating towards failure, as wear does.
-        return float(min(1.0, ((sim_t - onset) / (self.fail_at - onset)) ** 2))
+        return float(min(1.0, ((age - onset) / (life - onset)) ** 2))
 
     # -- sampling ----------------------------------------------------------------
     def step(self, sim_t: float) -> list[Sample]:

@@ -36,8 +36,9 @@ class CentrifugalPump(Source):
         wear = self.wear(sim_t)
         demand = 0.8 + 0.12 * math.sin(2 * math.pi * sim_t / float(p["demand_period_s"])) + self.rng.normal(0, 0.01)
         cav_fault = self.active_fault(sim_t, "cavitation")
-        # A worn impeller cavitates intermittently: bursts whose odds grow with wear.
-        cavitation = cav_fault.magnitude if cav_fault else (0.5 if self.rng.random() < 0.3 * wear**2 else 0.0)
+        # A worn impeller cavitates intermittently once its margin is gone (past half-worn):
+        # bursts whose odds grow towards 30% of samples at the end of its life.
+        cavitation = cav_fault.magnitude if cav_fault else (0.5 if self.rng.random() < 1.2 * max(0.0, wear - 0.5) ** 2 else 0.0)
         blockage = self.active_fault(sim_t, "blockage")
         flow = float(p["rated_flow_m3h"]) * demand * (1.0 - 0.18 * wear) * (1.0 - 0.35 * cavitation)
         if blockage:

@@ -33,7 +33,7 @@ class Command(BaseCommand):
             from edge_node.services import issue_fleet_credentials
 
             credentials = issue_fleet_credentials([n.node_id for n in fleet_layout(opts["node"])], actor="manage.py simulate_fleet")
-        nodes = fleet_layout(opts["node"], credentials)
+        nodes = fleet_layout(opts["node"], credentials, with_models=credentials is not None)
         if not nodes:
             raise CommandError("no edge nodes with simulated assets are registered (run manage.py load_demo)")
         stop = threading.Event()

@@ -22,8 +22,9 @@ class Command(BaseCommand):
         source.add_argument("--cmapss", metavar="PATH", help="C-MAPSS training file (e.g. train_FD001.txt)")
         source.add_argument("--simulated", metavar="TYPE", choices=tc.SIM_TYPES, help="a demo asset type")
         parser.add_argument("--units", type=int, default=tc.SIM_DEFAULT_UNITS, help="simulated units run to failure (--simulated)")
-        parser.add_argument("--min-hours", type=float, default=tc.SIM_LIFE_HOURS[0], help="shortest simulated life (--simulated)")
-        parser.add_argument("--max-hours", type=float, default=tc.SIM_LIFE_HOURS[1], help="longest simulated life (--simulated)")
+        parser.add_argument("--min-hours", type=float, default=None, help="shortest simulated life in operating hours (--simulated; default: the type's)")
+        parser.add_argument("--max-hours", type=float, default=None, help="longest simulated life (--simulated; default: the type's)")
+        parser.add_argument("--cap-hours", type=float, default=None, help="RUL cap in operating hours (--simulated; default: the type's)")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--trees", type=int, default=None, help="trees of the forest (default: the RUL package's)")
         parser.add_argument("--hours-per-cycle", type=float, default=tc.DEFAULT_HOURS_PER_CYCLE, help="operating hours per C-MAPSS cycle, for calendar days")
@@ -39,11 +40,17 @@ class Command(BaseCommand):
                     raise CommandError("--hours-per-cycle must be > 0")
                 model = train_cmapss_model(opts["cmapss"], seed=opts["seed"], n_estimators=opts["trees"], hours_per_cycle=opts["hours_per_cycle"], activate=activate)
             else:
-                if not 0 < opts["min_hours"] < opts["max_hours"]:
+                from edge_node.agent.asset_types import LIFE_HOURS
+
+                default_low, default_high = LIFE_HOURS[opts["simulated"]]
+                low, high = opts["min_hours"] or default_low, opts["max_hours"] or default_high
+                if not 0 < low < high:
                     raise CommandError("need 0 < --min-hours < --max-hours")
+                if opts["cap_hours"] is not None and opts["cap_hours"] <= 0:
+                    raise CommandError("--cap-hours must be > 0")
                 model = train_simulated_model(
                     opts["simulated"], units=opts["units"], seed=opts["seed"], n_estimators=opts["trees"],
-                    life_hours=(opts["min_hours"], opts["max_hours"]), activate=activate,
+                    life_hours=(low, high), cap_hours=opts["cap_hours"], activate=activate,
                 )
         except CmapssFormatError as exc:
             raise CommandError(str(exc)) from exc
