@@ -8,7 +8,7 @@ RUNTIME := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed-dev
 PROD_VENV := .venv-prod
 
-.PHONY: demo test test-timescale venv lint production-check bench-ingest bench-edge bench-rul bench-whatif bench-whatif-engine bench-twins rul-fd001 bench-live bench-rollout bench-faults bench-timescale bench-protocols bench-pages screenshots clean
+.PHONY: demo test test-stack test-timescale venv lint production-check bench-ingest bench-edge bench-rul bench-whatif bench-whatif-engine bench-twins rul-fd001 bench-live bench-rollout bench-faults bench-timescale bench-protocols bench-pages screenshots clean
 
 $(RUNTIME): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ demo: $(RUNTIME)
 
 test: $(STAMP) $(HARNESS_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The production check's short form (several minutes: the whole production stack, every process
+# killed under traffic); kept out of `make test`, run by .ci/run after it.
+test-stack: $(STAMP)
+	$(PY) -m pytest -m stack $(PYTEST_ARGS)
 
 test-timescale: $(STAMP) $(HARNESS_STAMP)
 	$(PY) -m pytest -m timescale $(PYTEST_ARGS)

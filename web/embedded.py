@@ -165,7 +165,8 @@ class EmbeddedStack:
                 component.thread.join(timeout=10)
         self.components.clear()
 
-    def serve_forever(self) -> None:
+    def serve_forever(self, on_listening: Callable[[], None] | None = None) -> None:
+        """Run daphne until stopped; `on_listening` is called once its port accepts connections."""
         from daphne.endpoints import build_endpoint_description_strings
         from daphne.server import Server
 
@@ -176,6 +177,7 @@ class EmbeddedStack:
             endpoints=build_endpoint_description_strings(host=self.http_host, port=self.http_port),
             signal_handlers=True,
             verbosity=0,
+            ready_callable=on_listening,
         )
         from twisted.internet import reactor
 

@@ -22,6 +22,7 @@ from .table import Process, by_key, production_table
 # Process types killed with SIGKILL and restarted under traffic, in this order, by table key.
 CHAOS_ORDER = ("web", "ingest", "celery-worker", "celery-beat", "rollout-listener", "broker")
 INGEST_WORKERS = 2
+GAP_GRACE_S = 45.0  # longer than a gateway's confirmation timeout after a short outage (contract.CONFIRM_TIMEOUT_S doubled)
 
 
 @dataclass
@@ -203,9 +204,17 @@ class ProductionCheck:
             self.stack.check_alive()
             survived += 1
             time.sleep(1.5)  # later messages reveal a gap, if any
-            gaps[key] = self.db.missing_seqs() - missing_before
+            seen_gap = self.db.missing_seqs() - missing_before
+            # A gateway re-sends what the ingest has not confirmed within its confirmation
+            # timeout, so a gap seen just after the restart may close: what counts is the gap
+            # still open once every gateway had the time to re-send (GAP_GRACE_S).
+            deadline = time.monotonic() + GAP_GRACE_S
+            while (gap := self.db.missing_seqs() - missing_before) > 0 and time.monotonic() < deadline:
+                time.sleep(0.5)
+            gaps[key] = gap
             self.result.say(f"kill -9 {name} (pid {pid}) under traffic; restarted as pid {self.stack.procs[name].pid}; "
-                            f"points stored {before} -> {self.db.points_stored()}; telemetry messages missing since: {gaps[key]}")
+                            f"points stored {before} -> {self.db.points_stored()}; telemetry messages missing just after: "
+                            f"{seen_gap}, still missing {GAP_GRACE_S:g} s later: {gap}")
         self.result.figures["missing_seqs_by_kill"] = {k: v for k, v in gaps.items() if v}
         return survived
 

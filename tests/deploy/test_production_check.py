@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import _missing
 from tests.helpers import CHROMIUM, ROOT
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.stack]
 
 
 def pg_server() -> str:

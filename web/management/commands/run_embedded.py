@@ -45,10 +45,13 @@ class Command(BaseCommand):
             "Press Ctrl-C to stop.",
             "",
         ]
-        self.stdout.write("\n".join(lines))
-        self.stdout.flush()
+
+        def announce() -> None:  # only once the web port listens: the URL printed works
+            self.stdout.write("\n".join(lines))
+            self.stdout.flush()
+
         try:
-            stack.serve_forever()
+            stack.serve_forever(on_listening=announce)
         finally:
             stack.stop_all()
             self.stdout.write("stopped.")
