@@ -60,7 +60,9 @@ class InductionMotor(Source):
         fr = self.shaft_hz
         imbalance = self.active_fault(sim_t, "imbalance")
         a1 = 1.1 * (0.8 + 0.3 * load) * (1.0 + 0.6 * wear) + (4.0 * imbalance.magnitude if imbalance else 0.0)
-        t = sim_t + self._t
+        # A window starts at no particular shaft angle (the gateway's clock is not the shaft's):
+        # without this offset, windows taken at round times would beat with the rotation.
+        t = sim_t + self.rng.uniform(0.0, 1.0 / fr) + self._t
         x = a1 * np.sin(2 * math.pi * fr * t + self._phase)
         x += 0.35 * np.sin(2 * math.pi * 2 * fr * t + 0.7)
         x += 0.15 * np.sin(2 * math.pi * 100.0 * t)
