@@ -43,8 +43,10 @@ demo: $(RUNTIME)
 	$(PY) manage.py load_demo
 	$(PY) manage.py run_embedded
 
+# Two pytest lanes side by side, each with its own services (tests/lanes.py); PYTEST_ARGS naming
+# test paths, or AIOT_TEST_LANES=1, run one plain pytest.
 test: $(STAMP) $(HARNESS_STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m tests.lanes $(PYTEST_ARGS)
 
 # The production check's short form (several minutes: the whole production stack, every process
 # killed under traffic); kept out of `make test`, run by .ci/run after it.

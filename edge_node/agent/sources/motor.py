@@ -47,6 +47,8 @@ class InductionMotor(Source):
         self._t = np.arange(self.n) / self.fs
         kt = np.arange(int(0.008 * self.fs)) / self.fs  # 8 ms of ringing per impact
         self._kernel = np.exp(-kt / 0.0012) * np.sin(2 * math.pi * float(p["resonance_hz"]) * kt)
+        self._kernel_taps = np.arange(len(self._kernel))
+        self._tones: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         self._temp: float | None = None
         self._last_t: float | None = None
         self._phase = self.rng.uniform(0, 2 * math.pi)
@@ -62,10 +64,10 @@ class InductionMotor(Source):
         a1 = 1.1 * (0.8 + 0.3 * load) * (1.0 + 0.6 * wear) + (4.0 * imbalance.magnitude if imbalance else 0.0)
         # A window starts at no particular shaft angle (the gateway's clock is not the shaft's):
         # without this offset, windows taken at round times would beat with the rotation.
-        t = sim_t + self.rng.uniform(0.0, 1.0 / fr) + self._t
-        x = a1 * np.sin(2 * math.pi * fr * t + self._phase)
-        x += 0.35 * np.sin(2 * math.pi * 2 * fr * t + 0.7)
-        x += 0.15 * np.sin(2 * math.pi * 100.0 * t)
+        t0 = sim_t + self.rng.uniform(0.0, 1.0 / fr)
+        x = self._tone(fr, t0, a1, self._phase)
+        x += self._tone(2 * fr, t0, 0.35, 0.7)
+        x += self._tone(100.0, t0, 0.15, 0.0)
         x += self.rng.normal(0.0, 0.2 * (1.0 + 2.5 * wear), self.n)
         impact_fault = self.active_fault(sim_t, "bearing_impact")
         impact_amp = 0.02 + 30.0 * wear**1.5 + (45.0 * impact_fault.magnitude if impact_fault else 0.0)
@@ -74,10 +76,25 @@ class InductionMotor(Source):
         times = np.arange(start, self.n / self.fs, period)
         times = times + self.rng.normal(0, 0.01 * period, len(times))  # rolling elements slip
         idx = np.clip((times * self.fs).astype(int), 0, self.n - 1)
-        impulses = np.zeros(self.n)
-        impulses[idx] = impact_amp * self.rng.uniform(0.7, 1.3, len(idx))
-        x += np.convolve(impulses, self._kernel)[: self.n]
+        amps = impact_amp * self.rng.uniform(0.7, 1.3, len(idx))
+        # Each impact rings the resonance from its sample on (the impulse train convolved with
+        # the ringing, summed only where it is not zero), cut at the window's end.
+        at = idx[:, None] + self._kernel_taps[None, :]
+        ringing = amps[:, None] * self._kernel[None, :]
+        inside = at < self.n
+        x += np.bincount(at[inside], weights=ringing[inside], minlength=self.n)
         return x
+
+    def _tone(self, freq_hz: float, t0: float, amplitude: float, phase: float) -> np.ndarray:
+        """amplitude * sin(2 pi f (t0 + t) + phase) over the window, by the angle-sum rule from
+        the window's own cos/sin table (the angle at t0 reduced in one turn first: t0 is large)."""
+        table = self._tones.get(freq_hz)
+        if table is None:
+            angle = 2 * math.pi * freq_hz * self._t
+            table = self._tones[freq_hz] = (np.cos(angle), np.sin(angle))
+        start = 2 * math.pi * math.fmod(freq_hz * t0, 1.0) + phase
+        cos_t, sin_t = table
+        return (amplitude * math.sin(start)) * cos_t + (amplitude * math.cos(start)) * sin_t
 
     def _sample(self, sim_t: float) -> Sample:
         p = self.params
