@@ -50,7 +50,7 @@ POLICIES = (
 # --- input bounds (checked by validate_scenario) -----------------------------------------
 MAX_HORIZON_DAYS = 1826  # five years
 MAX_REPLICATIONS = 10_000
-MAX_ASSETS = 200
+MAX_ASSETS = 500
 # Work bound for one scenario: asset-years of simulation (assets x replications x years).
 MAX_ASSET_YEARS = 2_000_000
 MIN_CREW, MAX_CREW = 1, 50
@@ -65,6 +65,9 @@ MAX_COST = 1e9
 MAX_LIFE_HOURS = 1e7
 MAX_SEED = 2**63 - 1
 WEIBULL_SHAPE_RANGE = (0.5, 10.0)
+# Shapes the life-law fit may choose (lifelaw.py): wider than a planner's input, so a very
+# narrow twin interval or a part close to its known life gives a steep, not an absurd, law.
+LIFE_FIT_SHAPE_RANGE = (0.3, 20.0)
 
 # --- result shaping -----------------------------------------------------------------------
 QUANTILES = (0.10, 0.50, 0.90)

@@ -28,7 +28,7 @@ from twins.sim.scenario import (
     validate_scenario,
 )
 
-CHUNK_VERSION = 1
+CHUNK_VERSION = 2
 # Per-replication, per-asset outcomes a chunk carries, with their storage dtype.
 # float32 keeps hours to ~1e-7 relative and halves what crosses the broker; statistics are
 # computed from the stored values, so the rounding never depends on the chunking.
@@ -38,6 +38,7 @@ FIELDS: dict[str, str] = {
     "failures": "<i4",
     "preventive": "<i4",
     "downtime_h": "<f4",
+    "failure_downtime_h": "<f4",
     "wait_h": "<f4",
     "crew_busy_h": "<f4",  # per replication, summed over assets: only utilisation needs it
 }
