@@ -6,11 +6,11 @@ import csv
 import io
 import json
 
-import numpy as np
 import pytest
 
 from tests.sim.factories import fleet, scenario, twin_asset
 from twins.sim import Policy, compare, run, to_csv_rows
+from twins.sim.lifelaw import LifeLaw
 from twins.sim.recommend import recommend_replacement
 from twins.sim.report import CSV_HEADER
 from twins.sim.schedule import Schedule
@@ -44,14 +44,15 @@ def test_it_states_its_assumptions_with_every_result():
 
 
 def test_it_recommends_replacement_before_wear_out_when_failures_are_costly():
-    lives = np.random.default_rng(0).weibull(3.0, 5000) * 1000.0
+    law = LifeLaw(shape=3.0, scale=1000.0, age=0.0, source="asset_shape")
     schedule = Schedule(24.0, 7)
-    costly = recommend_replacement(lives, 1_000.0, 10_000.0, schedule, horizon_h=8760.0)
+    costly = recommend_replacement(law, 1_000.0, 10_000.0, schedule, horizon_h=8760.0)
     assert costly["action"] == "preventive"
-    assert 0 < costly["operating_hours"] < np.median(lives)
-    assert costly["cost_per_hour"] < costly["run_to_failure_cost_per_hour"]
-    assert costly["saving_pct"] > 0 and costly["within_horizon"]
-    cheap = recommend_replacement(lives, 1_000.0, 900.0, schedule, horizon_h=8760.0)
+    assert 0 < costly["interval_hours"] < law.new_median
+    assert costly["operating_hours"] == costly["interval_hours"]  # a new part in place
+    assert costly["theory_cost_per_hour"] < costly["theory_run_to_failure_cost_per_hour"]
+    assert costly["theory_saving_pct"] > 0 and costly["within_horizon"]
+    cheap = recommend_replacement(law, 1_000.0, 900.0, schedule, horizon_h=8760.0)
     assert cheap["action"] == "run_to_failure" and cheap["day"] is None
 
 

@@ -73,6 +73,12 @@ LIFE_FIT_SHAPE_RANGE = (0.3, 20.0)
 QUANTILES = (0.10, 0.50, 0.90)
 HISTOGRAM_BINS = 24
 MAX_CURVE_POINTS = 120
-# Candidate preventive times for the age-replacement optimum: quantiles of the life sample.
-RECOMMENDATION_GRID = 199
+# Candidate replacement ages for the age-replacement optimum: evenly spaced up to the new-part
+# life's 99.95 % quantile.
+RECOMMENDATION_GRID = 400
+# Replications (the scenario's first ones, same seeds) of the engine's check of a
+# recommendation: the recommended ages and run to failure, simulated side by side.
+CHECK_REPLICATIONS = 200
+# Two-sided 95 % normal quantile for the confidence intervals a planner reads.
+Z_95 = 1.959963984540054
 PROGRESS_EVERY = 25

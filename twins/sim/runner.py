@@ -122,9 +122,33 @@ def run_chunk(
             }
         )
     began = time.perf_counter()
+    columns = simulate_columns(scenario, start, stop, progress, should_stop, progress_every)
+    return {
+        "version": CHUNK_VERSION,
+        "scenario_key": scenario_key(scenario),
+        "scenario": scenario_to_dict(scenario),
+        "start": start,
+        "stop": stop,
+        "seconds": round(time.perf_counter() - began, 4),
+        "arrays": {
+            name: encode_array(np.array(columns[name]), dtype)
+            for name, dtype in FIELDS.items()
+        },
+    }
+
+
+def simulate_columns(
+    scenario: Scenario,
+    start: int,
+    stop: int,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    progress_every: int = const.PROGRESS_EVERY,
+) -> dict[str, list]:
+    """Per-replication outcomes of replications start..stop-1 (lists, one row each)."""
     plan = build_plan(scenario)
     total = stop - start
-    columns: dict[str, list[list[float]]] = {name: [] for name in FIELDS}
+    columns: dict[str, list] = {name: [] for name in FIELDS}
     for done, replication in enumerate(range(start, stop)):
         if done and done % progress_every == 0:
             if should_stop is not None and should_stop():
@@ -138,17 +162,16 @@ def run_chunk(
         columns["crew_busy_h"].append(sum(outcome.busy_h))
     if progress is not None:
         progress(total, total)
+    return columns
+
+
+def simulate_arrays(scenario: Scenario, replications: int) -> dict[str, np.ndarray]:
+    """The first `replications` of a scenario as float64 arrays, stored precision (float32)
+    first, exactly as a merge sees them."""
+    columns = simulate_columns(scenario, 0, replications)
     return {
-        "version": CHUNK_VERSION,
-        "scenario_key": scenario_key(scenario),
-        "scenario": scenario_to_dict(scenario),
-        "start": start,
-        "stop": stop,
-        "seconds": round(time.perf_counter() - began, 4),
-        "arrays": {
-            name: encode_array(np.array(columns[name]), dtype)
-            for name, dtype in FIELDS.items()
-        },
+        name: np.array(columns[name]).astype(dtype).astype(np.float64)
+        for name, dtype in FIELDS.items()
     }
 
 
