@@ -97,7 +97,8 @@ def test_it_creates_a_scenario_and_its_run_for_a_planner(client, planner, mine, 
     assert list(run.scenario.assets.all()) == [assets[1]] and run.scenario.site == site
     assert run.total == 200  # the what-if and the baseline, 100 replications each
     assert run.specs["scenario"]["load_factor"] == 1.2 and run.specs["scenario"]["policy"] == {
-        "name": "condition_based", "interval_hours": None, "health_threshold": 0.2, "lead_time_hours": None}
+        "name": "condition_based", "interval_hours": None, "health_threshold": 0.2, "lead_time_hours": None,
+        "inspection_interval_hours": None, "detection_probability": None, "off_shift": False}
     page = client.get(response["Location"])
     assert page.status_code == 200 and 'id="progress-bar"' in page.content.decode()
 
