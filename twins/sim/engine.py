@@ -125,13 +125,17 @@ def rul_trigger_left(
 
     The prediction is the true remaining life r times exp(sigma sqrt(r / mean_life) z): its
     error narrows as the part nears failure, as a model's does when wear becomes visible. Solved
-    for r by Newton in log r (a few steps; the map is monotone for |sigma z| < 2)."""
+    for r by Newton in log r (a few steps; the map is monotone for |sigma z| < 2); `life`
+    when the forecast is under the lead time from installation on."""
     target = math.log(lead)
-    y = target - sigma * z * math.sqrt(lead / mean_life)
+    top = math.log(life)
+    if top + sigma * z * math.sqrt(life / mean_life) <= target:
+        return life  # under the lead time from installation on
+    y = min(top, target - sigma * z * math.sqrt(lead / mean_life))
     for _ in range(4):
         root = math.sqrt(math.exp(y) / mean_life)
         g = y + sigma * z * root - target
-        y -= g / (1.0 + 0.5 * sigma * z * root)
+        y = min(top, y - g / (1.0 + 0.5 * sigma * z * root))
     return math.exp(y)
 
 

@@ -44,10 +44,12 @@ class Schedule:
         return week * HOURS_PER_WEEK + day * 24.0 + hour
 
     def shift_end_operating(self, op: float) -> float:
-        """Operating hours worked at the end of the shift in which `op` falls (or ends)."""
+        """Operating hours worked at the end of the shift in which `op` falls (or ends);
+        hour 0 is the start of the first shift, so its end is one shift later."""
         if self.continuous:
             return op
-        return math.ceil(op / self.hours_per_day - 1e-12) * self.hours_per_day
+        shifts = max(1, math.ceil(op / self.hours_per_day - 1e-12))
+        return shifts * self.hours_per_day
 
     def to_operating(self, cal: float) -> float:
         """Operating hours worked between calendar hour 0 and `cal`."""
