@@ -7,7 +7,6 @@ import io
 import json
 
 import numpy as np
-
 import pytest
 
 from tests.sim.factories import fleet, scenario, twin_asset
