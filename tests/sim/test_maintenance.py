@@ -8,6 +8,7 @@ import pytest
 
 from tests.sim.factories import scenario, twin_asset
 from twins.sim import AssetInit, Policy, RulEstimate
+from twins.sim.engine import Draws, _contention_free, build_plan, simulate_replication
 from twins.sim.lifelaw import fit_life_law
 from twins.sim.runner import simulate_arrays
 from twins.sim.schedule import Schedule
@@ -105,3 +106,26 @@ def test_spare_parts_are_pooled_per_asset_type():
     pooled = simulate_arrays(scenario(assets=mixed, **common), 50)
     assert shared["wait_h"].sum(axis=1).mean() > 5.0  # the second failure waits for a part
     assert pooled["wait_h"].sum() == 0.0  # each type has its own spare
+
+
+@pytest.mark.parametrize("policy", [
+    Policy(), Policy("time_based", interval_hours=900.0, off_shift=True),
+    Policy("condition_based", health_threshold=0.2, inspection_interval_hours=300.0,
+           detection_probability=0.7),
+    Policy("rul_based", lead_time_hours=300.0),
+])
+def test_the_fast_path_gives_exactly_what_simpy_gives_when_nothing_waits(policy):
+    assets = [twin_asset(f"x{i}", rul=RulEstimate(600.0, 400.0, 900.0), asset_type=f"t{i % 2}")
+              for i in range(6)]
+    plan = build_plan(scenario(assets=assets, policy=policy, crew_size=3, spare_stock=2,
+                               spare_lead_time_days=3.0, hours_per_day=16.0, days_per_week=5))
+    fast_used = 0
+    for replication in range(40):
+        key = [3, replication]
+        fast = _contention_free(plan, Draws(key, plan.n_assets))
+        slow = simulate_replication(plan, key, fast=False)
+        if fast is not None:
+            fast_used += 1
+            assert fast == slow
+        assert simulate_replication(plan, key) == slow
+    assert fast_used >= 5  # both paths are exercised

@@ -13,6 +13,7 @@ computed before a process is created, and past the horizon no process is started
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass
 
@@ -139,13 +140,32 @@ def rul_trigger_left(
     return math.exp(y)
 
 
-def simulate_replication(plan: Plan, rng: np.random.Generator) -> ReplicationOutcome:
+class Draws:
+    """The random numbers of one replication, drawn per asset so that an asset's lives and job
+    durations never depend on the order in which other assets' events happen: the fast path
+    and the SimPy path read the very same numbers. A few per asset are drawn up front; more
+    come from the asset's own generator, seeded with (seed, replication, asset)."""
+
+    def __init__(self, key: list[int], n: int) -> None:
+        rng = np.random.default_rng(key)
+        self.key = key
+        self.u0 = rng.random(n).tolist()
+        self.normals = rng.standard_normal((n, _PREDRAWN)).tolist()
+        self.uniforms = rng.random((n, _PREDRAWN)).tolist()
+        self.own: dict[int, np.random.Generator] = {}
+
+    def generator(self, k: int) -> np.random.Generator:
+        rng = self.own.get(k)
+        if rng is None:
+            rng = self.own[k] = np.random.default_rng([*self.key, k])
+        return rng
+
+
+def _replication_model(plan: Plan, draws: Draws):
+    """The per-asset laws of one replication: draws, lives, policy triggers, next events."""
     n = plan.n_assets
-    horizon = plan.horizon_h
     sched = plan.schedule
     to_cal = sched.to_calendar
-    to_op = sched.to_operating
-    lost = sched.production_hours
     policy = plan.policy
     rtf = policy == const.POLICY_RUN_TO_FAILURE
     time_based = policy == const.POLICY_TIME_BASED
@@ -153,23 +173,20 @@ def simulate_replication(plan: Plan, rng: np.random.Generator) -> ReplicationOut
     threshold, lead = plan.threshold, plan.lead
     inspection, detection = plan.inspection_h, plan.detection
     off_shift = plan.off_shift and not sched.continuous
-    exp, log, log1p, expm1 = math.exp, math.log, math.log1p, math.expm1
-    repair_sigma = const.REPAIR_TIME_LOG_SIGMA
+    log, log1p, expm1 = math.log, math.log1p, math.expm1
     prog_sigma = const.PROGNOSTIC_LOG_SIGMA
     scale, shape_inv, intervals = plan.scale, plan.shape_inv, plan.interval
     mean_life = [law.new_mean for law in plan.laws]
 
-    u0 = rng.random(n).tolist()
-    normals = rng.standard_normal((n, _PREDRAWN)).tolist()
-    uniforms = rng.random((n, _PREDRAWN)).tolist()
+    normals, uniforms, own = draws.normals, draws.uniforms, draws.generator
 
     def normal(k: int) -> float:
         pool = normals[k]
-        return pool.pop() if pool else float(rng.standard_normal())
+        return pool.pop() if pool else float(own(k).standard_normal())
 
     def uniform(k: int) -> float:
         pool = uniforms[k]
-        return pool.pop() if pool else float(rng.random())
+        return pool.pop() if pool else float(own(k).random())
 
     def new_life(k: int) -> float:
         return scale[k] * (-log(1.0 - uniform(k))) ** shape_inv[k]
@@ -201,6 +218,144 @@ def simulate_replication(plan: Plan, rng: np.random.Generator) -> ReplicationOut
             trig = life - (sched.shift_end_operating(due) - op_now)
         return trig
 
+    def first_event(left: float, trig: float, op_now: float) -> tuple[float, bool]:
+        """Calendar time of the next event and whether it is a preventive trigger."""
+        if trig > 0.0:
+            return to_cal(op_now + max(0.0, left - trig)), True
+        return to_cal(op_now + left), False
+
+    rul = []
+    for k in range(n):
+        e = -log1p(-draws.u0[k])
+        x = plan.age_ratio[k]
+        if x > 0.0:
+            xb = x ** (1.0 / shape_inv[k])
+            rul.append(scale[k] * x * expm1(log1p(e / xb) * shape_inv[k]))
+        else:
+            rul.append(scale[k] * e ** shape_inv[k])
+    return rul, normal, new_life, trigger_left, first_event
+
+
+def simulate_replication(plan: Plan, key: list[int], fast: bool = True) -> ReplicationOutcome:
+    """One replication, seeded by `key` ([seed, replication]).
+
+    When no job ever waits for a crew or a part, the assets are independent and a plain loop
+    per asset gives exactly what SimPy would (the same numbers, bit for bit): that fast path is
+    tried first and kept only if its jobs never exceed the crews nor its parts the stock."""
+    if fast:
+        outcome = _contention_free(plan, Draws(key, plan.n_assets))
+        if outcome is not None:
+            return outcome
+    return _simulate_simpy(plan, Draws(key, plan.n_assets))
+
+
+def _contention_free(plan: Plan, draws: Draws) -> ReplicationOutcome | None:
+    n = plan.n_assets
+    horizon = plan.horizon_h
+    sched = plan.schedule
+    to_op = sched.to_operating
+    lost = sched.production_hours
+    exp = math.exp
+    repair_sigma = const.REPAIR_TIME_LOG_SIGMA
+    rul, normal, new_life, trigger_left, first_event = _replication_model(plan, draws)
+    first_failure = [INF] * n
+    failures = [0] * n
+    preventive = [0] * n
+    downtime = [0.0] * n
+    failure_downtime = [0.0] * n
+    busy = [0.0] * n
+    jobs: list[tuple[float, float]] = []
+    demands: list[list[float]] = [[] for _ in range(plan.pools)]
+    health, age, pool = plan.health, plan.age, plan.pool
+    for k in range(n):
+        left = rul[k]
+        event_at, is_pm = first_event(left, trigger_left(k, left, health[k], age[k], 0.0), 0.0)
+        now = 0.0
+        while event_at < horizon:
+            if event_at > now:
+                now = now + (event_at - now)  # as SimPy's clock adds the timeout, to the bit
+            if is_pm:
+                preventive[k] += 1
+                duration = plan.pm_h[k] * exp(repair_sigma * normal(k))
+            else:
+                if now < first_failure[k]:
+                    first_failure[k] = now
+                failures[k] += 1
+                duration = plan.repair_h[k] * exp(repair_sigma * normal(k))
+            end = now + duration
+            jobs.append((now, end))
+            demands[pool[k]].append(now)
+            if end >= horizon:
+                hours = lost(now, horizon)
+                busy[k] += horizon - now
+                downtime[k] += hours
+                if not is_pm:
+                    failure_downtime[k] += hours
+                break
+            busy[k] += duration
+            hours = lost(now, end)
+            downtime[k] += hours
+            if not is_pm:
+                failure_downtime[k] += hours
+            now = end
+            left = new_life(k)
+            op_now = to_op(end)
+            event_at, is_pm = first_event(left, trigger_left(k, left, 1.0, 0.0, op_now), op_now)
+    if not _fits(jobs, plan.crew_size) or not _parts_suffice(demands, plan):
+        return None
+    return ReplicationOutcome(
+        first_failure, rul, failures, preventive, downtime, failure_downtime, [0.0] * n, busy
+    )
+
+
+def _fits(jobs: list[tuple[float, float]], crews: int) -> bool:
+    """No job ever finds every crew busy."""
+    if len(jobs) <= crews:
+        return True
+    jobs.sort()
+    running: list[float] = []
+    for start, end in jobs:
+        while running and running[0] <= start:
+            heapq.heappop(running)
+        if len(running) >= crews:
+            return False
+        heapq.heappush(running, end)
+    return True
+
+
+def _parts_suffice(demands: list[list[float]], plan: Plan) -> bool:
+    """Every job finds a part in its pool (one-for-one reorders back after the lead time)."""
+    stock = plan.spare_stock
+    if stock is None:
+        return True
+    lead = plan.spare_lead_h
+    for times in demands:
+        if not times:
+            continue
+        if stock == 0 and lead > 0.0:
+            return False
+        if len(times) <= stock or lead == 0.0:
+            continue
+        times.sort()
+        oldest = 0
+        for i, t in enumerate(times):
+            while times[oldest] + lead <= t:
+                oldest += 1
+            if i - oldest >= stock:  # parts taken and not yet back
+                return False
+    return True
+
+
+def _simulate_simpy(plan: Plan, draws: Draws) -> ReplicationOutcome:
+    n = plan.n_assets
+    horizon = plan.horizon_h
+    sched = plan.schedule
+    to_cal = sched.to_calendar
+    to_op = sched.to_operating
+    lost = sched.production_hours
+    exp = math.exp
+    repair_sigma = const.REPAIR_TIME_LOG_SIGMA
+    rul, normal, new_life, trigger_left, first_event = _replication_model(plan, draws)
     first_failure = [INF] * n
     failures = [0] * n
     preventive = [0] * n
@@ -208,15 +363,6 @@ def simulate_replication(plan: Plan, rng: np.random.Generator) -> ReplicationOut
     failure_downtime = [0.0] * n
     wait = [0.0] * n
     busy = [0.0] * n
-    rul = []
-    for k in range(n):
-        e = -log1p(-u0[k])
-        x = plan.age_ratio[k]
-        if x > 0.0:
-            xb = x ** (1.0 / shape_inv[k])
-            rul.append(scale[k] * x * expm1(log1p(e / xb) * shape_inv[k]))
-        else:
-            rul.append(scale[k] * e ** shape_inv[k])
     down_since: list[float | None] = [None] * n
     failing = [False] * n  # whether the asset is down for a failure (not a preventive job)
     waiting_since: list[float | None] = [None] * n
@@ -231,13 +377,6 @@ def simulate_replication(plan: Plan, rng: np.random.Generator) -> ReplicationOut
     )
     spare_lead = plan.spare_lead_h
     corrective_p, preventive_p = const.PRIORITY_CORRECTIVE, const.PRIORITY_PREVENTIVE
-
-    def first_event(left: float, trig: float, op_now: float) -> tuple[float, bool]:
-        """Calendar time of the next event and whether it is a preventive trigger."""
-        if trig > 0.0:
-            dt = left - trig
-            return to_cal(op_now + (max(0.0, dt))), True
-        return to_cal(op_now + left), False
 
     def asset(k: int, left: float, trig: float, event_at: float, is_pm: bool):
         spares = None if pools is None else pools[plan.pool[k]]

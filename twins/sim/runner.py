@@ -155,8 +155,7 @@ def simulate_columns(
                 raise SimulationCancelled(done)
             if progress is not None:
                 progress(done, total)
-        rng = np.random.default_rng([scenario.seed, replication])
-        outcome = simulate_replication(plan, rng)
+        outcome = simulate_replication(plan, [scenario.seed, replication])
         for name in PER_ASSET:
             columns[name].append(getattr(outcome, name))
         columns["crew_busy_h"].append(sum(outcome.busy_h))
