@@ -27,7 +27,7 @@ from twins.sim.scenario import Scenario
 from twins.sim.schedule import Schedule
 
 # Random numbers drawn up front per asset and replication; more are drawn on demand.
-_PREDRAWN = 3
+_PREDRAWN = 5
 INF = math.inf
 
 
@@ -55,6 +55,7 @@ class Plan:
     pools: int
     health: list[float]
     laws: list[LifeLaw]
+    mean_life: list[float]  # mean life of a new part (the RUL forecast's error scale)
     scale: list[float]
     shape_inv: list[float]
     age_ratio: list[float]  # age / scale of the part in place
@@ -94,6 +95,7 @@ def build_plan(scenario: Scenario) -> Plan:
         pools=len(types),
         health=[asset.health for asset in scenario.assets],
         laws=laws,
+        mean_life=[law.new_mean for law in laws],
         scale=[law.scale for law in laws],
         shape_inv=[1.0 / law.shape for law in laws],
         age_ratio=[law.age / law.scale for law in laws],
@@ -176,7 +178,7 @@ def _replication_model(plan: Plan, draws: Draws):
     log, log1p, expm1 = math.log, math.log1p, math.expm1
     prog_sigma = const.PROGNOSTIC_LOG_SIGMA
     scale, shape_inv, intervals = plan.scale, plan.shape_inv, plan.interval
-    mean_life = [law.new_mean for law in plan.laws]
+    mean_life = plan.mean_life
 
     normals, uniforms, own = draws.normals, draws.uniforms, draws.generator
 
@@ -239,9 +241,9 @@ def _replication_model(plan: Plan, draws: Draws):
 def simulate_replication(plan: Plan, key: list[int], fast: bool = True) -> ReplicationOutcome:
     """One replication, seeded by `key` ([seed, replication]).
 
-    When no job ever waits for a crew or a part, the assets are independent and a plain loop
-    per asset gives exactly what SimPy would (the same numbers, bit for bit): that fast path is
-    tried first and kept only if its jobs never exceed the crews nor its parts the stock."""
+    When no job ever waits for a crew, a plain event loop (parts matched to jobs in closed
+    form) gives exactly what SimPy would, the same numbers bit for bit: that fast path is tried
+    first and kept only if its jobs never find every crew busy; SimPy runs otherwise."""
     if fast:
         outcome = _contention_free(plan, Draws(key, plan.n_assets))
         if outcome is not None:
@@ -250,10 +252,14 @@ def simulate_replication(plan: Plan, key: list[int], fast: bool = True) -> Repli
 
 
 def _contention_free(plan: Plan, draws: Draws) -> ReplicationOutcome | None:
+    """Every asset's events in time order (one heap), parts matched to jobs first come, first
+    served, without SimPy: exact whenever no job waits for a crew (checked at the end; None
+    if one would). The i-th part taken from a pool is in stock (i < stock) or is the one
+    reordered by the (i - stock)-th job, back `lead` hours after it was taken."""
     n = plan.n_assets
     horizon = plan.horizon_h
     sched = plan.schedule
-    to_op = sched.to_operating
+    to_op, to_cal = sched.to_operating, sched.to_calendar
     lost = sched.production_hours
     exp = math.exp
     repair_sigma = const.REPAIR_TIME_LOG_SIGMA
@@ -263,48 +269,97 @@ def _contention_free(plan: Plan, draws: Draws) -> ReplicationOutcome | None:
     preventive = [0] * n
     downtime = [0.0] * n
     failure_downtime = [0.0] * n
+    wait = [0.0] * n
     busy = [0.0] * n
     jobs: list[tuple[float, float]] = []
-    demands: list[list[float]] = [[] for _ in range(plan.pools)]
-    health, age, pool = plan.health, plan.age, plan.pool
+    stock = plan.spare_stock
+    lead = plan.spare_lead_h
+    taken: list[list[float]] = [[] for _ in range(plan.pools)]
+    pool = plan.pool
+    left = list(rul)
+    trig = [0.0] * n
+    is_pm = [False] * n
+    since = [0.0] * n  # when the asset's last job ended (the clock its next timeout runs from)
+    # ties (jobs due at the same shift end) go as SimPy takes them: the timeout scheduled
+    # first, i.e. the one set at the earlier job end, then the asset's index
+    queue: list[tuple[float, float, int]] = []
     for k in range(n):
-        left = rul[k]
-        event_at, is_pm = first_event(left, trigger_left(k, left, health[k], age[k], 0.0), 0.0)
-        now = 0.0
-        while event_at < horizon:
-            if event_at > now:
-                now = now + (event_at - now)  # as SimPy's clock adds the timeout, to the bit
-            if is_pm:
-                preventive[k] += 1
-                duration = plan.pm_h[k] * exp(repair_sigma * normal(k))
-            else:
-                if now < first_failure[k]:
-                    first_failure[k] = now
-                failures[k] += 1
-                duration = plan.repair_h[k] * exp(repair_sigma * normal(k))
-            end = now + duration
-            jobs.append((now, end))
-            demands[pool[k]].append(now)
-            if end >= horizon:
-                hours = lost(now, horizon)
-                busy[k] += horizon - now
+        trig[k] = trigger_left(k, left[k], plan.health[k], plan.age[k], 0.0)
+        event_at, is_pm[k] = first_event(left[k], trig[k], 0.0)
+        if event_at < horizon:
+            queue.append((event_at, 0.0, k))
+    heapq.heapify(queue)
+    pop, push = heapq.heappop, heapq.heappush
+    while queue:
+        event_at, _set_at, k = pop(queue)
+        now = since[k]
+        if event_at > now:
+            now = now + (event_at - now)  # as SimPy's clock adds the timeout, to the bit
+        failed = not is_pm[k]
+        down_since = waiting_since = now
+        if failed:
+            if now < first_failure[k]:
+                first_failure[k] = now
+            failures[k] += 1
+            fail_at = INF
+        else:
+            fail_at = to_cal(to_op(now) + min(left[k], trig[k]))
+        part_at = now
+        if stock is not None:
+            parts = taken[pool[k]]
+            i = len(parts)
+            parts.append(now)
+            if lead > 0.0 and i >= stock:
+                back = parts[i - stock] + lead
+                if back > now:
+                    part_at = back
+        if part_at > now and not failed and fail_at < horizon and fail_at < part_at:
+            # the asset runs while its part is on the way, and fails first
+            failed = True
+            down_since = waiting_since = now + (fail_at - now)
+            if down_since < first_failure[k]:
+                first_failure[k] = down_since
+            failures[k] += 1
+        if part_at >= horizon:
+            if failed:
+                hours = lost(down_since, horizon)
                 downtime[k] += hours
-                if not is_pm:
-                    failure_downtime[k] += hours
-                break
-            busy[k] += duration
-            hours = lost(now, end)
-            downtime[k] += hours
-            if not is_pm:
                 failure_downtime[k] += hours
-            now = end
-            left = new_life(k)
-            op_now = to_op(end)
-            event_at, is_pm = first_event(left, trigger_left(k, left, 1.0, 0.0, op_now), op_now)
-    if not _fits(jobs, plan.crew_size) or not _parts_suffice(demands, plan):
+                wait[k] += horizon - waiting_since
+            continue
+        start = part_at
+        if failed:
+            wait[k] += start - waiting_since
+            duration = plan.repair_h[k] * exp(repair_sigma * normal(k))
+        else:
+            preventive[k] += 1
+            down_since = start
+            duration = plan.pm_h[k] * exp(repair_sigma * normal(k))
+        end = start + duration
+        jobs.append((start, end))
+        if end >= horizon:
+            busy[k] += horizon - start
+            hours = lost(down_since, horizon)
+            downtime[k] += hours
+            if failed:
+                failure_downtime[k] += hours
+            continue
+        busy[k] += duration
+        hours = lost(down_since, end)
+        downtime[k] += hours
+        if failed:
+            failure_downtime[k] += hours
+        since[k] = end
+        left[k] = new_life(k)
+        op_now = to_op(end)
+        trig[k] = trigger_left(k, left[k], 1.0, 0.0, op_now)
+        event_at, is_pm[k] = first_event(left[k], trig[k], op_now)
+        if event_at < horizon:
+            push(queue, (event_at, end, k))
+    if not _fits(jobs, plan.crew_size):
         return None
     return ReplicationOutcome(
-        first_failure, rul, failures, preventive, downtime, failure_downtime, [0.0] * n, busy
+        first_failure, rul, failures, preventive, downtime, failure_downtime, wait, busy
     )
 
 
@@ -320,29 +375,6 @@ def _fits(jobs: list[tuple[float, float]], crews: int) -> bool:
         if len(running) >= crews:
             return False
         heapq.heappush(running, end)
-    return True
-
-
-def _parts_suffice(demands: list[list[float]], plan: Plan) -> bool:
-    """Every job finds a part in its pool (one-for-one reorders back after the lead time)."""
-    stock = plan.spare_stock
-    if stock is None:
-        return True
-    lead = plan.spare_lead_h
-    for times in demands:
-        if not times:
-            continue
-        if stock == 0 and lead > 0.0:
-            return False
-        if len(times) <= stock or lead == 0.0:
-            continue
-        times.sort()
-        oldest = 0
-        for i, t in enumerate(times):
-            while times[oldest] + lead <= t:
-                oldest += 1
-            if i - oldest >= stock:  # parts taken and not yet back
-                return False
     return True
 
 
