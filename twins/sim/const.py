@@ -78,7 +78,7 @@ MAX_CURVE_POINTS = 120
 RECOMMENDATION_GRID = 400
 # Replications (the scenario's first ones, same seeds) of the engine's check of a
 # recommendation: the recommended ages and run to failure, simulated side by side.
-CHECK_REPLICATIONS = 200
+CHECK_REPLICATIONS = 100
 # Two-sided 95 % normal quantile for the confidence intervals a planner reads.
 Z_95 = 1.959963984540054
 PROGRESS_EVERY = 25

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -132,8 +133,10 @@ def _shape_for_interval(age: float, median: float, p10: float, p90: float) -> fl
     return float(math.exp(0.5 * (a + b)))
 
 
+@lru_cache(maxsize=4096)
 def fit_life_law(asset: AssetInit) -> LifeLaw:
-    """The asset's Weibull law at its nominal profile; see the module docstring."""
+    """The asset's Weibull law at its nominal profile; see the module docstring. Cached: an
+    AssetInit is frozen, and a scenario's chunks, merge and check fit the same assets."""
     if asset.rul is not None:
         median = asset.rul.median
         rate = asset.rate if asset.rate is not None else asset.health / median
