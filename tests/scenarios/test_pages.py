@@ -144,6 +144,13 @@ def test_it_shows_results_with_recommended_dates_and_escapes_names(client, plann
         if expected:
             assert f'<time datetime="{expected}">' in html
     assert any(a["recommendation"]["day"] is not None for a in result["assets"])  # condition-based at 1.2x load: worth planning
+    # each recommendation shows the engine's own check of it: cost per operating hour with its interval
+    checked = re.findall(r'data-check="simulated">(.*?)</div>', html, re.DOTALL)
+    assert len(checked) == len(result["assets"])
+    for text, asset in zip(checked, result["assets"]):
+        sim = asset["recommendation"]["simulated"]
+        assert f"Simulated ({sim['replications']} runs, {sim['horizon_days']} days)" in text
+        assert sim["quiet"] or (f"{sim['cost_per_hour']:.2f} per operating h" in text and "95 % CI" in text)
     assert "Assumptions" in html and "Bearing (mechanical) life" in html
     for note in finished_run.calibration[:-1]:
         assert "twin RUL median" in note["statement"]

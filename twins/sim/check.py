@@ -34,10 +34,15 @@ def cost_rates(scenario: Scenario, arrays: dict[str, np.ndarray]) -> np.ndarray:
     return cost / ran
 
 
-def _mean_ci(values: np.ndarray, digits: int = 4) -> tuple[float, list[float]]:
+def _mean_ci(
+    values: np.ndarray, digits: int = 4, floor: float | None = None
+) -> tuple[float, list[float]]:
+    """Mean and normal 95 % interval; `floor` bounds the interval of a quantity that cannot
+    go below it (a cost rate: rare failures give a wide interval around a small mean)."""
     mean = float(values.mean())
     half = const.Z_95 * float(values.std(ddof=1)) / math.sqrt(values.size) if values.size > 1 else 0.0
-    return round(mean, digits), [round(mean - half, digits), round(mean + half, digits)]
+    low = mean - half if floor is None else max(floor, mean - half)
+    return round(mean, digits), [round(low, digits), round(mean + half, digits)]
 
 
 def policy_scenarios(
@@ -90,8 +95,8 @@ def check_recommendations(
     else:
         rec_rates = rtf_rates
     for k, rec in enumerate(recommendations):
-        rtf_mean, rtf_ci = _mean_ci(rtf_rates[:, k])
-        rec_mean, rec_ci = _mean_ci(rec_rates[:, k])
+        rtf_mean, rtf_ci = _mean_ci(rtf_rates[:, k], floor=0.0)
+        rec_mean, rec_ci = _mean_ci(rec_rates[:, k], floor=0.0)
         saved, saved_ci = _mean_ci(rtf_rates[:, k] - rec_rates[:, k], 6)
         scale = 100.0 / rtf_mean if rtf_mean > 0 else 0.0
         rec["simulated"] = {
@@ -103,6 +108,10 @@ def check_recommendations(
             "run_to_failure_cost_per_hour_ci95": rtf_ci,
             "saving_pct": round(saved * scale, 2),
             "saving_pct_ci95": [round(v * scale, 2) for v in saved_ci],
+            # nothing happens to this asset within the horizon under either policy
+            "quiet": rtf_mean == 0.0 and rec_mean == 0.0,
+            # the simulation shows a saving (its 95 % interval above zero)
+            "confirmed": saved_ci[0] > 0.0,
         }
         # what the page quotes: the engine's own figures
         rec["cost_per_hour"] = rec_mean
