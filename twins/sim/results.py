@@ -21,7 +21,9 @@ is None when it lies beyond the horizon.
            failure_probability [per day_grid], failure_probability_horizon,
            expected_failures, expected_preventive, downtime_hours, wait_hours, availability,
            maintenance_cost, downtime_cost, total_cost (Summaries), recommendation
-           (recommend.py), assumptions [per-asset calibration and stress statements]
+           (recommend.py on the asset's life law and the simulation's event costs, with
+           "simulated": the engine's check of it, check.py), assumptions [per-asset
+           calibration and stress statements]
 """
 
 from __future__ import annotations
