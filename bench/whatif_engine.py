@@ -1,5 +1,9 @@
 """Benchmark of the pure what-if engine (no Celery): 50 assets x 1,000 replications x 1 year.
 
+--assets 500 is a site of ten groups of 50 assets of one type, each group with its own 5 spares
+(pools per asset type) and 3 crews. Merging includes the recommendation check (the engine
+simulating the recommended ages and run to failure on 100 replications).
+
 The fleet is calibrated from real run-to-failure lives (NASA C-MAPSS FD001): each asset is a
 unit observed part-way through its life. One flight cycle is taken as 40 operating hours, so
 that lives (median ~8,000 h) look like industrial rotating equipment; --hours-per-cycle 10
@@ -38,6 +42,10 @@ from twins.sim import (  # the repo root must be on the path first
 )
 
 CMAPSS = ROOT / "datasets" / "cmapss" / "train_FD001.txt.gz"
+# A site grows by groups of 50 assets of one type, each with its own 5 spares and 3 crews:
+# the 50-asset headline is one group; a site of 500 is ten.
+ASSETS_PER_TYPE = 50
+CREWS_PER_TYPE = 3
 
 
 def cmapss_fleet(count: int, hours_per_cycle: float = 40.0) -> list[AssetInit]:
@@ -62,6 +70,7 @@ def cmapss_fleet(count: int, hours_per_cycle: float = 40.0) -> list[AssetInit]:
                 bearing_share=0.3 + 0.1 * (index % 5),
                 repair_hours=8.0 + 4 * (index % 3),
                 pm_hours=4.0,
+                asset_type=f"type-{index // ASSETS_PER_TYPE}",
             )
         )
     return assets
@@ -78,8 +87,8 @@ def headline_scenario(
         ambient_delta_c=5.0,
         hours_per_day=16.0,
         days_per_week=6,
-        crew_size=3,
-        spare_stock=5,
+        crew_size=CREWS_PER_TYPE * max(1, -(-assets // ASSETS_PER_TYPE)),
+        spare_stock=5,  # per asset type
         spare_lead_time_days=10.0,
         horizon_days=365,
         replications=replications,
@@ -115,6 +124,7 @@ def main() -> None:
     parser.add_argument("--assets", type=int, default=50)
     parser.add_argument("--replications", type=int, default=1000)
     parser.add_argument("--hours-per-cycle", type=float, default=40.0)
+    parser.add_argument("--no-policies", action="store_true", help="skip the one-process run per policy")
     args = parser.parse_args()
     scenario = headline_scenario(args.assets, args.replications, args.hours_per_cycle)
     asset_years = args.assets * args.replications * scenario.horizon_days / 365.0
@@ -126,11 +136,16 @@ def main() -> None:
         Policy("condition_based", health_threshold=0.15),
         Policy("rul_based", lead_time_hours=300.0),
     ]
-    for policy in policies:
+    for policy in [] if args.no_policies else policies:
         seconds, _ = timed_one_process(replace(scenario, policy=policy))
         by_policy[policy.name] = round(seconds, 3)
         print(f"{policy.name:>16}: {seconds:6.2f} s on one process")
 
+    checked = replace(scenario, replications=min(scenario.replications, 100))
+    chunk = run_chunk(checked, 0, checked.replications)
+    began = time.perf_counter()
+    merge([chunk])  # the merge alone, with its recommendation check (100 replications)
+    merge_s = time.perf_counter() - began
     one_s, one = timed_one_process(scenario)
     two_s, two = timed_processes(scenario, 2)
     identical = json.dumps(one, sort_keys=True) == json.dumps(two, sort_keys=True)
@@ -145,6 +160,7 @@ def main() -> None:
     print(
         f"1 process : {one_s:6.2f} s ({1e6 * one_s / asset_years:.0f} us per asset-year)"
     )
+    print(f"merge with its recommendation check (of 100 replications): {merge_s:.2f} s")
     print(
         f"2 processes: {two_s:6.2f} s (x{one_s / two_s:.2f}); identical results: {identical}"
     )
@@ -155,6 +171,7 @@ def main() -> None:
                 "replications": args.replications,
                 "seconds_1_process": round(one_s, 3),
                 "seconds_2_processes": round(two_s, 3),
+                "seconds_merge_with_check": round(merge_s, 3),
                 "scale": round(one_s / two_s, 3),
                 "identical": identical,
                 "us_per_asset_year": round(1e6 * one_s / asset_years, 1),

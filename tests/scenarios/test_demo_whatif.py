@@ -34,12 +34,14 @@ POLICIES = {
 }
 
 
-def fleet_result(site, policy: dict) -> dict:
+def fleet_result(site, policy: dict, seen: dict | None = None) -> dict:
     scenario = create_scenario(None, name=f"North Plant, {policy['name']}", site=site, assets=list(site.assets.all()), params={**PARAMS, "policy": policy},
                                compare_baseline=False)
     run = start_run(scenario.id, dispatch=False)
     assert jobs.run_all_chunks(run.id)["status"] == "done"
     run.refresh_from_db()
+    if seen is not None:
+        seen.update(run.results[const.VARIANT_SCENARIO])
     return run.results[const.VARIANT_SCENARIO]["fleet"]
 
 
@@ -57,8 +59,21 @@ def test_the_demo_what_if_answers_the_planners_question(settings, tmp_path):
     assert sum(t.health >= 0.5 for t in twins) >= 12 and any(t.rul_median < 1000 for t in twins)
     assert all(t.degradation_rate is None or t.degradation_rate > 0 for t in twins)
 
-    results = {name: fleet_result(site, policy) for name, policy in POLICIES.items()}
+    baseline: dict = {}
+    results = {name: fleet_result(site, policy, baseline if name == "run_to_failure" else None) for name, policy in POLICIES.items()}
     rtf = results["run_to_failure"]
+    # Every recommendation carries the engine's own check: a cost per operating hour inside its
+    # interval, a saving only where a replacement is recommended, a date not in the past.
+    for asset in baseline["assets"]:
+        rec, sim = asset["recommendation"], asset["recommendation"]["simulated"]
+        low, high = sim["cost_per_hour_ci95"]
+        assert 0 <= low <= sim["cost_per_hour"] <= high, (asset["name"], sim)
+        assert rec["cost_per_hour"] == sim["cost_per_hour"] and rec["saving_pct"] == sim["saving_pct"]
+        if rec["action"] == "preventive":
+            assert rec["day"] >= 0 and rec["interval_hours"] > 0, rec
+        else:
+            assert sim["cost_per_hour"] == sim["run_to_failure_cost_per_hour"]
+        print(asset["name"], rec["action"], rec["day"], rec["interval_hours"], rec["theory_cost_per_hour"], sim)
 
     # A plausible healthy site run to failure for a year: a few failures among 18 machines.
     assert 0.5 <= rtf["expected_failures"] <= 0.8 * 18, rtf["expected_failures"]

@@ -97,7 +97,8 @@ def test_it_creates_a_scenario_and_its_run_for_a_planner(client, planner, mine, 
     assert list(run.scenario.assets.all()) == [assets[1]] and run.scenario.site == site
     assert run.total == 200  # the what-if and the baseline, 100 replications each
     assert run.specs["scenario"]["load_factor"] == 1.2 and run.specs["scenario"]["policy"] == {
-        "name": "condition_based", "interval_hours": None, "health_threshold": 0.2, "lead_time_hours": None}
+        "name": "condition_based", "interval_hours": None, "health_threshold": 0.2, "lead_time_hours": None,
+        "inspection_interval_hours": None, "detection_probability": None, "off_shift": False}
     page = client.get(response["Location"])
     assert page.status_code == 200 and 'id="progress-bar"' in page.content.decode()
 
@@ -143,6 +144,13 @@ def test_it_shows_results_with_recommended_dates_and_escapes_names(client, plann
         if expected:
             assert f'<time datetime="{expected}">' in html
     assert any(a["recommendation"]["day"] is not None for a in result["assets"])  # condition-based at 1.2x load: worth planning
+    # each recommendation shows the engine's own check of it: cost per operating hour with its interval
+    checked = re.findall(r'data-check="simulated">(.*?)</div>', html, re.DOTALL)
+    assert len(checked) == len(result["assets"])
+    for text, asset in zip(checked, result["assets"]):
+        sim = asset["recommendation"]["simulated"]
+        assert f"Simulated ({sim['replications']} runs, {sim['horizon_days']} days)" in text
+        assert sim["quiet"] or (f"{sim['cost_per_hour']:.2f} per operating h" in text and "95 % CI" in text)
     assert "Assumptions" in html and "Bearing (mechanical) life" in html
     for note in finished_run.calibration[:-1]:
         assert "twin RUL median" in note["statement"]

@@ -72,9 +72,14 @@ def hours_per_cycle(twin: TwinState, models_by_version: dict[str, RulModel], ass
     return const.DEFAULT_HOURS_PER_CYCLE, "default assumption (1 cycle = 1 operating hour)"
 
 
+def _type_key(asset: Asset) -> str:
+    """The asset type's identity (no query): spare parts are pooled per type."""
+    return f"type-{asset.asset_type_id}" if asset.asset_type_id else ""
+
+
 def _default_asset(asset: Asset) -> Calibrated:
     rate = 1.0 / const.DEFAULT_LIFE_HOURS
-    init = AssetInit(asset_id=asset.key, name=asset.name, health=const.DEFAULT_HEALTH, rate=rate)
+    init = AssetInit(asset_id=asset.key, name=asset.name, health=const.DEFAULT_HEALTH, rate=rate, asset_type=_type_key(asset))
     statement = (
         f"{asset.name}: no twin state yet. DEFAULT ASSUMPTION: half-way (health {const.DEFAULT_HEALTH:g}) "
         f"through a life of {const.DEFAULT_LIFE_HOURS:,.0f} operating hours, i.e. a median remaining life "
@@ -144,7 +149,7 @@ def calibrate_asset(asset: Asset, twin: TwinState | None, models_by_version: dic
         rate = 1.0 / const.DEFAULT_LIFE_HOURS
         parts.append(f"DEFAULT ASSUMPTION: neither RUL nor degradation rate yet, rate 1/{const.DEFAULT_LIFE_HOURS:,.0f} per operating hour")
     params["rate_per_hour"] = rate
-    init = AssetInit(asset_id=asset.key, name=asset.name, health=health, rate=rate, rul=rul)
+    init = AssetInit(asset_id=asset.key, name=asset.name, health=health, rate=rate, rul=rul, asset_type=_type_key(asset))
     if rul is not None:
         source = f"twin RUL median {rul.median:,.0f} operating hours" + (
             f" (80 % interval {rul.low:,.0f}-{rul.high:,.0f})" if rul.low is not None else " (no interval: default spread)"
@@ -172,9 +177,11 @@ def _calibrate_with_lives(asset: Asset, twin: TwinState, life_h: float, beyond: 
         return calibrate_asset(asset, None)
     age = max(0.0, life_h - rul.median)
     params.update(health=health, rul_median_h=rul.median, rul_low_h=rul.low, rul_high_h=rul.high, age_h=age, rate_per_hour=1.0 / life_h)
-    init = AssetInit(asset_id=asset.key, name=asset.name, health=health, rate=1.0 / life_h, rul=rul, age_hours=age)
+    init = AssetInit(asset_id=asset.key, name=asset.name, health=health, rate=1.0 / life_h, rul=rul, age_hours=age,
+                     new_life_hours=life_h, asset_type=_type_key(asset))
     statement = (f"{asset.name}: {source}, health {health:g}; a new component lives {life_h:,.0f} operating hours at the median "
-                 f"(the model's training lives), so this one is about {age:,.0f} h old.")
+                 f"(the model's training lives), so this one is about {age:,.0f} h old; its life law is fitted to "
+                 f"both that new-part life and the RUL.")
     return Calibrated(init, {"asset_id": asset.key, "name": asset.name, "source": "twin", "statement": statement, "parameters": params})
 
 
@@ -204,6 +211,9 @@ def _policy(params: dict[str, Any]) -> Policy:
         interval_hours=raw.get("interval_hours"),
         health_threshold=raw.get("health_threshold"),
         lead_time_hours=raw.get("lead_time_hours"),
+        inspection_interval_hours=raw.get("inspection_interval_hours"),
+        detection_probability=raw.get("detection_probability"),
+        off_shift=bool(raw.get("off_shift", False)),
     )
 
 

@@ -53,6 +53,12 @@ class ScenarioForm(forms.Form):
     interval_hours = forms.FloatField(required=False, label="Replacement age (operating hours)", help_text="time-based policy")
     health_threshold = forms.FloatField(required=False, label="Health threshold (0-1)", help_text="condition-based policy")
     lead_time_hours = forms.FloatField(required=False, label="RUL lead time (operating hours)", help_text="RUL-based policy")
+    inspection_interval_hours = forms.FloatField(required=False, label="Inspection interval (operating hours)",
+                                                 help_text="condition-based policy; blank: monitored continuously")
+    detection_probability = forms.FloatField(required=False, label="Detection probability per inspection (0-1)",
+                                             help_text="condition-based policy with inspections; blank: 1")
+    off_shift = forms.BooleanField(required=False, label="Preventive jobs wait for the end of the shift",
+                                   help_text="start planned jobs off-shift; the asset runs (and may fail) until then")
     crew_size = forms.IntegerField(initial=2, label="Repair crews")
     spare_stock = forms.IntegerField(required=False, initial=2, help_text="Spare parts in stock; blank: unlimited")
     spare_lead_time_days = forms.FloatField(initial=14.0, label="Spare lead time (days)")
@@ -100,6 +106,12 @@ class ScenarioForm(forms.Form):
         needed = POLICY_FIELD.get(data["policy"])
         if needed:
             policy[needed] = data.get(needed)
+        if data["policy"] == sim_const.POLICY_CONDITION_BASED:
+            for name in ("inspection_interval_hours", "detection_probability"):
+                if data.get(name) is not None:
+                    policy[name] = data[name]
+        if data.get("off_shift") and data["policy"] != sim_const.POLICY_RUN_TO_FAILURE:
+            policy["off_shift"] = True
         self.params = {name: data.get(name) for name in ENGINE_FIELDS}
         self.params["policy"] = policy
         if len(self.chosen_assets) > sim_const.MAX_ASSETS:
@@ -135,7 +147,8 @@ class ScenarioForm(forms.Form):
 FIELD_GROUPS = [
     ("Name and assets", ("name", "site", "assets")),
     ("Operating profile", ("load_factor", "speed_factor", "hours_per_day", "days_per_week", "ambient_delta_c")),
-    ("Maintenance", ("policy", "interval_hours", "health_threshold", "lead_time_hours", "crew_size", "spare_stock", "spare_lead_time_days")),
+    ("Maintenance", ("policy", "interval_hours", "health_threshold", "lead_time_hours", "inspection_interval_hours",
+                     "detection_probability", "off_shift", "crew_size", "spare_stock", "spare_lead_time_days")),
     ("Costs", ("pm_cost", "cm_cost", "downtime_cost_per_hour")),
     ("Simulation", ("horizon_days", "replications", "seed", "compare_baseline")),
 ]

@@ -55,8 +55,13 @@ def asset_rows(result: dict[str, Any], start: date, baseline: dict[str, Any] | N
             "maintenance_cost": a["maintenance_cost"], "downtime_cost": a["downtime_cost"], "total_cost": a["total_cost"],
             "recommendation": {
                 "action": rec["action"], "day": rec["day"], "operating_hours": rec["operating_hours"],
+                "interval_hours": rec.get("interval_hours"),
                 "within_horizon": rec["within_horizon"], "saving_pct": rec["saving_pct"], "reason": rec["reason"],
                 "date": recommended_date(start, rec["day"]),
+                # the engine's own check of the recommendation (absent from results stored before it)
+                "simulated": rec.get("simulated"),
+                "theory_cost_per_hour": rec.get("theory_cost_per_hour"),
+                "theory_saving_pct": rec.get("theory_saving_pct"),
             },
         })
     return rows

@@ -12,6 +12,9 @@ Public API (everything JSON-ready crosses Celery as is):
     compare(baseline, others) -> dict            deltas side by side
     to_csv_rows(result) -> list[list]            header + one row per asset + FLEET row
 
+Each asset has one Weibull life law (lifelaw.py) for the part in place, every replacement and
+the recommendation; merge() checks each recommendation by simulating it (check.py).
+
 A Celery chord would be: group(chunk_task.s(scenario_dict, a, b) for a, b in
 chunk_bounds(n, workers)) | merge_task.s(), each task calling scenario_from_dict then run_chunk.
 """

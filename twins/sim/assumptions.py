@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 from twins.sim import const
-from twins.sim.laws import Stress, asset_stress, life_model
+from twins.sim.laws import Stress, asset_stress
+from twins.sim.lifelaw import LifeLaw, fit_life_law
 from twins.sim.scenario import AssetInit, Scenario
 from twins.sim.schedule import Schedule
 
@@ -30,19 +31,33 @@ def _policy_statement(scenario: Scenario) -> Assumption:
             f"(1 - health) / rate unless given)."
         )
     elif policy.name == const.POLICY_CONDITION_BASED:
+        if policy.inspection_interval_hours:
+            seen = (
+                f"health is inspected every {policy.inspection_interval_hours:,.0f} operating "
+                f"hours and an inspection sees a crossed threshold with probability "
+                f"{1.0 if policy.detection_probability is None else policy.detection_probability:g}"
+            )
+        else:
+            seen = "health is monitored continuously by the twin"
         text = (
-            f"Condition-based replacement when the monitored health falls to "
-            f"{policy.health_threshold:g}; health is observed continuously by the twin."
+            f"Condition-based replacement when health falls to "
+            f"{policy.health_threshold:g}; {seen}."
         )
     elif policy.name == const.POLICY_RUL_BASED:
         text = (
             f"RUL-based replacement when the twin's predicted RUL falls below "
             f"{policy.lead_time_hours:,.0f} operating hours; the prediction is the true "
-            f"remaining life times a lognormal error (log-sigma "
-            f"{const.PROGNOSTIC_LOG_SIGMA})."
+            f"remaining life r times a lognormal error of log-sigma "
+            f"{const.PROGNOSTIC_LOG_SIGMA} x sqrt(r / mean life): it narrows as the part "
+            f"nears failure. A part just installed is never replaced on its forecast."
         )
     else:
         text = "Run to failure: no preventive replacement; every failure is repaired."
+    if policy.off_shift and policy.name != const.POLICY_RUN_TO_FAILURE:
+        text += (
+            " Preventive jobs start at the end of the shift in which they fall due (the asset"
+            " runs until then and may fail first)."
+        )
     text += (
         " A preventive job waits for a part and a crew while the asset keeps running; if the"
         " asset fails meanwhile, the job becomes a corrective repair."
@@ -55,7 +70,8 @@ def _policy_statement(scenario: Scenario) -> Assumption:
 def scenario_assumptions(scenario: Scenario) -> list[Assumption]:
     schedule = Schedule(scenario.hours_per_day, scenario.days_per_week)
     spares = (
-        f"Spare parts: {scenario.spare_stock} in stock, shared by all assets, replenished "
+        f"Spare parts: {scenario.spare_stock} in stock per asset type, shared by the assets of "
+        f"that type, replenished "
         f"one-for-one (base stock): each part taken is reordered at once and arrives after "
         f"{scenario.spare_lead_time_days:g} days; a repair without a part waits for the next one."
         if scenario.spare_stock is not None
@@ -74,20 +90,23 @@ def scenario_assumptions(scenario: Scenario) -> list[Assumption]:
             "schedule",
             f"Assets run and wear only in production: {scenario.hours_per_day:g} h a day, "
             f"{scenario.days_per_week} days a week ({100 * schedule.duty:.0f} % of calendar time). "
-            f"Downtime counts the production hours lost.",
+            f"Downtime counts the production hours lost; waits for crews and parts are calendar "
+            f"hours; lives and ages are operating hours.",
             hours_per_day=scenario.hours_per_day,
             days_per_week=scenario.days_per_week,
         ),
         _a(
             "calibration",
-            "The component in place now has a lognormal remaining life whose median is the twin's "
-            "RUL estimate (or health / rate) and whose log-spread is ln(p90/p10) / (2 x 1.2816) "
-            f"from the twin's 80 % interval (default {const.DEFAULT_RUL_LOG_SIGMA} without one). "
-            "New components have a Weibull life with median 1 / rate and the asset's shape "
-            f"(default {const.DEFAULT_WEIBULL_SHAPE}, the ISO 281 bearing dispersion slope).",
-            z_p90=const.Z_P90,
-            default_log_sigma=const.DEFAULT_RUL_LOG_SIGMA,
+            "Each asset has ONE Weibull life law, used for the part in place and every "
+            "replacement, and by the recommendation: the part in place is as old as the twin "
+            "says (or (1 - health) / rate) and its remaining life is that law given it has "
+            "survived so far; its median is the twin's RUL exactly. The shape comes from the "
+            "new-part life when it is known, else from the twin's 80 % interval, else the "
+            f"asset's shape (default {const.DEFAULT_WEIBULL_SHAPE}, the ISO 281 bearing "
+            "dispersion slope). Where a Weibull cannot match the twin's interval exactly, the "
+            "law's own p10/p90 are stated per asset.",
             default_weibull_shape=const.DEFAULT_WEIBULL_SHAPE,
+            shape_range=list(const.LIFE_FIT_SHAPE_RANGE),
         ),
         _a(
             "bearing_life",
@@ -143,9 +162,15 @@ def scenario_assumptions(scenario: Scenario) -> list[Assumption]:
         _a(
             "recommendation",
             "Recommended replacement: the age t minimising the long-run cost per operating hour "
-            "(Cp P(T>t) + Cf P(T<=t)) / E[min(T,t)] over the simulated remaining lives T of the "
-            "component in place (age-replacement model), with Cp and Cf including the downtime "
-            "cost of a preventive job and of a repair; none if running to failure is cheaper.",
+            "(Cp P(T>t) + Cf P(T<=t)) / E[min(T,t)] for the asset's own life law T "
+            "(age-replacement model); the part in place is replaced when it reaches t. Cp and "
+            "Cf are what the simulation charges per event: job cost plus the downtime cost of "
+            "the production hours a failure (waits for crews and parts included) or a "
+            "preventive job lost in this scenario's simulation. The cost rate and saving quoted "
+            f"are the engine's own: the recommended ages and run to failure simulated on the "
+            f"first {min(scenario.replications, const.CHECK_REPLICATIONS)} replications with "
+            "the same seeds, with 95 % confidence intervals.",
+            check_replications=min(scenario.replications, const.CHECK_REPLICATIONS),
         ),
         _a(
             "monte_carlo",
@@ -160,12 +185,16 @@ def scenario_assumptions(scenario: Scenario) -> list[Assumption]:
 
 
 def asset_assumptions(
-    asset: AssetInit, stress: Stress | None = None, scenario: Scenario | None = None
+    asset: AssetInit,
+    stress: Stress | None = None,
+    scenario: Scenario | None = None,
+    law: LifeLaw | None = None,
 ) -> list[Assumption]:
     if stress is None:
         assert scenario is not None
         stress = asset_stress(asset, scenario)
-    life = life_model(asset)
+    nominal = fit_life_law(asset)
+    law = law or nominal.at_stress(stress.acceleration)
     label = asset.name or asset.asset_id
     source = (
         f"twin RUL median {asset.rul.median:,.0f} h"
@@ -177,18 +206,29 @@ def asset_assumptions(
         if asset.rul is not None
         else f"health {asset.health:g} / rate {asset.rate:g} per h"
     )
+    how = {
+        "new_life": f"shape solved so a new part's median is the known "
+        f"{asset.new_life_hours or 0:,.0f} h",
+        "interval": "shape fitted to the twin's 80 % interval",
+        "asset_shape": f"the asset's shape {asset.weibull_shape:g}",
+    }[nominal.source]
+    r10, r50, r90 = (float(v) for v in nominal.residual_quantile([0.1, 0.5, 0.9]))
+    n10, n50, n90 = (float(v) for v in nominal.new_quantile([0.1, 0.5, 0.9]))
     return [
         _a(
             "calibration",
-            f"{label}: remaining life of the component in place at the nominal profile: median "
-            f"{life.current_median:,.0f} operating hours ({source}), log-sigma "
-            f"{life.current_sigma:.3f}; new components: median {life.new_median:,.0f} h, "
-            f"Weibull shape {life.weibull_shape:g}.",
-            median_h=life.current_median,
-            log_sigma=life.current_sigma,
-            new_median_h=life.new_median,
-            weibull_shape=life.weibull_shape,
-            age_h=life.age_hours,
+            f"{label}: one Weibull life law (shape {nominal.shape:.2f}, scale "
+            f"{nominal.scale:,.0f} operating h; {how}) for the part in place, "
+            f"{nominal.age:,.0f} operating h old ({source}), and every replacement. Remaining "
+            f"life now p10/p50/p90 {r10:,.0f}/{r50:,.0f}/{r90:,.0f} operating h; a new part "
+            f"{n10:,.0f}/{n50:,.0f}/{n90:,.0f} operating h (at the nominal profile).",
+            weibull_shape=nominal.shape,
+            weibull_scale_h=nominal.scale,
+            age_h=nominal.age,
+            fit=nominal.source,
+            residual_p10_p50_p90_h=[r10, r50, r90],
+            new_p10_p50_p90_h=[n10, n50, n90],
+            stressed_scale_h=law.scale,
         ),
         _a(
             "stress",

@@ -50,7 +50,7 @@ POLICIES = (
 # --- input bounds (checked by validate_scenario) -----------------------------------------
 MAX_HORIZON_DAYS = 1826  # five years
 MAX_REPLICATIONS = 10_000
-MAX_ASSETS = 200
+MAX_ASSETS = 500
 # Work bound for one scenario: asset-years of simulation (assets x replications x years).
 MAX_ASSET_YEARS = 2_000_000
 MIN_CREW, MAX_CREW = 1, 50
@@ -65,11 +65,20 @@ MAX_COST = 1e9
 MAX_LIFE_HOURS = 1e7
 MAX_SEED = 2**63 - 1
 WEIBULL_SHAPE_RANGE = (0.5, 10.0)
+# Shapes the life-law fit may choose (lifelaw.py): wider than a planner's input, so a very
+# narrow twin interval or a part close to its known life gives a steep, not an absurd, law.
+LIFE_FIT_SHAPE_RANGE = (0.3, 20.0)
 
 # --- result shaping -----------------------------------------------------------------------
 QUANTILES = (0.10, 0.50, 0.90)
 HISTOGRAM_BINS = 24
 MAX_CURVE_POINTS = 120
-# Candidate preventive times for the age-replacement optimum: quantiles of the life sample.
-RECOMMENDATION_GRID = 199
+# Candidate replacement ages for the age-replacement optimum: evenly spaced up to the new-part
+# life's 99.95 % quantile.
+RECOMMENDATION_GRID = 400
+# Replications (the scenario's first ones, same seeds) of the engine's check of a
+# recommendation: the recommended ages and run to failure, simulated side by side.
+CHECK_REPLICATIONS = 100
+# Two-sided 95 % normal quantile for the confidence intervals a planner reads.
+Z_95 = 1.959963984540054
 PROGRESS_EVERY = 25

@@ -22,7 +22,16 @@ FLEET_METRICS: list[tuple[str, str, Getter]] = [
         "P(any failure in horizon)",
         lambda f: f["any_failure_probability"][-1],
     ),
-    ("downtime_hours", "Downtime (h, mean)", lambda f: f["downtime_hours"]["mean"]),
+    (
+        "downtime_hours",
+        "Downtime (production h, mean)",
+        lambda f: f["downtime_hours"]["mean"],
+    ),
+    (
+        "wait_hours",
+        "Waiting for crews and parts (calendar h, mean)",
+        lambda f: f["wait_hours"]["mean"],
+    ),
     ("availability", "Availability (mean)", lambda f: f["availability"]["mean"]),
     (
         "maintenance_cost",
@@ -43,7 +52,11 @@ ASSET_METRICS: list[tuple[str, str, Getter]] = [
         lambda a: a["failure_probability_horizon"],
     ),
     ("expected_failures", "Expected failures", lambda a: a["expected_failures"]),
-    ("downtime_hours", "Downtime (h, mean)", lambda a: a["downtime_hours"]["mean"]),
+    (
+        "downtime_hours",
+        "Downtime (production h, mean)",
+        lambda a: a["downtime_hours"]["mean"],
+    ),
     ("availability", "Availability (mean)", lambda a: a["availability"]["mean"]),
     ("total_cost", "Total cost (mean)", lambda a: a["total_cost"]["mean"]),
     (
@@ -138,6 +151,10 @@ CSV_HEADER = [
     "recommended_action",
     "recommended_day",
     "recommended_operating_hours",
+    "recommended_interval_operating_hours",
+    "recommended_cost_per_operating_hour_simulated",
+    "run_to_failure_cost_per_operating_hour_simulated",
+    "recommended_saving_pct_simulated",
 ]
 
 
@@ -185,6 +202,10 @@ def to_csv_rows(result: ScenarioResult) -> list[list[Any]]:
                     rec["action"],
                     rec["day"],
                     rec["operating_hours"],
+                    rec.get("interval_hours"),
+                    (rec.get("simulated") or {}).get("cost_per_hour"),
+                    (rec.get("simulated") or {}).get("run_to_failure_cost_per_hour"),
+                    (rec.get("simulated") or {}).get("saving_pct"),
                 ]
             ]
         )

@@ -21,7 +21,9 @@ is None when it lies beyond the horizon.
            failure_probability [per day_grid], failure_probability_horizon,
            expected_failures, expected_preventive, downtime_hours, wait_hours, availability,
            maintenance_cost, downtime_cost, total_cost (Summaries), recommendation
-           (recommend.py), assumptions [per-asset calibration and stress statements]
+           (recommend.py on the asset's life law and the simulation's event costs, with
+           "simulated": the engine's check of it, check.py), assumptions [per-asset
+           calibration and stress statements]
 """
 
 from __future__ import annotations
@@ -34,13 +36,16 @@ import numpy as np
 
 from twins.sim import const
 from twins.sim.assumptions import asset_assumptions, scenario_assumptions
+from twins.sim.check import check_recommendations
+from twins.sim.costs import event_costs
 from twins.sim.laws import asset_stress
+from twins.sim.lifelaw import fit_life_law
 from twins.sim.recommend import recommend_replacement
 from twins.sim.runner import CHUNK_VERSION, FIELDS, ChunkResult, decode_array
 from twins.sim.scenario import Scenario, scenario_from_dict, scenario_to_dict
 from twins.sim.schedule import Schedule
 
-RESULT_VERSION = 1
+RESULT_VERSION = 2
 ScenarioResult = dict[str, Any]  # JSON-ready; shape in the module docstring
 
 
@@ -158,6 +163,7 @@ def merge(chunks: Sequence[ChunkResult]) -> ScenarioResult:
     ttf_op = schedule.to_operating_array(first_failure)
 
     assets_out = []
+    recommendations: list[dict[str, Any]] = []
     curves = []
     for k, asset in enumerate(scenario.assets):
         stress = asset_stress(asset, scenario)
@@ -165,15 +171,29 @@ def merge(chunks: Sequence[ChunkResult]) -> ScenarioResult:
         curve = np.searchsorted(ordered_ff, grid_h, side="right") / n
         curves.append(curve)
         rul_upper = float(np.quantile(rul_days[:, k], 0.99))
+        law = fit_life_law(asset).at_stress(stress.acceleration)
+        costs = event_costs(
+            scenario,
+            asset,
+            failures=float(failures[:, k].sum()),
+            failure_lost_h=float(arrays["failure_downtime_h"][:, k].sum()),
+            preventive=float(preventive[:, k].sum()),
+            preventive_lost_h=float(
+                (downtime[:, k] - arrays["failure_downtime_h"][:, k]).sum()
+            ),
+        )
         recommendation = recommend_replacement(
-            rul[:, k],
-            preventive_cost=pm_cost[k]
-            + downtime_rate[k] * asset.pm_hours * schedule.duty,
-            failure_cost=cm_cost[k]
-            + downtime_rate[k] * asset.repair_hours * schedule.duty,
+            law,
+            preventive_cost=costs.preventive,
+            failure_cost=costs.failure,
             schedule=schedule,
             horizon_h=horizon_h,
         )
+        recommendation["production_hours_lost_per_failure"] = round(costs.failure_lost_h, 2)
+        recommendation["production_hours_lost_per_preventive"] = round(
+            costs.preventive_lost_h, 2
+        )
+        recommendations.append(recommendation)
         assets_out.append(
             {
                 "asset_id": asset.asset_id,
@@ -206,9 +226,11 @@ def merge(chunks: Sequence[ChunkResult]) -> ScenarioResult:
                 "downtime_cost": summarise(downtime_cost[:, k]),
                 "total_cost": summarise(maintenance_cost[:, k] + downtime_cost[:, k]),
                 "recommendation": recommendation,
-                "assumptions": asset_assumptions(asset, stress),
+                "assumptions": asset_assumptions(asset, stress, law=law),
             }
         )
+
+    check_recommendations(scenario, recommendations, arrays)
 
     any_failed = np.sort(first_failure.min(axis=1))
     any_curve = np.searchsorted(any_failed, grid_h, side="right") / n

@@ -28,7 +28,7 @@ from twins.sim.scenario import (
     validate_scenario,
 )
 
-CHUNK_VERSION = 1
+CHUNK_VERSION = 2
 # Per-replication, per-asset outcomes a chunk carries, with their storage dtype.
 # float32 keeps hours to ~1e-7 relative and halves what crosses the broker; statistics are
 # computed from the stored values, so the rounding never depends on the chunking.
@@ -38,6 +38,7 @@ FIELDS: dict[str, str] = {
     "failures": "<i4",
     "preventive": "<i4",
     "downtime_h": "<f4",
+    "failure_downtime_h": "<f4",
     "wait_h": "<f4",
     "crew_busy_h": "<f4",  # per replication, summed over assets: only utilisation needs it
 }
@@ -121,22 +122,7 @@ def run_chunk(
             }
         )
     began = time.perf_counter()
-    plan = build_plan(scenario)
-    total = stop - start
-    columns: dict[str, list[list[float]]] = {name: [] for name in FIELDS}
-    for done, replication in enumerate(range(start, stop)):
-        if done and done % progress_every == 0:
-            if should_stop is not None and should_stop():
-                raise SimulationCancelled(done)
-            if progress is not None:
-                progress(done, total)
-        rng = np.random.default_rng([scenario.seed, replication])
-        outcome = simulate_replication(plan, rng)
-        for name in PER_ASSET:
-            columns[name].append(getattr(outcome, name))
-        columns["crew_busy_h"].append(sum(outcome.busy_h))
-    if progress is not None:
-        progress(total, total)
+    columns = simulate_columns(scenario, start, stop, progress, should_stop, progress_every)
     return {
         "version": CHUNK_VERSION,
         "scenario_key": scenario_key(scenario),
@@ -148,6 +134,43 @@ def run_chunk(
             name: encode_array(np.array(columns[name]), dtype)
             for name, dtype in FIELDS.items()
         },
+    }
+
+
+def simulate_columns(
+    scenario: Scenario,
+    start: int,
+    stop: int,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    progress_every: int = const.PROGRESS_EVERY,
+) -> dict[str, list]:
+    """Per-replication outcomes of replications start..stop-1 (lists, one row each)."""
+    plan = build_plan(scenario)
+    total = stop - start
+    columns: dict[str, list] = {name: [] for name in FIELDS}
+    for done, replication in enumerate(range(start, stop)):
+        if done and done % progress_every == 0:
+            if should_stop is not None and should_stop():
+                raise SimulationCancelled(done)
+            if progress is not None:
+                progress(done, total)
+        outcome = simulate_replication(plan, [scenario.seed, replication])
+        for name in PER_ASSET:
+            columns[name].append(getattr(outcome, name))
+        columns["crew_busy_h"].append(sum(outcome.busy_h))
+    if progress is not None:
+        progress(total, total)
+    return columns
+
+
+def simulate_arrays(scenario: Scenario, replications: int) -> dict[str, np.ndarray]:
+    """The first `replications` of a scenario as float64 arrays, stored precision (float32)
+    first, exactly as a merge sees them."""
+    columns = simulate_columns(scenario, 0, replications)
+    return {
+        name: np.array(columns[name]).astype(dtype).astype(np.float64)
+        for name, dtype in FIELDS.items()
     }
 
 

@@ -62,6 +62,13 @@ class AssetInit:
     age_hours: float | None = (
         None  # operating hours since last renewal; None: (1-health)/rate
     )
+    new_life_hours: float | None = (
+        None  # median life of a new part when known (e.g. the lives a RUL model learnt)
+    )
+    asset_type: str = ""  # spare parts are pooled per asset type
+    pm_interval_hours: float | None = (
+        None  # time_based: this asset's own replacement age (overrides the policy's)
+    )
     pm_cost: float | None = None  # overrides Scenario.pm_cost for this asset
     cm_cost: float | None = None  # overrides Scenario.cm_cost
     downtime_cost_per_hour: float | None = (
@@ -81,6 +88,13 @@ class Policy:
     lead_time_hours: float | None = (
         None  # rul_based: replace when predicted RUL falls below it
     )
+    inspection_interval_hours: float | None = (
+        None  # condition_based: operating hours between inspections; None: continuous
+    )
+    detection_probability: float | None = (
+        None  # condition_based: chance an inspection sees a crossed threshold; None: 1
+    )
+    off_shift: bool = False  # preventive jobs wait for the end of the shift they fall in
 
 
 @dataclass(frozen=True)
@@ -198,6 +212,24 @@ def _check_asset(check: _Checker, path: str, asset: Any, seen: set[str]) -> None
     check.number(
         f"{path}.age_hours", asset.age_hours, 0.0, const.MAX_LIFE_HOURS, optional=True
     )
+    check.number(
+        f"{path}.new_life_hours",
+        asset.new_life_hours,
+        0.0,
+        const.MAX_LIFE_HOURS,
+        low_open=True,
+        optional=True,
+    )
+    check.number(
+        f"{path}.pm_interval_hours",
+        asset.pm_interval_hours,
+        0.0,
+        const.MAX_LIFE_HOURS,
+        low_open=True,
+        optional=True,
+    )
+    if not isinstance(asset.asset_type, str) or len(asset.asset_type) > 100:
+        check.errors[f"{path}.asset_type"] = "must be a string of at most 100 characters"
     for name in ("pm_cost", "cm_cost", "downtime_cost_per_hour"):
         check.number(
             f"{path}.{name}", getattr(asset, name), 0.0, const.MAX_COST, optional=True
@@ -262,6 +294,24 @@ def _check_policy(check: _Checker, policy: Any) -> None:
     )
     if _finite(policy.health_threshold) and policy.health_threshold >= 1.0:
         check.errors["policy.health_threshold"] = "must be below 1"
+    check.number(
+        "policy.inspection_interval_hours",
+        policy.inspection_interval_hours,
+        0.0,
+        const.MAX_LIFE_HOURS,
+        low_open=True,
+        optional=True,
+    )
+    check.number(
+        "policy.detection_probability",
+        policy.detection_probability,
+        0.0,
+        1.0,
+        low_open=True,
+        optional=True,
+    )
+    if not isinstance(policy.off_shift, bool):
+        check.errors["policy.off_shift"] = "must be true or false"
     check.number(
         "policy.lead_time_hours",
         policy.lead_time_hours,

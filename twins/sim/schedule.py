@@ -30,12 +30,26 @@ class Schedule:
         return self.week_hours / HOURS_PER_WEEK
 
     def to_calendar(self, op: float) -> float:
-        """Earliest calendar hour at which `op` operating hours have been worked."""
-        if self.continuous:
+        """Earliest calendar hour at which `op` operating hours have been worked.
+
+        An instant at a shift's end is that shift's end, not the next shift's start."""
+        if self.continuous or op <= 0.0:
             return op
         week, rest = divmod(op, self.week_hours)
+        if rest == 0.0:
+            week, rest = week - 1.0, self.week_hours
         day, hour = divmod(rest, self.hours_per_day)
+        if hour == 0.0:
+            day, hour = day - 1.0, self.hours_per_day
         return week * HOURS_PER_WEEK + day * 24.0 + hour
+
+    def shift_end_operating(self, op: float) -> float:
+        """Operating hours worked at the end of the shift in which `op` falls (or ends);
+        hour 0 is the start of the first shift, so its end is one shift later."""
+        if self.continuous:
+            return op
+        shifts = max(1, math.ceil(op / self.hours_per_day - 1e-12))
+        return shifts * self.hours_per_day
 
     def to_operating(self, cal: float) -> float:
         """Operating hours worked between calendar hour 0 and `cal`."""
@@ -62,10 +76,17 @@ class Schedule:
             return np.asarray(op, dtype=float)
         op = np.asarray(op, dtype=float)
         finite = np.isfinite(op)
+        positive = np.where(finite, op, 0.0) > 0.0
         week, rest = np.divmod(np.where(finite, op, 0.0), self.week_hours)
+        at_week_end = positive & (rest == 0.0)
+        week = np.where(at_week_end, week - 1.0, week)
+        rest = np.where(at_week_end, self.week_hours, rest)
         day, hour = np.divmod(rest, self.hours_per_day)
+        at_shift_end = positive & (hour == 0.0)
+        day = np.where(at_shift_end, day - 1.0, day)
+        hour = np.where(at_shift_end, self.hours_per_day, hour)
         out = week * HOURS_PER_WEEK + day * 24.0 + hour
-        return np.where(finite, out, math.inf)
+        return np.where(finite, np.where(positive, out, op), math.inf)
 
     def to_operating_array(self, cal: np.ndarray) -> np.ndarray:
         if self.continuous:
