@@ -42,4 +42,5 @@ def summarise(
         "phm_score": round(phm_score(predicted, true), 4),
         "coverage80": round(coverage(low, high, true), 4),
         "engines": int(engines),
+        "interval_width_mean": round(float(np.mean(np.asarray(high) - np.asarray(low))), 4),
     }
