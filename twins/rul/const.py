@@ -88,6 +88,8 @@ CONFORMAL_OFFSET_SHARE = 0.1
 # operating points collapse it to ~0; noise around one point never does).
 MAX_REGIMES = 8
 REGIME_INERTIA_SHARE = 0.01
+# ... and k + 1 clusters leave at least this share of it (else two operating points share a cluster).
+REGIME_NEXT_SPLIT_SHARE = 0.5
 REGIME_SIGNAL_PREFIX = "setting_"
 
 # Degradation rate: a line through the health at the latest row and RATE_POINTS - 1 earlier

@@ -27,7 +27,7 @@ def cut_range(cap: float) -> tuple[float, float]:
     return const.CUT_RUL_LOW_SHARE * cap, const.CUT_RUL_HIGH_SHARE * cap
 
 
-def test_like_cuts(
+def cut_like_test_set(
     data: RunToFailureData, cap: float, seed: int, per_unit: int = const.PROTOCOL_CUTS,
     min_rows: int = const.MIN_TRUNCATED_ROWS,
 ) -> np.ndarray:
@@ -95,7 +95,7 @@ def run_protocol(
     per_seed, all_pred, all_true, all_folds = [], [], [], []
     for seed in seeds:
         groups = unit_folds(data.unit_ids, folds, seed)
-        cut = test_like_cuts(data, cap, seed, cuts)
+        cut = cut_like_test_set(data, cap, seed, cuts)
         cut_fold = np.empty(len(cut), dtype=np.int64)
         pred = np.empty(len(cut))
         for k, group in enumerate(groups):
