@@ -31,8 +31,13 @@ def test_it_writes_a_complete_artifact(model_dir: Path, trained: TrainedRul) -> 
     assert meta["signals"] == list(trained.spec.signals)
     assert len(meta["feature_names"]) == trained.spec.n_features
     assert meta["window"] == trained.spec.window and meta["cap"] == trained.cap
-    assert set(meta["metrics"]) == {"rmse", "phm_score", "coverage80", "engines"}
-    assert meta["conformal"]["bins"] and meta["scaler"]["means"]
+    # the figures shown next to every estimate: the protocol's means, with their spread
+    assert set(meta["metrics"]) >= {
+        "rmse", "rmse_sd", "phm_score", "phm_score_sd", "coverage80", "coverage80_sd",
+        "interval_width_mean", "interval_width_mean_sd", "engines", "seeds",
+    }
+    assert meta["metrics"]["rmse"] == trained.validation["protocol"]["rmse"]
+    assert meta["conformal"]["method"] == "normalised" and meta["scaler"]["means"]
     assert meta["version"].endswith(meta["model_sha256"][:12])
     assert meta["created"] and meta["training"]["description"]
 

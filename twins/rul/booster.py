@@ -10,11 +10,17 @@ from onnxmltools.convert.common.data_types import FloatTensorType
 from . import const
 
 
+def learning_rate(n_estimators: int) -> float:
+    """LEARNING_RATE for the full model; fewer rounds (quick demo and test models) take larger
+    steps so that they still reach the target (rounds x rate >= MIN_TOTAL_STEP)."""
+    return max(const.LEARNING_RATE, const.MIN_TOTAL_STEP / max(n_estimators, 1))
+
+
 def make_booster(n_estimators: int, seed: int) -> lgb.LGBMRegressor:
     """LightGBM on one thread (helpers and the platform share the cores); deterministic per seed."""
     return lgb.LGBMRegressor(
         n_estimators=n_estimators,
-        learning_rate=const.LEARNING_RATE,
+        learning_rate=learning_rate(n_estimators),
         num_leaves=const.NUM_LEAVES,
         min_child_samples=const.MIN_CHILD_SAMPLES,
         subsample=const.SUBSAMPLE,
@@ -30,7 +36,7 @@ def make_booster(n_estimators: int, seed: int) -> lgb.LGBMRegressor:
 
 def describe(n_estimators: int) -> str:
     return (
-        f"LightGBM LGBMRegressor(n_estimators={n_estimators}, learning_rate={const.LEARNING_RATE}, "
+        f"LightGBM LGBMRegressor(n_estimators={n_estimators}, learning_rate={learning_rate(n_estimators):g}, "
         f"num_leaves={const.NUM_LEAVES}, min_child_samples={const.MIN_CHILD_SAMPLES}, "
         f"subsample={const.SUBSAMPLE}, colsample_bytree={const.COLSAMPLE})"
     )

@@ -71,6 +71,7 @@ ONNX_OPSET = 15
 # features; 7 leaves x 800 rounds and a Huber loss were no better (within the seeds' spread).
 N_ESTIMATORS = 400  # boosting rounds
 LEARNING_RATE = 0.03
+MIN_TOTAL_STEP = 6.0  # fewer rounds take larger steps: rate = max(LEARNING_RATE, 6 / rounds)
 NUM_LEAVES = 15
 MIN_CHILD_SAMPLES = 50
 SUBSAMPLE = 0.8
