@@ -7,7 +7,7 @@ import pytest
 
 from twins.rul import RunToFailureData, TrainedRul, split_units, train_rul
 from twins.rul.features import histories_features, rows_features
-from twins.rul.protocol import run_protocol, cut_like_test_set
+from twins.rul.protocol import cut_like_test_set, run_protocol
 from twins.rul.regimes import find_regimes, synthetic_multi_regime
 
 from .conftest import SLICE_UNITS, pump_fleet
