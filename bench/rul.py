@@ -86,7 +86,8 @@ def main() -> None:
         f"model {predictor.version}: {len(signals)} signals, window {predictor.window}, onnx {size_mb:.1f} MB"
     )
 
-    # 1,000 assets: each a random engine cut at a random cycle, with enough rows for the rate.
+    # 1,000 assets: each a random engine cut at a random cycle, with up to the rows of a full
+    # refresh (window + the rate's offsets; engines shorter than that give all their rows).
     rng = np.random.default_rng(args.seed)
     span = predictor.window + (RATE_POINTS - 1) * RATE_STRIDE
     values = data.select_signals(signals)
@@ -94,9 +95,9 @@ def main() -> None:
     histories = []
     for _ in range(1000):
         start, stop = bounds[int(rng.integers(len(bounds)))]
-        end = int(rng.integers(start + span, stop + 1))
+        end = int(rng.integers(start + min(span, stop - start), stop + 1))
         histories.append(
-            {name: values[end - span : end, j] for j, name in enumerate(signals)}
+            {name: values[max(start, end - span) : end, j] for j, name in enumerate(signals)}
         )
 
     x1000 = histories_features(predictor.spec, histories)

@@ -124,6 +124,9 @@ def run_protocol(
     summary: dict = {"engines": len(data.unit_ids)}
     for name in FIGURES:
         values = np.array([s[name] for s in per_seed])
+        if not np.isfinite(values).all():  # a PHM08 score that overflowed on fine rows
+            summary[name], summary[f"{name}_sd"] = float("inf"), None
+            continue
         summary[name] = round(float(values.mean()), 4)
         summary[f"{name}_sd"] = round(float(values.std(ddof=1)) if len(values) > 1 else 0.0, 4)
     low, high = cut_range(cap)
