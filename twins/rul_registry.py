@@ -221,6 +221,7 @@ def cmapss_serving(hours_per_cycle: float = tc.DEFAULT_HOURS_PER_CYCLE) -> Servi
             "One row per engine cycle (one reading of the C-MAPSS replay = one cycle).",
             f"Calendar days assume {hours_per_cycle:g} operating hours per cycle and the asset's hours per day.",
             "RUL above the model's cap is not observable: a healthy engine shows the cap.",
+            "The model reads the rows of history seen (up to its window) as the engine's age: an engine whose telemetry began mid-life looks younger.",
             "Trained on NASA C-MAPSS run-to-failure engines; valid for the same operating conditions and fault mode.",
         ],
     )
