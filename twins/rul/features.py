@@ -122,22 +122,23 @@ def window_features(
     pos = np.arange(width, dtype=np.float64)[None, :]
     x = np.where((pos >= width - n)[:, :, None], windows, 0.0)
 
-    def level_and_slope(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        valid = pos >= width - rows
-        xv = x if rows is n else np.where(valid[:, :, None], x, 0.0)
-        mean = xv.sum(axis=1) / rows
-        # Least-squares slope against the row index: weights are the centred positions of valid rows.
-        centred = np.where(valid, pos - width + (rows + 1.0) / 2.0, 0.0)
+    def level_and_slope(tail: int) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and least-squares slope over the last ``tail`` rows (of those valid): rows
+        outside the valid part are 0 in ``x``, so a slice of the tail is all it reads."""
+        xs, rows = x[:, width - tail :, :], np.minimum(n, tail)
+        p = np.arange(tail, dtype=np.float64)[None, :]
+        # weights: the centred positions of the valid rows
+        centred = np.where(p >= tail - rows, p - tail + (rows + 1.0) / 2.0, 0.0)
         sxx = rows * (rows * rows - 1.0) / 12.0
-        return mean, np.einsum("nw,nws->ns", centred, xv) / np.where(sxx > 0, sxx, 1.0)
+        return xs.sum(axis=1) / rows, np.einsum("nw,nws->ns", centred, xs) / np.where(sxx > 0, sxx, 1.0)
 
-    mean, slope = level_and_slope(n)
-    var = np.maximum((x * x).sum(axis=1) / n - mean * mean, 0.0)
-    k = np.minimum(n, recent_rows)
-    recent = np.where((pos >= width - k)[:, :, None], x, 0.0).sum(axis=1) / k
+    mean, slope = level_and_slope(width)
+    var = np.maximum(np.einsum("nws,nws->ns", x, x) / n - mean * mean, 0.0)
+    k = min(recent_rows, width)
+    recent = x[:, width - k :, :].sum(axis=1) / np.minimum(n, k)
     by_stat = {"recent": recent, "mean": mean, "slope": slope, "std": np.sqrt(var)}
     if "slope_short" in stats or "mean_short" in stats:
-        by_stat["mean_short"], by_stat["slope_short"] = level_and_slope(np.minimum(n, short_rows))
+        by_stat["mean_short"], by_stat["slope_short"] = level_and_slope(min(short_rows, width))
     by_stat["rows"] = n
     return np.hstack([by_stat[s] for s in stats]).astype(np.float32)
 
