@@ -2,8 +2,9 @@
 # (compose.yaml gives each its command). The runtime requirements only.
 FROM python:3.11-slim
 
+# libgomp1: the OpenMP runtime LightGBM's wheel links against (RUL model training)
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends openssl \
+    && apt-get install -y --no-install-recommends openssl libgomp1 \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY requirements.txt .

@@ -98,12 +98,15 @@ def register_model(path: str | Path, asset_type_key: str, serving: Serving, trai
     # The RUL package measures in model rows; the registry states RUL in the serving unit.
     metrics = dict(meta["metrics"])
     if serving.rul_per_row != 1.0:
-        metrics["rmse"] = round(metrics["rmse"] * serving.rul_per_row, 4)
-        metrics["rmse_rows"] = meta["metrics"]["rmse"]
+        for key in ("rmse", "rmse_sd", "interval_width_mean", "interval_width_mean_sd"):
+            if metrics.get(key) is not None:
+                metrics[key] = round(metrics[key] * serving.rul_per_row, 4)
+                metrics[f"{key}_rows"] = meta["metrics"][key]
         # PHM08 is defined on engine cycles (exp of the error in cycles): on minute rows it
         # explodes and in hours it means nothing comparable; it is kept for the record only.
         metrics["phm_score_rows"] = meta["metrics"]["phm_score"]
         metrics["phm_score"] = None
+        metrics["phm_score_sd"] = None
     with transaction.atomic():
         model, _created = RulModel.objects.update_or_create(
             version=meta["version"],
@@ -160,6 +163,7 @@ class ServingModel:
         return {
             "model_version": self.version, "trained_on": self.trained_on, "metrics": self.metrics,
             "late_life": _late_life(validation, self.serving.rul_per_row),
+            "protocol": validation.get("protocol", {}).get("protocol"),
             "rul_unit": self.serving.rul_unit, "cap": self.predictor.cap, "cap_rul": self.predictor.cap * self.serving.rul_per_row,
             "window": self.predictor.window,
             "hours_per_row": self.serving.hours_per_row, "assumptions": self.serving.assumptions,
@@ -217,6 +221,7 @@ def cmapss_serving(hours_per_cycle: float = tc.DEFAULT_HOURS_PER_CYCLE) -> Servi
             "One row per engine cycle (one reading of the C-MAPSS replay = one cycle).",
             f"Calendar days assume {hours_per_cycle:g} operating hours per cycle and the asset's hours per day.",
             "RUL above the model's cap is not observable: a healthy engine shows the cap.",
+            "The model reads the rows of history seen (up to its window) as the engine's age: an engine whose telemetry began mid-life looks younger.",
             "Trained on NASA C-MAPSS run-to-failure engines; valid for the same operating conditions and fault mode.",
         ],
     )

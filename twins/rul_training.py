@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def fit_cmapss(data: RunToFailureData, *, seed: int = 0, n_estimators: int | None = None) -> TrainedRul:
-    """The forest of a turbofan model: C-MAPSS histories, on the sensors the replay publishes."""
+    """A turbofan model: C-MAPSS histories, on the sensors the replay publishes (LightGBM, window
+    and validation protocol of the RUL package's defaults, tuned on FD001)."""
     signals = [s for s in data.signals if s in tc.CMAPSS_SIGNAL_METRICS]
     extra = {"n_estimators": n_estimators} if n_estimators else {}
     return train_rul(data, signals=signals, seed=seed, **extra)
@@ -47,7 +48,7 @@ def train_simulated_model(
     cap_hours = cap_hours or min(tc.SIM_CAP_HOURS[asset_type], 0.9 * life_hours[0])
     data = simulated_fleet_histories(asset_type, units=units, seed=seed, life_hours=life_hours, row_seconds=row_seconds, cap_hours=cap_hours)
     extra = {"n_estimators": n_estimators} if n_estimators else {}
-    trained = train_rul(data, window=window, cap=cap_hours * 3600.0 / row_seconds, seed=seed, **extra)
+    trained = train_rul(data, window=window, cap=cap_hours * 3600.0 / row_seconds, seed=seed, protocol_seeds=tc.SIM_PROTOCOL_SEEDS, **extra)
     serving = simulated_serving([m.name for m in ASSET_TYPES[asset_type]["metrics"]], row_seconds, life_hours, cap_hours)
     return store_trained(trained, asset_type, serving, trained_on=data.description, activate=activate, name=f"{asset_type}-simulated")
 

@@ -37,6 +37,9 @@ SIM_WINDOW = 30
 # than the cap". About 0.45 of the shortest life of the type (edge_node.agent.asset_types).
 SIM_CAP_HOURS = {"induction_motor": 10_000.0, "centrifugal_pump": 7_000.0, "hvac_unit": 10_000.0}
 SIM_DEFAULT_UNITS = 24
+# Repeats of the validation protocol for the demo models (2 gives a spread; the demo trains them
+# at start, in the background, so fewer than the turbofan model's 3).
+SIM_PROTOCOL_SEEDS = 2
 # A life of tens of thousands of hours is not simulated minute by minute: each training unit is
 # a series of snippets of SIM_SNIPPET_ROWS consecutive rows (enough for a full window), at
 # SIM_RAMP_SNIPPETS remaining lives spread over [0, cap] (denser near the end, where the

@@ -18,6 +18,25 @@ def _num(value: float, unit: str = "") -> str:
     return f"{text} {unit}".rstrip()
 
 
+def _pm(value: Any, sd: Any, digits: int) -> str:
+    if value is None:
+        return "n/a"
+    text = f"{value:.{digits}f}"
+    return text if sd is None else f"{text} ± {sd:.{digits}f}"
+
+
+def validation_texts(metrics: dict[str, Any]) -> dict[str, str]:
+    """The validation protocol's figures as 'mean ± sd' (sd over the protocol's seeds); models of
+    the former single-split validation have no sd and show the bare figure."""
+    return {
+        "rmse": _pm(metrics.get("rmse"), metrics.get("rmse_sd"), 1),
+        "phm_score": "n/a (defined on cycles)" if metrics.get("phm_score") is None else _pm(metrics["phm_score"], metrics.get("phm_score_sd"), 0),
+        "coverage80": _pm(metrics.get("coverage80"), metrics.get("coverage80_sd"), 2),
+        "interval_width": _pm(metrics.get("interval_width_mean"), metrics.get("interval_width_mean_sd"), 1),
+        "engines": str(metrics.get("engines", "n/a")),
+    }
+
+
 def _days(days: float) -> str:
     return f"{days:,.0f}" if days >= 100 else f"{days:.1f}"
 
@@ -93,6 +112,7 @@ def twin_panel(asset_id: int, hours_per_day: float) -> dict[str, Any] | None:
         "hours_per_day": hours_per_day,
         "model": {
             "version": state.model_version, "trained_on": details.get("trained_on", ""), "metrics": details.get("metrics", {}),
+            "texts": validation_texts(details.get("metrics", {})), "protocol": details.get("protocol"),
             "late_life": details.get("late_life", {}), "cap": details.get("cap"), "cap_rul": details.get("cap_rul"), "window": details.get("window"),
             "hours_per_row": details.get("hours_per_row"), "rows_used": details.get("rows_used"),
         },
@@ -121,6 +141,7 @@ def model_rows() -> list[dict[str, Any]]:
         training = m.meta.get("training", {})
         rows.append({
             "version": m.version, "asset_type": m.asset_type_key, "rul_unit": m.rul_unit, "active": m.is_active, "metrics": m.metrics,
+            "texts": validation_texts(m.metrics), "protocol": m.meta.get("validation", {}).get("protocol", {}).get("protocol"),
             "late_life": m.meta.get("validation", {}).get("late_life", {}), "trained_on": m.trained_on, "created_at": m.created_at,
             "cap_rul": (m.meta.get("cap") or 0) * (1.0 if m.rul_unit == "cycles" else serving.get("hours_per_row", 1.0)),
             "window": m.meta.get("window"), "signals": m.meta.get("signals", []),

@@ -17,6 +17,7 @@ from twins.rul import (
     histories_features,
     load_model,
 )
+from twins.rul.features import rows_features
 
 
 def unit_values(
@@ -31,13 +32,18 @@ def test_it_writes_a_complete_artifact(model_dir: Path, trained: TrainedRul) -> 
     assert meta["signals"] == list(trained.spec.signals)
     assert len(meta["feature_names"]) == trained.spec.n_features
     assert meta["window"] == trained.spec.window and meta["cap"] == trained.cap
-    assert set(meta["metrics"]) == {"rmse", "phm_score", "coverage80", "engines"}
-    assert meta["conformal"]["bins"] and meta["scaler"]["means"]
+    # the figures shown next to every estimate: the protocol's means, with their spread
+    assert set(meta["metrics"]) >= {
+        "rmse", "rmse_sd", "phm_score", "phm_score_sd", "coverage80", "coverage80_sd",
+        "interval_width_mean", "interval_width_mean_sd", "engines", "seeds",
+    }
+    assert meta["metrics"]["rmse"] == trained.validation["protocol"]["rmse"]
+    assert meta["conformal"]["method"] == "normalised" and meta["scaler"]["means"]
     assert meta["version"].endswith(meta["model_sha256"][:12])
     assert meta["created"] and meta["training"]["description"]
 
 
-def test_it_predicts_the_same_with_onnx_as_with_sklearn(
+def test_it_predicts_the_same_with_onnx_as_with_lightgbm(
     predictor: RulPredictor, trained: TrainedRul, fd001: RunToFailureData
 ) -> None:
     histories = [
@@ -49,6 +55,12 @@ def test_it_predicts_the_same_with_onnx_as_with_sklearn(
     onnx_pred = predictor.predict_features(features)
     sk_pred = trained.predict_features(features)
     np.testing.assert_allclose(onnx_pred, sk_pred, rtol=1e-4, atol=1e-3)
+    # every row of every engine: feature values that sit on a split threshold decide alike
+    # (float32 thresholds in ONNX, doubles in LightGBM; see booster.exact_float32_thresholds)
+    every_row = rows_features(trained.spec, fd001.select_signals(trained.spec.inputs), fd001.unit_bounds())
+    np.testing.assert_allclose(
+        predictor.predict_features(every_row), trained.predict_features(every_row), rtol=1e-4, atol=1e-3
+    )
 
 
 def test_it_predicts_one_asset_like_a_batch(

@@ -3,54 +3,65 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from twins.rul import RunToFailureData, TrainedRul, split_units, train_rul
 from twins.rul.features import histories_features, rows_features
-from twins.rul.train import out_of_fold_predictions
+from twins.rul.protocol import cut_like_test_set, run_protocol
+from twins.rul.regimes import find_regimes, synthetic_multi_regime
 
-from .conftest import pump_fleet
+from .conftest import SLICE_UNITS, pump_fleet
+
+SETTINGS = ("setting_1", "setting_2", "setting_3")
 
 
-def test_it_splits_by_engine_without_leakage(
-    trained: TrainedRul, fd001_slice: RunToFailureData
+def test_it_validates_every_engine_with_a_model_that_never_saw_it(
+    fd001_slice: RunToFailureData,
 ) -> None:
-    fit, val = set(trained.split["fit"]), set(trained.split["validation"])
-    assert fit and val
-    assert not fit & val
-    assert fit | val == set(fd001_slice.unit_ids.tolist())
-    # the conformal residuals come from folds of whole engines: each engine in exactly one fold
-    folds = [set(f) for f in trained.split["folds"]]
-    assert len(folds) == 5
-    assert sum(len(f) for f in folds) == len(fit)
-    assert set().union(*folds) == fit
+    # a model whose only feature is the unit id: every fit records what it trained on
+    features = fd001_slice.units.astype(np.float64)[:, None]
+    target = np.minimum(fd001_slice.rul(), 125)
+    predicted_units: list[int] = []
+
+    def spy(x, y, x_new, seed):
+        trained_on, asked = set(x[:, 0].tolist()), set(x_new[:, 0].tolist())
+        assert not trained_on & asked
+        predicted_units.extend(x_new[:, 0].astype(int).tolist())
+        return np.full(len(x_new), 60.0)
+
+    result = run_protocol(fd001_slice, features, target, spy, 125.0, seeds=[0, 1], folds=5, cuts=3)
+    # every engine of the slice, 3 cuts, in each of the 2 repeats
+    counts = np.bincount(predicted_units)
+    assert sorted(set(predicted_units)) == fd001_slice.unit_ids.tolist()
+    assert set(counts[fd001_slice.unit_ids]) == {6}
+    assert result.summary["seeds"] == 2 and result.summary["engines"] == SLICE_UNITS
+    assert [sorted(sum(folds, [])) for folds in result.folds] == [fd001_slice.unit_ids.tolist()] * 2
 
 
-def test_it_predicts_each_fold_without_its_own_engines(
-    trained: TrainedRul, fd001_slice: RunToFailureData
-) -> None:
-    data = fd001_slice.select_units(trained.split["fit"])
-    features = rows_features(
-        trained.spec, data.select_signals(trained.spec.signals), data.unit_bounds()
-    )
-    target = np.minimum(data.rul(), 125)
-    folds = [np.asarray(f) for f in trained.split["folds"]]
-    before = out_of_fold_predictions(features, target, data.units, folds, 5, seed=1)
-    # scrambling the labels of fold 0 cannot change fold 0's predictions, only the others'
-    scrambled = target.copy()
-    in_fold = np.isin(data.units, folds[0])
-    scrambled[in_fold] = np.random.default_rng(0).permutation(scrambled[in_fold])
-    after = out_of_fold_predictions(features, scrambled, data.units, folds, 5, seed=1)
-    np.testing.assert_array_equal(before[in_fold], after[in_fold])
-    assert not np.array_equal(before[~in_fold], after[~in_fold])
+def test_it_cuts_engines_like_the_official_test_set(fd001: RunToFailureData) -> None:
+    cuts = cut_like_test_set(fd001, 125.0, seed=4, per_unit=4)
+    assert len(cuts) == 4 * len(fd001.unit_ids)
+    raw = fd001.rul()[cuts]
+    assert raw.min() >= 7 and raw.max() <= 145
+    starts = {u: start for u, (start, _stop) in zip(fd001.unit_ids.tolist(), fd001.unit_bounds())}
+    kept = cuts - np.array([starts[u] for u in fd001.units[cuts].tolist()]) + 1
+    assert kept.min() >= 31
+    # random points, not always the same: the cuts spread over the range
+    assert raw.std() > 25
+    assert not np.array_equal(cuts, cut_like_test_set(fd001, 125.0, seed=5, per_unit=4))
 
 
-def test_it_keeps_split_conformal_units_apart(fd001_slice: RunToFailureData) -> None:
-    model = train_rul(fd001_slice, seed=2, n_estimators=10, conformal_folds=0)
-    fit, cal, val = (set(model.split[k]) for k in ("fit", "calibration", "validation"))
-    assert fit and cal and val
-    assert not fit & cal and not fit & val and not cal & val
-    assert model.split["folds"] == []
-    assert 0 < model.validation["test_style"]["rmse"] < 25
+def test_it_reports_the_protocol_figures_with_their_spread(trained: TrainedRul) -> None:
+    protocol = trained.validation["protocol"]
+    assert protocol["seeds"] == 3 and protocol["folds"] == 5 and protocol["engines"] == SLICE_UNITS
+    per_seed = trained.validation["per_seed"]
+    rmses = [s["rmse"] for s in per_seed]
+    assert protocol["rmse"] == pytest.approx(np.mean(rmses), abs=1e-3)
+    assert protocol["rmse_sd"] == pytest.approx(np.std(rmses, ddof=1), abs=1e-3)
+    assert protocol["rmse_sd"] > 0
+    # a constant guess at the mean RUL scores about 40; a working model far less
+    assert protocol["rmse"] < 22
+    assert "grouped by unit" in protocol["protocol"]
 
 
 def test_it_split_units_is_reproducible_and_exhaustive() -> None:
@@ -79,30 +90,49 @@ def test_it_drops_constant_and_uninformative_signals(trained: TrainedRul) -> Non
         assert degrading in chosen
 
 
-def test_it_predicts_remaining_life_on_held_out_engines(trained: TrainedRul) -> None:
-    test = trained.validation["test_style"]
-    rows = trained.validation["rows"]
-    assert test["engines"] == len(trained.split["validation"])
-    # a constant guess at the mean capped RUL scores about 40 on FD001; a working model far less
-    assert test["rmse"] < 20
-    assert rows["rmse"] < 20
+def test_it_covers_about_80_percent_of_unseen_engines_at_their_cut(trained: TrainedRul) -> None:
+    # each fold's interval is calibrated on the other folds' cuts only
+    for seed in trained.validation["per_seed"]:
+        assert 0.7 <= seed["coverage80"] <= 0.9
+    assert trained.validation["protocol"]["interval_width_mean"] > 0
 
 
-def test_it_covers_about_80_percent_of_held_out_truths(fd001: RunToFailureData) -> None:
-    # coverage is measured on 30 engines never used for fitting or calibration
-    data = fd001.select_units(np.arange(1, 61))
-    model = train_rul(data, seed=11, n_estimators=30, validation_fraction=0.5)
-    assert abs(model.validation["rows"]["coverage80"] - 0.8) <= 0.10
-    assert abs(model.validation["test_style"]["coverage80"] - 0.8) <= 0.10
+def test_it_widens_the_interval_with_the_predicted_life(trained: TrainedRul) -> None:
+    low, high = trained.bands.interval(np.array([5.0, 60.0, 120.0]))
+    width = high - low
+    assert width[0] < width[1] < width[2]
+    assert np.all(low <= [5.0, 60.0, 120.0]) and np.all(high >= [5.0, 60.0, 120.0])
 
 
 def test_it_trains_on_generic_named_signals() -> None:
     data = RunToFailureData.from_histories(
         pump_fleet(24), description="synthetic pumps"
     )
-    model = train_rul(data, seed=1, n_estimators=20, window=20, cap=100)
+    model = train_rul(data, seed=1, n_estimators=60, window=20, cap=100, protocol_seeds=2)
     assert set(model.spec.signals) == {"vib_rms", "flow_m3h"}
-    assert model.validation["rows"]["rmse"] < 15
+    assert model.validation["protocol"]["rmse"] < 20
+
+
+def test_it_standardises_sensors_per_operating_regime(fd001: RunToFailureData) -> None:
+    # FD001 runs at one operating condition; the synthetic set moves every row to one of the six
+    # FD002 operating points, shifting the sensors by up to 8 sd: only per-regime standardisation
+    # sees the wear through the jumps
+    fleet = synthetic_multi_regime(fd001.select_units(np.arange(1, 31)), seed=0)
+    assert find_regimes(fleet.select_signals(SETTINGS), SETTINGS).count == 6
+    assert find_regimes(fd001.select_signals(SETTINGS), SETTINGS) is None
+    kw = dict(seed=0, n_estimators=60, protocol_seeds=1, window=60)
+    per_regime = train_rul(fleet, **kw)
+    global_scaling = train_rul(fleet, regime_signals=(), **kw)
+    assert per_regime.training["regimes"] == 6 and global_scaling.training["regimes"] == 1
+    assert per_regime.spec.inputs[-3:] == SETTINGS and not set(SETTINGS) & set(per_regime.spec.signals)
+    assert per_regime.validation["protocol"]["rmse"] < 0.8 * global_scaling.validation["protocol"]["rmse"]
+    # the served features see the regime of every row: a history at another operating point
+    # mix gives the features of the training rows
+    one = fleet.select_units([3])
+    values = one.select_signals(per_regime.spec.inputs)
+    at_every_row = rows_features(per_regime.spec, values, one.unit_bounds())
+    served = histories_features(per_regime.spec, [values[:90]])
+    np.testing.assert_allclose(served[0], at_every_row[89], rtol=1e-5, atol=1e-5)
 
 
 def test_it_computes_features_from_past_rows_only(
@@ -129,7 +159,7 @@ def test_it_serves_the_features_it_trained_on(
     one = fd001_slice.select_units([3])
     values = one.select_signals(trained.spec.signals)
     at_every_row = rows_features(trained.spec, values, one.unit_bounds())
-    ends = [1, 2, 7, trained.spec.window - 1, trained.spec.window, 150, len(values)]
+    ends = sorted({min(e, len(values)) for e in (1, 2, 7, trained.spec.window - 1, trained.spec.window, 150, len(values))})
     served = histories_features(trained.spec, [values[:end] for end in ends])
     np.testing.assert_allclose(
         served, at_every_row[[e - 1 for e in ends]], rtol=1e-5, atol=1e-5

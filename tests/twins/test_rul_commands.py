@@ -43,7 +43,7 @@ def test_it_trains_registers_and_activates_a_turbofan_model_whose_onnx_matches_s
     printed = _last_json(out)
     model = RulModel.objects.get(version=printed["version"])
     assert model.is_active and model.asset_type_key == "turbofan" and model.rul_unit == "cycles"
-    assert printed["metrics"] == model.metrics and set(model.metrics) == {"rmse", "phm_score", "coverage80", "engines"}
+    assert printed["metrics"] == model.metrics and set(model.metrics) >= {"rmse", "rmse_sd", "phm_score", "coverage80", "interval_width_mean", "engines", "seeds"}
     assert model.metrics["rmse"] > 0 and 0 <= model.metrics["coverage80"] <= 1
     assert (var_dir / "models" / "rul" / model.version / "model.onnx").is_file()
 
@@ -91,9 +91,9 @@ def test_it_scores_the_active_model_on_a_cmapss_test_file(turbofan_model, test_f
     out = StringIO()
     call_command("eval_rul", "--test", str(test), "--truth", str(rul), stdout=out)
     scores = _last_json(out)
-    assert set(scores) == {"rmse", "phm_score", "coverage80", "engines"}
+    assert set(scores) == {"rmse", "phm_score", "coverage80", "engines", "interval_width_mean"}
     assert scores["engines"] == 20
-    assert 0 < scores["rmse"] < 60 and 0 <= scores["coverage80"] <= 1
+    assert 0 < scores["rmse"] < 60 and 0 <= scores["coverage80"] <= 1 and scores["interval_width_mean"] > 0
 
 
 def test_it_scores_a_named_version_and_refuses_an_unknown_one(turbofan_model, test_files):

@@ -83,8 +83,9 @@ def test_it_shows_health_and_rul_on_the_asset_page_and_updates_them_live(page, r
         expect(page.locator("#twin-rul")).to_contain_text(re.compile(r"more than 125 cycles \(no wear visible yet.*\), over \d+\.\d days"))
     else:
         expect(page.locator("#twin-rul")).to_contain_text(re.compile(r"\d+ cycles \(80%: \d+.*\), about \d+\.\d days"))
-    expect(page.locator("#twin-rmse")).to_have_text(str(turbofan_model.metrics["rmse"]))
-    expect(page.locator("#twin-coverage")).to_have_text(str(turbofan_model.metrics["coverage80"]))
+    m = turbofan_model.metrics
+    expect(page.locator("#twin-rmse")).to_have_text(f'{m["rmse"]:.1f} ± {m["rmse_sd"]:.1f}')
+    expect(page.locator("#twin-coverage")).to_have_text(f'{m["coverage80"]:.2f} ± {m["coverage80_sd"]:.2f}')
     expect(page.locator("#twin-assumptions li").first).to_be_visible()
     expect(page.locator("#twin-chart .main-svg").first).to_be_attached()
     expect(page.locator("#twin-chart")).to_have_attribute("data-points", "1")

@@ -39,8 +39,13 @@ def test_it_shows_health_rul_and_the_model_evidence_on_the_asset_page(client, ma
     assert health and 0 <= int(health.group(1)) <= 100
     rul = re.search(r'id="twin-rul" data-state="computed">([^<]+)<', html).group(1)
     assert "cycles (80%:" in rul and "days" in rul
-    assert f'<td id="twin-rmse">{turbofan_model.metrics["rmse"]}</td>' in html
-    assert f'<td id="twin-engines">{turbofan_model.metrics["engines"]}</td>' in html
+    m = turbofan_model.metrics
+    # the protocol's figure with its spread (sd over the repeats), not a bare number
+    assert f'<td id="twin-rmse">{m["rmse"]:.1f} ± {m["rmse_sd"]:.1f}</td>' in html
+    assert f'<td id="twin-coverage">{m["coverage80"]:.2f} ± {m["coverage80_sd"]:.2f}</td>' in html
+    assert f'<td id="twin-width">{m["interval_width_mean"]:.1f} ± {m["interval_width_mean_sd"]:.1f}</td>' in html
+    assert f'<td id="twin-engines">{m["engines"]}</td>' in html
+    assert "grouped by unit over all" in html
     assert "1.5 operating hours per cycle" in html and 'id="twin-hours-per-day">10</span> operating hours per day' in html
     data = json.loads(re.search(r'<script id="twin-data" type="application/json">(.+?)</script>', html).group(1))
     assert len(data["history"]) == 2 and data["figures"]["rul_unit"] == "cycles"
@@ -57,7 +62,10 @@ def test_it_lists_models_with_their_validation_figures(client, manager, turbofan
     client.force_login(manager)
     html = client.get("/models/rul/").content.decode()
     row = re.search(rf'<tr data-version="{turbofan_model.version}" class="active">(.+?)</tr>', html, re.DOTALL).group(1)
-    assert "turbofan" in row and str(turbofan_model.metrics["phm_score"]) in row and str(turbofan_model.metrics["coverage80"]) in row
+    m = turbofan_model.metrics
+    assert "turbofan" in row and f'{m["rmse"]:.1f} ± {m["rmse_sd"]:.1f}' in row
+    assert f'{m["phm_score"]:.0f} ± {m["phm_score_sd"]:.0f}' in row and f'{m["coverage80"]:.2f} ± {m["coverage80_sd"]:.2f}' in row
+    assert "test-like cuts per unit" in row
 
 
 def test_it_serves_the_twin_history_to_those_who_see_the_asset_only(client, manager, outsider, admin_user, engine):

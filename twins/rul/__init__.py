@@ -1,6 +1,6 @@
 """Remaining-useful-life models: train on run-to-failure histories, export to ONNX, serve.
 
-Pure Python (numpy, scikit-learn, skl2onnx, onnxruntime); imports no Django.
+Pure Python (numpy, LightGBM, onnxmltools, onnxruntime); imports no Django.
 """
 
 from __future__ import annotations

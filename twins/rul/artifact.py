@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from skl2onnx import convert_sklearn
-from skl2onnx.common.data_types import FloatTensorType
 
 from edge_node.agent.files import write_atomic
 
 from . import const
+from .booster import booster_to_onnx
 from .train import TrainedRul
 
 
@@ -25,15 +24,7 @@ class ModelArtifactError(ValueError):
 
 def export_onnx(trained: TrainedRul) -> bytes:
     """The fitted regressor as ONNX: input ``features`` float32 [N, F], output the RUL [N, 1]."""
-    model = convert_sklearn(
-        trained.estimator,
-        initial_types=[
-            (const.ONNX_INPUT_NAME, FloatTensorType([None, trained.spec.n_features]))
-        ],
-        target_opset={"": const.ONNX_OPSET, "ai.onnx.ml": 3},
-    )
-    model.doc_string = "RUL point prediction from windowed features; see meta.json"
-    return model.SerializeToString()
+    return booster_to_onnx(trained.estimator, trained.spec.n_features)
 
 
 def build_meta(trained: TrainedRul, onnx_bytes: bytes, name: str | None = None) -> dict:
@@ -48,7 +39,7 @@ def build_meta(trained: TrainedRul, onnx_bytes: bytes, name: str | None = None) 
         "version": version,
         "created": created.isoformat(),
         "model_sha256": digest,
-        "signals": list(spec.signals),
+        "signals": list(spec.inputs),
         "window": spec.window,
         "cap": trained.cap,
         "feature_names": spec.feature_names,
@@ -63,9 +54,11 @@ def build_meta(trained: TrainedRul, onnx_bytes: bytes, name: str | None = None) 
             "opset": const.ONNX_OPSET,
         },
         "conformal": trained.bands.to_json(),
+        # The figures shown next to every estimate: the validation protocol's mean and sd.
         "metrics": {
-            k: trained.validation["test_style"][k]
-            for k in ("rmse", "phm_score", "coverage80", "engines")
+            k: v for k, v in trained.validation["protocol"].items()
+            if k.split("_sd")[0] in ("rmse", "phm_score", "coverage80", "interval_width_mean")
+            or k in ("engines", "seeds", "folds", "cuts_per_unit")
         },
         "validation": trained.validation,
         "training": trained.training,
@@ -101,9 +94,9 @@ def read_artifact(path: str | PathLike[str]) -> tuple[bytes, dict]:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as exc:
         raise ModelArtifactError(f"{meta_path}: not JSON ({exc})") from exc
-    if meta.get("kind") != "rul" or meta.get("format") != const.FORMAT_VERSION:
+    if meta.get("kind") != "rul" or meta.get("format") not in const.READABLE_FORMATS:
         raise ModelArtifactError(
-            f"{meta_path}: not a RUL model of format {const.FORMAT_VERSION}"
+            f"{meta_path}: not a RUL model of format {' or '.join(map(str, const.READABLE_FORMATS))}"
         )
     onnx_bytes = model_path.read_bytes()
     if hashlib.sha256(onnx_bytes).hexdigest() != meta.get("model_sha256"):

@@ -39,12 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=const.DEFAULT_SEED)
     train.add_argument("--window", type=int, default=const.DEFAULT_WINDOW)
     train.add_argument("--cap", type=float, default=const.DEFAULT_CAP)
-    train.add_argument("--trees", type=int, default=const.N_ESTIMATORS)
+    train.add_argument("--trees", type=int, default=const.N_ESTIMATORS, help="boosting rounds")
     train.add_argument(
-        "--folds",
-        type=int,
-        default=const.CONFORMAL_FOLDS,
-        help="cross-conformal folds for the interval (0: split-conformal on held-out units)",
+        "--folds", type=int, default=const.PROTOCOL_FOLDS,
+        help="folds (grouped by unit) of the validation protocol",
+    )
+    train.add_argument(
+        "--seeds", type=int, default=const.PROTOCOL_SEEDS,
+        help="repeats of the validation protocol (figures = mean and sd over them)",
     )
     train.add_argument(
         "--name",
@@ -89,12 +91,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cap=args.cap,
                 seed=args.seed,
                 n_estimators=args.trees,
-                conformal_folds=args.folds,
+                protocol_folds=args.folds,
+                protocol_seeds=args.seeds,
             )
             meta = save_model(trained, args.out, name=args.name)
             print(f"model {meta['version']} written to {args.out}")
             print(f"signals: {', '.join(meta['signals'])}")
-            print(f"held-out rows: {json.dumps(meta['validation']['rows'])}")
+            print(f"validation protocol: {json.dumps(meta['validation']['protocol'])}")
             print(
                 json.dumps(
                     {

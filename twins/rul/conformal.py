@@ -1,4 +1,4 @@
-"""Split-conformal prediction intervals from residuals on held-out (calibration) units.
+"""Conformal prediction intervals from residuals on units the predicting model never saw.
 
 The residual spread depends on the predicted RUL (tight near failure, wide while the asset
 still looks healthy), so quantiles are taken per bin of predicted RUL (Mondrian conformal).
@@ -87,3 +87,53 @@ def calibrate(
         lows.append(min(rb[k_lo - 1], 0.0))
         highs.append(max(rb[k_hi - 1], 0.0))
     return ConformalBands(upper, np.array(lows), np.array(highs), coverage)
+
+
+@dataclass(frozen=True)
+class NormalisedBands:
+    """Normalised conformal interval: point + q * (point + offset), q the low/high quantile of
+    the calibration scores (true - predicted) / (predicted + offset). The width grows with the
+    predicted RUL: tight near failure, wide while wear barely shows."""
+
+    offset: float
+    low: float
+    high: float
+    coverage: float
+
+    def interval(self, point: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p = np.asarray(point, dtype=np.float64)
+        scale = np.maximum(p, 0.0) + self.offset
+        return p + self.low * scale, p + self.high * scale
+
+    def to_json(self) -> dict:
+        return {
+            "method": "normalised",
+            "coverage": self.coverage,
+            "offset": self.offset,
+            "low": self.low,
+            "high": self.high,
+        }
+
+
+def calibrate_normalised(
+    predicted: np.ndarray, true: np.ndarray, coverage: float, offset: float
+) -> NormalisedBands:
+    """Finite-sample conformal quantiles of the normalised scores (see ``NormalisedBands``)."""
+    p = np.asarray(predicted, dtype=np.float64)
+    score = np.sort((np.asarray(true, dtype=np.float64) - p) / (np.maximum(p, 0.0) + offset))
+    n = len(score)
+    if n == 0:
+        raise ValueError("no calibration points for the interval")
+    alpha = 1.0 - coverage
+    k_hi = min(n, math.ceil((n + 1) * (1 - alpha / 2)))
+    k_lo = max(1, math.floor((n + 1) * (alpha / 2)))
+    return NormalisedBands(
+        float(offset), min(float(score[k_lo - 1]), 0.0), max(float(score[k_hi - 1]), 0.0), coverage
+    )
+
+
+def bands_from_json(obj: Mapping) -> ConformalBands | NormalisedBands:
+    """The interval of a model's meta.json (binned for format-1 models, normalised since)."""
+    if obj.get("method") == "normalised":
+        return NormalisedBands(float(obj["offset"]), float(obj["low"]), float(obj["high"]), float(obj["coverage"]))
+    return ConformalBands.from_json(obj)

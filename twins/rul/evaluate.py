@@ -42,7 +42,7 @@ def score_cmapss_test(
     truth_path: str | PathLike[str],
     cap_truth: bool = False,
 ) -> dict:
-    """{"rmse", "phm_score", "coverage80", "engines"} on a C-MAPSS test file and its RUL file.
+    """{"rmse", "phm_score", "coverage80", "engines", "interval_width_mean"} on a C-MAPSS test file and its RUL file.
 
     The truth is used as given (one number per line, in unit order); ``cap_truth`` caps it at
     the model's cap as many papers do. Malformed files raise ``CmapssFormatError`` naming the line.

@@ -12,7 +12,7 @@ import onnxruntime as ort
 
 from . import const
 from .artifact import read_artifact
-from .conformal import ConformalBands
+from .conformal import bands_from_json
 from .features import (
     FeatureSpec,
     History,
@@ -63,7 +63,7 @@ class RulPredictor:
     def __init__(self, onnx_bytes: bytes, meta: dict) -> None:
         self.meta = meta
         self.spec = FeatureSpec.from_json(meta["features"])
-        self.bands = ConformalBands.from_json(meta["conformal"])
+        self.bands = bands_from_json(meta["conformal"])
         self.cap = float(meta["cap"])
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
@@ -82,7 +82,8 @@ class RulPredictor:
 
     @property
     def signals(self) -> tuple[str, ...]:
-        return self.spec.signals
+        """The signals a history must carry (with regimes: the settings too)."""
+        return self.spec.inputs
 
     @property
     def window(self) -> int:
@@ -102,8 +103,10 @@ class RulPredictor:
         low, high = self.bands.interval(median)
         return RulBatch(
             median=median,
-            low80=np.clip(low, 0.0, self.cap),
-            high80=np.clip(high, 0.0, self.cap),
+            # The high end may pass the cap: a cut engine's true RUL can (7..145 cycles at a
+            # cap of 125), and the interval is calibrated against the uncapped truth.
+            low80=np.maximum(low, 0.0),
+            high80=np.maximum(high, 0.0),
             health=health_index(median, self.cap),
         )
 

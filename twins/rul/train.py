@@ -1,4 +1,4 @@
-"""Training a RUL model from run-to-failure histories, validated on held-out units."""
+"""Training a RUL model from run-to-failure histories, validated the way the test set is made."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import lightgbm as lgb
 import numpy as np
-from sklearn.ensemble import RandomForestRegressor
 
 from . import const
-from .conformal import ConformalBands, calibrate
-from .data import RunToFailureData, split_units
+from .booster import describe, make_booster
+from .conformal import NormalisedBands, calibrate_normalised
+from .data import RunToFailureData
 from .features import FeatureSpec, rows_features
-from .metrics import phm_score, summarise
+from .protocol import run_protocol
+from .regimes import Regimes, find_regimes
 
 log = logging.getLogger(__name__)
 
@@ -23,16 +25,16 @@ log = logging.getLogger(__name__)
 class TrainedRul:
     """A fitted model with everything needed to serve it and the evidence of how good it is."""
 
-    estimator: RandomForestRegressor
+    estimator: lgb.LGBMRegressor
     spec: FeatureSpec
-    bands: ConformalBands
+    bands: NormalisedBands
     cap: float
     validation: dict
     split: dict[str, list]
     training: dict = field(default_factory=dict)
 
     def predict_features(self, features: np.ndarray) -> np.ndarray:
-        """scikit-learn point prediction from a feature matrix (the reference for ONNX)."""
+        """LightGBM point prediction from a feature matrix (the reference for ONNX)."""
         return self.estimator.predict(np.asarray(features, dtype=np.float32))
 
 
@@ -61,76 +63,50 @@ def choose_signals(data: RunToFailureData, rul_capped: np.ndarray) -> list[str]:
 
 
 def fit_spec(
-    data: RunToFailureData, signals: Sequence[str], window: int
+    data: RunToFailureData, signals: Sequence[str], window: int, regimes: Regimes | None = None
 ) -> FeatureSpec:
+    """Per-signal means and scales of the training rows (per regime when there are regimes)."""
     values = data.select_signals(signals)
-    scales = values.std(axis=0)
-    return FeatureSpec(
-        tuple(signals), values.mean(axis=0), np.where(scales > 0, scales, 1.0), window
+    if regimes is None:
+        scales = values.std(axis=0)
+        return FeatureSpec(tuple(signals), values.mean(axis=0), np.where(scales > 0, scales, 1.0), window)
+    regime = regimes.assign(data.select_signals(regimes.signals))
+    means = np.empty((regimes.count, len(signals)))
+    scales = np.ones((regimes.count, len(signals)))
+    for r in range(regimes.count):
+        rows = values[regime == r]
+        if len(rows) == 0:
+            means[r] = values.mean(axis=0)
+            continue
+        means[r] = rows.mean(axis=0)
+        sd = rows.std(axis=0)
+        scales[r] = np.where(sd > 0, sd, 1.0)
+    return FeatureSpec(tuple(signals), means, scales, window, regimes=regimes)
+
+
+def detect_regimes(data: RunToFailureData, regime_signals: Sequence[str] | None, seed: int) -> Regimes | None:
+    """The operating regimes of ``regime_signals`` (default: the signals named setting_*), if any."""
+    names = (
+        [s for s in data.signals if s.startswith(const.REGIME_SIGNAL_PREFIX)]
+        if regime_signals is None else list(regime_signals)
     )
+    if not names:
+        return None
+    regimes = find_regimes(data.select_signals(names), tuple(names), seed)
+    if regimes is not None:
+        log.info("%d operating regimes in %s: sensors standardised per regime", regimes.count, names)
+    return regimes
 
 
-def mature_rows(data: RunToFailureData) -> np.ndarray:
-    """Mask of rows with at least MIN_TRUNCATED_ROWS rows of history (all rows of shorter units)."""
-    mask = np.zeros(len(data), dtype=bool)
-    for start, stop in data.unit_bounds():
-        mask[start + min(const.MIN_TRUNCATED_ROWS, stop - start) - 1 : stop] = True
-    return mask
+def fit_predict(n_estimators: int):
+    """fit_predict(train X, train y, X to predict, seed) for the validation protocol."""
 
+    def run(x: np.ndarray, y: np.ndarray, x_new: np.ndarray, seed: int) -> np.ndarray:
+        if len(x_new) == 0:
+            return np.empty(0)
+        return make_booster(n_estimators, seed).fit(x, y).predict(x_new)
 
-def test_style_rows(
-    data: RunToFailureData, seed: int, repeats: int = const.TRUNCATION_REPEATS
-) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices where each unit is cut at a random row (>= MIN_TRUNCATED_ROWS kept), ``repeats`` times.
-
-    Features only look back, so a prediction at the cut row equals one on the truncated history.
-    Returns (row indices, repeat number of each).
-    """
-    rng = np.random.default_rng(seed)
-    rows, reps = [], []
-    for rep in range(repeats):
-        for start, stop in data.unit_bounds():
-            first = min(const.MIN_TRUNCATED_ROWS, stop - start)
-            rows.append(start + int(rng.integers(first, stop - start + 1)) - 1)
-            reps.append(rep)
-    return np.asarray(rows), np.asarray(reps)
-
-
-def make_forest(n_estimators: int, seed: int) -> RandomForestRegressor:
-    return RandomForestRegressor(
-        n_estimators=n_estimators,
-        min_samples_leaf=const.MIN_SAMPLES_LEAF,
-        max_features=const.MAX_FEATURES,
-        random_state=seed,
-        n_jobs=1,
-    )
-
-
-def unit_folds(unit_ids: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
-    """The units shuffled and dealt into ``folds`` groups of near-equal size."""
-    ids = np.array(sorted(set(np.asarray(unit_ids).tolist())))
-    if folds < 2 or folds > len(ids):
-        raise ValueError(f"cannot make {folds} folds of {len(ids)} units")
-    ids = ids[np.random.default_rng(seed).permutation(len(ids))]
-    return [ids[k::folds] for k in range(folds)]
-
-
-def out_of_fold_predictions(
-    features: np.ndarray,
-    target: np.ndarray,
-    row_units: np.ndarray,
-    folds: Sequence[np.ndarray],
-    n_estimators: int,
-    seed: int,
-) -> np.ndarray:
-    """Each row predicted by a forest fitted without any row of that row's unit (its fold)."""
-    pred = np.empty(len(target))
-    for k, fold in enumerate(folds):
-        held = np.isin(row_units, fold)
-        model = make_forest(n_estimators, seed + k)
-        model.fit(features[~held], target[~held])
-        pred[held] = model.predict(features[held])
-    return pred
+    return run
 
 
 def train_rul(
@@ -141,84 +117,70 @@ def train_rul(
     cap: float = const.DEFAULT_CAP,
     seed: int = const.DEFAULT_SEED,
     n_estimators: int = const.N_ESTIMATORS,
-    validation_fraction: float = const.VALIDATION_FRACTION,
-    conformal_folds: int = const.CONFORMAL_FOLDS,
-    fold_estimators: int = const.FOLD_ESTIMATORS,
-    calibration_fraction: float = const.CALIBRATION_FRACTION,
+    protocol_seeds: int = const.PROTOCOL_SEEDS,
+    protocol_folds: int = const.PROTOCOL_FOLDS,
+    protocol_cuts: int = const.PROTOCOL_CUTS,
+    regime_signals: Sequence[str] | None = None,
     coverage: float = const.INTERVAL_COVERAGE,
 ) -> TrainedRul:
-    """Fit a random forest on windowed features, with a conformal 80% interval, validated on
-    held-out units.
+    """Fit LightGBM on windowed features of every unit, with a normalised conformal 80% interval.
 
-    Units (never rows) are split: ``validation_fraction`` of them is held out to measure the
-    result, at every row and the standard test way (each unit cut at a random row, predicting
-    at the cut). The interval comes from residuals on units the predicting forest never saw:
-    with ``conformal_folds >= 2`` (cross-conformal) from out-of-fold forests of
-    ``fold_estimators`` trees over the remaining units, which then all fit the final forest;
-    with ``conformal_folds == 0`` (split-conformal) from a separate ``calibration_fraction`` of
-    the units that the final forest does not use. ``signals`` defaults to an automatic choice
-    (see ``choose_signals``).
+    The evidence comes from the validation protocol (``protocol.py``): ``protocol_seeds`` repeats
+    of a ``protocol_folds``-fold split grouped by unit, each held-out unit cut ``protocol_cuts``
+    times like a test engine; the figures are the mean and sd over the repeats. The served
+    interval is calibrated on all those out-of-fold cuts; the served model is then fitted on
+    every unit. ``signals`` defaults to an automatic choice (see ``choose_signals``);
+    ``regime_signals`` (default: signals named setting_*) are clustered into operating regimes,
+    and with more than one regime the sensors are standardised per regime (the settings become
+    inputs of the model, not features).
     """
     started, cpu_started = time.perf_counter(), time.process_time()
-    if conformal_folds >= 2:
-        val_units, fit_units = split_units(
-            histories.unit_ids, [validation_fraction], seed
-        )
-        cal_units = fit_units
+    if len(histories.unit_ids) < 2:
+        raise ValueError("need at least 2 run-to-failure units to validate a model")
+    regimes = detect_regimes(histories, regime_signals, seed)
+    target = np.minimum(histories.rul(), cap)
+    excluded = set(regimes.signals) if regimes else set()
+    if signals is not None:
+        chosen = [s for s in signals if s not in excluded]
     else:
-        val_units, cal_units, fit_units = split_units(
-            histories.unit_ids, [validation_fraction, calibration_fraction], seed
-        )
-    fit, val = histories.select_units(fit_units), histories.select_units(val_units)
-    fit_target = np.minimum(fit.rul(), cap)
-    chosen = list(signals) if signals is not None else choose_signals(fit, fit_target)
-    spec = fit_spec(fit, chosen, window)
-    fit_features = rows_features(spec, fit.select_signals(chosen), fit.unit_bounds())
+        candidates = RunToFailureData(
+            histories.units, histories.time,
+            histories.select_signals([s for s in histories.signals if s not in excluded]),
+            tuple(s for s in histories.signals if s not in excluded), histories.description,
+        ) if excluded else histories
+        chosen = choose_signals(candidates, target)
+    spec = fit_spec(histories, chosen, window, regimes)
+    features = rows_features(spec, histories.select_signals(spec.inputs), histories.unit_bounds())
 
-    # Calibrate where the model serves: histories at least as long as a test-style cut. The first
-    # rows of a unit are trivially healthy and would make the interval too narrow elsewhere.
-    folds: list[np.ndarray] = []
-    if conformal_folds >= 2:
-        # few units (a small demo fleet): at most one fold per unit
-        folds = unit_folds(fit_units, min(conformal_folds, len(fit_units)), seed)
-        cal_pred = out_of_fold_predictions(
-            fit_features, fit_target, fit.units, folds, fold_estimators, seed
-        )
-        cal_rows, cal_true = mature_rows(fit), fit_target
-    else:
-        cal = histories.select_units(cal_units)
-        cal_rows, cal_true = mature_rows(cal), np.minimum(cal.rul(), cap)
-    estimator = make_forest(n_estimators, seed)
-    estimator.fit(fit_features, fit_target)
-    if conformal_folds < 2:
-        cal_pred = estimator.predict(
-            rows_features(spec, cal.select_signals(chosen), cal.unit_bounds())
-        )
-    bands = calibrate(
-        cal_pred[cal_rows], cal_true[cal_rows], coverage, const.CONFORMAL_BINS
+    seeds = [seed + i for i in range(max(1, protocol_seeds))]
+    result = run_protocol(
+        histories, features, target, fit_predict(n_estimators), cap,
+        seeds=seeds, folds=protocol_folds, cuts=protocol_cuts, coverage_level=coverage,
     )
+    bands = calibrate_normalised(
+        result.cut_predicted, result.cut_true, coverage, const.CONFORMAL_OFFSET_SHARE * cap
+    )
+    estimator = make_booster(n_estimators, seed)
+    estimator.fit(features, target)
 
-    validation = validate(estimator, spec, bands, val, cap, seed)
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started
-    log.info("trained RUL model in %.1f s: %s", seconds, validation["test_style"])
-    method = (
-        f"cross-conformal, {len(folds)} folds of {fold_estimators} trees"
-        if conformal_folds >= 2
-        else "split-conformal on held-out calibration units"
-    )
+    log.info("trained RUL model in %.1f s: %s", seconds, result.summary)
+    validation = {
+        "test_style": {k: result.summary[k] for k in (
+            "rmse", "phm_score", "coverage80", "interval_width_mean", "engines",
+        )},
+        "protocol": result.summary,
+        "per_seed": result.per_seed,
+        "truth": "uncapped true RUL at test-like cuts of units the model never saw",
+    }
     return TrainedRul(
         estimator=estimator,
         spec=spec,
         bands=bands,
         cap=cap,
         validation=validation,
-        split={
-            "fit": fit_units.tolist(),
-            "calibration": cal_units.tolist(),
-            "validation": val_units.tolist(),
-            "folds": [f.tolist() for f in folds],
-        },
+        split={"fit": histories.unit_ids.tolist(), "protocol_folds": result.folds},
         training={
             "description": histories.description,
             "units": len(histories.unit_ids),
@@ -226,58 +188,12 @@ def train_rul(
             "seed": seed,
             "seconds": round(seconds, 2),
             "cpu_seconds": round(cpu_seconds, 2),
-            "model": f"RandomForestRegressor(n_estimators={n_estimators}, min_samples_leaf="
-            f"{const.MIN_SAMPLES_LEAF}, max_features={const.MAX_FEATURES})",
-            "interval": method,
+            "model": describe(n_estimators),
+            "interval": (
+                "normalised conformal (width grows with the predicted RUL), calibrated on "
+                f"{len(result.cut_true)} out-of-fold test-like cuts"
+            ),
+            "regimes": regimes.count if regimes else 1,
             "all_signals": list(histories.signals),
         },
     )
-
-
-def validate(
-    estimator: RandomForestRegressor,
-    spec: FeatureSpec,
-    bands: ConformalBands,
-    val: RunToFailureData,
-    cap: float,
-    seed: int,
-) -> dict:
-    """Metrics on held-out units: at every row, and the test way (random cuts), against capped RUL."""
-    pred = np.clip(
-        estimator.predict(
-            rows_features(spec, val.select_signals(spec.signals), val.unit_bounds())
-        ),
-        0,
-        cap,
-    )
-    low, high = bands.interval(pred)
-    low, high = np.clip(low, 0, cap), np.clip(high, 0, cap)
-    true = np.minimum(val.rul(), cap)
-    engines = len(val.unit_ids)
-    rows = summarise(pred, low, high, true, engines)
-    rows["phm_score"] = round(phm_score(pred, true) / len(pred), 4)
-    rows["phm_per"] = "row"
-    rows["rows"] = len(pred)
-
-    idx, reps = test_style_rows(val, seed)
-    repeats = int(reps.max()) + 1
-    test = summarise(pred[idx], low[idx], high[idx], true[idx], engines)
-    # The PHM score is a sum over test engines: report it per set of engines, like the official test.
-    test["phm_score"] = round(phm_score(pred[idx], true[idx]) / repeats, 4)
-    test["repeats"] = repeats
-
-    # The official FD001 test truths lie in 7..145 cycles and are not capped: score the rows in
-    # that range against the raw RUL too, to anticipate the official figure.
-    raw = val.rul()
-    late = mature_rows(val) & (raw <= const.LATE_LIFE_MAX)
-    late_life = summarise(pred[late], low[late], high[late], raw[late], engines)
-    late_life["phm_score"] = round(phm_score(pred[late], raw[late]) / late.sum(), 4)
-    late_life["phm_per"] = "row"
-    late_life["rows"] = int(late.sum())
-    late_life["truth"] = f"uncapped true RUL <= {const.LATE_LIFE_MAX:g}"
-    return {
-        "test_style": test,
-        "rows": rows,
-        "truth": f"true RUL capped at {cap:g}",
-        "late_life": late_life,
-    }

@@ -15,7 +15,7 @@ from twins.rul_registry import predictor_for
 class Command(BaseCommand):
     help = (
         "Score a RUL model on a C-MAPSS test file the standard way (predict at each engine's last cycle, compare with "
-        "the RUL file). Last line printed: JSON {rmse, phm_score, coverage80, engines}."
+        "the RUL file). Last line printed: JSON {rmse, phm_score, coverage80, engines, interval_width_mean}."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -45,4 +45,4 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(f"{opts['test']}: {exc}") from exc
         self.stdout.write(f"model {model.version} ({model.asset_type_key}) on {opts['test']}")
-        self.stdout.write(json.dumps({k: scores[k] for k in ("rmse", "phm_score", "coverage80", "engines")}))
+        self.stdout.write(json.dumps({k: scores[k] for k in ("rmse", "phm_score", "coverage80", "engines", "interval_width_mean")}))
