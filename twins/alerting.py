@@ -145,6 +145,24 @@ def broadcast_alerts(alert_ids: Iterable[int]) -> int:
     return len(messages)
 
 
+def notify_after_commit(changes: Sequence[tuple[int, str]]) -> None:
+    """Hand alert changes ('open', 'escalate', 'clear') to notifications after commit, by task
+    name (notify.alert_events): the engine never waits for a mail server."""
+    items = [[alert_id, kind] for alert_id, kind in changes]
+    if items:
+        transaction.on_commit(lambda: _send_notify(items))
+
+
+def _send_notify(items: list[list]) -> None:
+    from web.celery import app
+
+    try:
+        app.send_task("notify.alert_events", args=[items])
+    except Exception:
+        # The alerts are committed and shown; a task-queue outage loses their notifications only.
+        log.exception("alert notifications %s not queued", items)
+
+
 def broadcast_after_commit(alert_ids: Sequence[int]) -> None:
     ids = list(alert_ids)
     if ids:
@@ -192,9 +210,11 @@ class CachedRule:
 class AlertEngine:
     """Per-(asset, metric) rule state for one ingest worker; call process() after each commit."""
 
-    def __init__(self, rules_ttl_s: float = RULES_TTL_S, broadcast: bool = True) -> None:
+    def __init__(self, rules_ttl_s: float = RULES_TTL_S, broadcast: bool = True, notify: bool = True) -> None:
         self.rules_ttl_s = rules_ttl_s
         self.broadcast = broadcast
+        self.notify = notify
+        self.told: list[tuple[int, str]] = []
         self.rules: dict[int, CachedRule] = {}
         self.states: dict[tuple[int, int], ConditionState] = {}
         self.rules_loaded_at = -1e18
@@ -248,6 +268,7 @@ class AlertEngine:
                     transitions.append((asset_id, metric_id, rule, change, state))
         changed: list[int] = []
         if transitions or event_ids:
+            self.told = []
             with transaction.atomic():
                 if transitions:
                     changed.extend(self._apply(transitions))
@@ -255,6 +276,9 @@ class AlertEngine:
                     changed.extend(self._apply_events(event_ids))
                 if self.broadcast:
                     broadcast_after_commit(changed)
+                if self.notify:
+                    notify_after_commit(self.told)
+                self.told = []
         if time.monotonic() - self.swept_at > EDGE_SWEEP_EVERY_S:
             self.swept_at = time.monotonic()
             changed.extend(self.clear_quiet_edge_alerts())
@@ -290,6 +314,7 @@ class AlertEngine:
                 alert_id, state.alert_id = state.alert_id, None
             if alert_id is not None:
                 changed.append(alert_id)
+                self.told.append((alert_id, change.kind))
         return changed
 
     def _title(self, rule: CachedRule, change: Transition) -> str:
@@ -333,5 +358,7 @@ class AlertEngine:
                 Alert.objects.filter(id__in=ids, state__in=ACTIVE_STATES).update(state=Alert.State.CLEARED, cleared_at=now, updated_at=now)
                 if self.broadcast:
                     broadcast_after_commit(ids)
+                if self.notify:
+                    notify_after_commit([(i, "clear") for i in ids])
         return ids
 
