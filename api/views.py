@@ -123,8 +123,8 @@ class Series(APIView):
         "asset": serializers.IntegerField(), "bucket": serializers.IntegerField(), "start": serializers.DateTimeField(), "end": serializers.DateTimeField(),
         "series": serializers.DictField(child=serializers.ListField(child=serializers.ListField()))}))
     def get(self, request, pk: int):
-        p = parse(SeriesParams, request)
         asset = get_object_or_404(visible_assets(request.user), id=pk)
+        p = parse(SeriesParams, request)
         metrics = _metrics_of(asset, p.get("metric"))
         data = bucketed_metrics(asset.id, list(metrics), p["start"], p["end"], timedelta(seconds=p["bucket"]))
         series = {metrics[m]: [[b.start.timestamp(), b.min, b.avg, b.max, b.count] for b in buckets] for m, buckets in data.items()}
@@ -137,8 +137,8 @@ class Readings(APIView):
     @extend_schema(parameters=[ReadingsParams], responses=inline_serializer("Readings", {
         "readings": serializers.ListField(child=serializers.ListField()), "next_cursor": serializers.CharField(allow_null=True)}))
     def get(self, request, pk: int):
-        p = parse(ReadingsParams, request)
         asset = get_object_or_404(visible_assets(request.user), id=pk)
+        p = parse(ReadingsParams, request)
         metric_id = next(iter(_metrics_of(asset, [p["metric"]])))
         try:
             after = decode_cursor(p["cursor"]) if p.get("cursor") else None
