@@ -21,9 +21,12 @@ def verify_body(secret: str, timestamp: int, body: bytes, signature: str) -> boo
 
 
 def link_token(path: str) -> str:
-    return signing.TimestampSigner(salt=LINK_SALT).sign(path)
+    return signing.dumps(path, salt=LINK_SALT)  # URL-safe base64, timestamped
 
 
 def path_from_token(token: str, max_age_s: int) -> str:
     """The page a signed link names; BadSignature (or SignatureExpired) when it was not ours."""
-    return signing.TimestampSigner(salt=LINK_SALT).unsign(token, max_age=max_age_s)
+    path = signing.loads(token, salt=LINK_SALT, max_age=max_age_s)
+    if not isinstance(path, str):
+        raise signing.BadSignature("not a path")
+    return path
