@@ -5,6 +5,7 @@ from __future__ import annotations
 ALERT_OPENED = "alert.opened"
 ALERT_ESCALATED = "alert.escalated"
 ALERT_CLEARED = "alert.cleared"
+ALERT_DEESCALATED = "alert.deescalated"
 ALERT_UNACKNOWLEDGED = "alert.unacknowledged"
 NODE_OFFLINE = "node.offline"
 MAINTENANCE_DUE = "twin.maintenance_due"
@@ -13,6 +14,7 @@ ROLLOUT_ROLLED_BACK = "rollout.rolled_back"
 EVENT_KINDS = [
     (ALERT_OPENED, "Alert opened"),
     (ALERT_ESCALATED, "Alert escalated"),
+    (ALERT_DEESCALATED, "Alert de-escalated"),
     (ALERT_CLEARED, "Alert cleared"),
     (ALERT_UNACKNOWLEDGED, "Alert not acknowledged in time (escalation)"),
     (NODE_OFFLINE, "Edge node offline"),
@@ -22,7 +24,7 @@ EVENT_KINDS = [
 ]
 # What a new subscription receives unless its owner picks otherwise (escalations are opt-in:
 # they are for the group that is told when the first one did not act).
-DEFAULT_KINDS = [ALERT_OPENED, ALERT_ESCALATED, ALERT_CLEARED, NODE_OFFLINE, MAINTENANCE_DUE, ROLLOUT_AWAITING_APPROVAL, ROLLOUT_ROLLED_BACK]
+DEFAULT_KINDS = [ALERT_OPENED, ALERT_ESCALATED, ALERT_DEESCALATED, ALERT_CLEARED, NODE_OFFLINE, MAINTENANCE_DUE, ROLLOUT_AWAITING_APPROVAL, ROLLOUT_ROLLED_BACK]
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 SEVERITIES = [("info", "info"), ("warning", "warning"), ("critical", "critical")]

@@ -13,7 +13,7 @@ from django.utils import timezone
 from notify import const
 from notify.dispatch import record_event
 
-ALERT_EVENT_KINDS = {"open": const.ALERT_OPENED, "escalate": const.ALERT_ESCALATED, "clear": const.ALERT_CLEARED}
+ALERT_EVENT_KINDS = {"open": const.ALERT_OPENED, "escalate": const.ALERT_ESCALATED, "deescalate": const.ALERT_DEESCALATED, "clear": const.ALERT_CLEARED}
 
 
 def _alert_path(alert) -> str:
@@ -32,8 +32,9 @@ def alert_events(changes: list[list]) -> int:
         if alert is None or kind is None:
             continue
         where = f"{alert.asset.name}: " if alert.asset_id else ""
-        severity = alert.severity if kind != const.ALERT_CLEARED else "info" if alert.severity == "info" else alert.severity
-        verb = {const.ALERT_OPENED: "opened", const.ALERT_ESCALATED: "escalated to " + alert.severity, const.ALERT_CLEARED: "cleared"}[kind]
+        severity = alert.severity
+        verb = {const.ALERT_OPENED: "opened", const.ALERT_ESCALATED: "escalated to " + alert.severity,
+                const.ALERT_DEESCALATED: "lowered to " + alert.severity, const.ALERT_CLEARED: "cleared"}[kind]
         text = f"{where}{alert.title} ({verb}). Value {alert.value}." if alert.value is not None else f"{where}{alert.title} ({verb})."
         if record_event(kind, title=f"{where}{alert.title} {verb}", severity=severity, site_id=alert.site_id, text=text,
                         path=_alert_path(alert), alert_id=alert.id, data={"alert": alert.id, "state": alert.state}):

@@ -26,6 +26,7 @@ from django.utils import timezone
 from ingest.group_sender import send_to_groups
 from ingest.live import asset_group, site_group
 from twins.alert_reopen import reopen_recent
+from twins.combined_alerts import CombinedRules
 from twins.edge_alerts import apply_edge_events, take_over_edge_alert
 from twins.models import Alert, AlertRule
 from twins.rules import (
@@ -215,6 +216,7 @@ class AlertEngine:
         self.broadcast = broadcast
         self.notify = notify
         self.told: list[tuple[int, str]] = []
+        self.combined = CombinedRules()
         self.rules: dict[int, CachedRule] = {}
         self.states: dict[tuple[int, int], ConditionState] = {}
         self.rules_loaded_at = -1e18
@@ -226,9 +228,11 @@ class AlertEngine:
     def load_rules(self) -> None:
         rules: dict[int, CachedRule] = {}
         for r in AlertRule.objects.filter(enabled=True).select_related("metric"):
-            t = Thresholds(r.warning_above, r.critical_above, r.warning_below, r.critical_below, r.hysteresis, r.min_duration_s)
+            t = Thresholds(r.warning_above, r.critical_above, r.warning_below, r.critical_below, r.hysteresis, r.min_duration_s,
+                           r.escalate_after_s, r.deescalate_after_s)
             rules[r.metric_id] = CachedRule(r.id, t, r.metric.label or r.metric.key, r.metric.unit)
         self.rules = rules
+        self.combined.load()
         self.rules_loaded_at = time.monotonic()
         # Seed state from open alerts, for (asset, metric) pairs this engine has not seen yet.
         active = Alert.objects.filter(source=Alert.Source.RULE, state__in=ACTIVE_STATES, metric_id__in=list(rules))
@@ -266,12 +270,16 @@ class AlertEngine:
                 change = state.observe(ts.timestamp(), value, rule.thresholds)
                 if change is not None:
                     transitions.append((asset_id, metric_id, rule, change, state))
+        by_metric = self.combined.by_metric
+        combined = self.combined.observe(sorted((r for r in rows if r[2] in by_metric), key=lambda r: r[0])) if by_metric else []
         changed: list[int] = []
-        if transitions or event_ids:
+        if transitions or event_ids or combined:
             self.told = []
             with transaction.atomic():
                 if transitions:
                     changed.extend(self._apply(transitions))
+                if combined:
+                    changed.extend(self.combined.apply(combined, self.told))
                 if event_ids:
                     changed.extend(self._apply_events(event_ids))
                 if self.broadcast:
@@ -305,6 +313,12 @@ class AlertEngine:
                     title=self._title(rule, change),
                 )
                 self.stats["escalated"] += 1
+                alert_id = state.alert_id
+            elif change.kind == "deescalate":
+                # Lowered after the readings stayed a level down for the rule's de-escalation time.
+                Alert.objects.filter(id=state.alert_id, state__in=ACTIVE_STATES).update(
+                    severity=LEVEL_NAMES[change.level], value=change.value, updated_at=timezone.now(), title=self._title(rule, change),
+                )
                 alert_id = state.alert_id
             else:
                 Alert.objects.filter(id=state.alert_id, state__in=ACTIVE_STATES).update(

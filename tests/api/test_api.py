@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import csv
 import io
-from urllib.parse import urlencode
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 import pytest
-from django.urls import URLPattern, get_resolver
+from django.urls import URLPattern
 from django.utils import timezone
 
 from api.models import ApiToken

@@ -9,9 +9,9 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 from email.message import EmailMessage as Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from aiosmtpd.controller import Controller
 
