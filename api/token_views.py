@@ -12,14 +12,19 @@ from api.tokens import create_token, revoke_token
 from web.roles import ADMIN, FACILITY_MANAGER, PLANNER, require_role
 
 ROLES = (FACILITY_MANAGER, PLANNER, ADMIN)
+NEW_KEY = "api_new_token_key"
 
 
 @require_role(*ROLES)
 def tokens(request: HttpRequest) -> HttpResponse:
-    new_key = None
     if request.method == "POST":
-        token, new_key = create_token(request.user, request.POST.get("name", ""))
+        token, key = create_token(request.user, request.POST.get("name", ""))
         messages.success(request, f"Token '{token.name}' created: copy the key now, it is not shown again.")
+        # Redirect after the POST (Reload never makes a second token); the key rides in the
+        # session for exactly one page view.
+        request.session[NEW_KEY] = key
+        return redirect("api-tokens")
+    new_key = request.session.pop(NEW_KEY, None)
     rows = ApiToken.objects.filter(user=request.user)
     return render(request, "api/tokens.html", {"tokens": rows, "new_key": new_key})
 

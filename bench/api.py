@@ -146,7 +146,7 @@ def bench_series(fleet: dict, now: datetime) -> dict:
             api_ms.append(dt)
             base_ms.append(db)
     return {"api_p99_ms": round(p99(api_ms), 2), "api_median_ms": round(statistics.median(api_ms), 2),
-            "api_query_p99_ms": round(p99(base_ms), 2), "api_overhead_ratio": round(p99(api_ms) / p99(base_ms), 2), "api_requests": len(api_ms)}
+            "api_query_p99_ms": round(p99(base_ms), 2), "api_query_median_ms": round(statistics.median(base_ms), 2), "api_overhead_ratio": round(p99(api_ms) / p99(base_ms), 2), "api_requests": len(api_ms)}
 
 
 def _rss_mb() -> float:
@@ -248,15 +248,18 @@ def bench_notifications(fleet: dict) -> dict:
             time.sleep(3.0)  # the worker's start
             email_s, webhook_s = [], []
             assets = fleet["assets"]
-            for i in range(ALERTS):
+            # The first alert warms the worker up (database connections, SMTP and HTTP code
+            # paths): not counted, as the API's first requests are not.
+            for i in range(-1, ALERTS):
                 asset = assets[i % len(assets)]
                 n_mail, n_hook = len(smtp.inbox), len(receiver.received)
                 t0 = time.time()
                 engine.process([(datetime.now(UTC), asset.id, vib.id, 12.0)])
                 wait_for(lambda n=n_mail: len(smtp.inbox) > n, 30, "an email")
                 wait_for(lambda n=n_hook: len(receiver.received) > n, 30, "a webhook")
-                email_s.append(smtp.inbox[n_mail].at - t0)
-                webhook_s.append(receiver.received[n_hook].at - t0)
+                if i >= 0:
+                    email_s.append(smtp.inbox[n_mail].at - t0)
+                    webhook_s.append(receiver.received[n_hook].at - t0)
                 engine.process([(datetime.now(UTC), asset.id, vib.id, 2.0)])  # clears (told too)
                 wait_for(lambda n=n_mail: len(smtp.inbox) > n + 1, 30, "the all-clear email")
                 wait_for(lambda n=n_hook: len(receiver.received) > n + 1, 30, "the all-clear webhook")

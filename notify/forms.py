@@ -21,8 +21,9 @@ class SubscriptionForm(forms.ModelForm):
         widgets = {"sites": forms.CheckboxSelectMultiple, "quiet_start": forms.TimeInput(attrs={"type": "time"}),
                    "quiet_end": forms.TimeInput(attrs={"type": "time"})}
 
-    def __init__(self, *args, sites=None, **kwargs):
+    def __init__(self, *args, sites=None, request_host: str = "", request_scheme: str = "http", **kwargs):
         super().__init__(*args, **kwargs)
+        self.request_host, self.request_scheme = request_host, request_scheme
         if sites is not None:
             self.fields["sites"].queryset = sites
 
@@ -31,7 +32,7 @@ class SubscriptionForm(forms.ModelForm):
         channel, target = data.get("channel"), data.get("target")
         if channel and target:
             try:
-                data["target"] = validate_target(channel, target)
+                data["target"] = validate_target(channel, target, self.request_host, self.request_scheme)
             except ValidationError as exc:
                 self.add_error("target", exc)
         return data

@@ -36,7 +36,7 @@ def subscriptions(request: HttpRequest) -> HttpResponse:
 @require_role(*ROLES)
 def subscription_edit(request: HttpRequest, sub_id: int | None = None) -> HttpResponse:
     sub = get_object_or_404(Subscription, id=sub_id, user=request.user) if sub_id else Subscription(user=request.user, target=request.user.email)
-    form = SubscriptionForm(request.POST or None, instance=sub, sites=visible_sites(request.user))
+    form = SubscriptionForm(request.POST or None, instance=sub, sites=visible_sites(request.user), request_host=request.get_host(), request_scheme=request.scheme)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             form.save()

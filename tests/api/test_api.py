@@ -34,7 +34,7 @@ def concrete(path: str, ids: dict[str, int]) -> str:
 
 def test_it_gives_a_token_once_records_its_use_and_revokes_it(client, manager, fleet):
     client.force_login(manager)
-    page = client.post("/api/tokens/", {"name": "CMMS"}).content.decode()
+    page = client.post("/api/tokens/", {"name": "CMMS"}, follow=True).content.decode()
     token = ApiToken.objects.get(user=manager, name="CMMS")
     key = page.split('id="new-key">')[1].split("<")[0]
     assert key.startswith(f"aiot_{token.prefix}_") and key not in client.get("/api/tokens/").content.decode()
