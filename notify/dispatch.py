@@ -149,6 +149,9 @@ def deliver(delivery_id: int) -> str | None:
     delivery = Delivery.objects.select_related("subscription").get(id=delivery_id)
     sub = delivery.subscription
     events = list(Event.objects.filter(id__in=Pending.objects.filter(delivery=delivery).values("event_id")).select_related("site"))
+    if not events:  # its events were deleted meanwhile (their site went away): nothing to tell
+        Delivery.objects.filter(id=delivery_id).update(state=const.FAILED, last_error="no events left to send", next_attempt_at=None)
+        return const.FAILED
     message = compose(events, delivery.id)
     attempts = delivery.attempts + 1
     try:
