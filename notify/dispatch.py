@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from notify import const
@@ -68,13 +69,34 @@ def record_event(kind: str, *, title: str, severity: str = "warning", site_id: i
                     if s.user.is_active and wants(s, event, _visible_site_ids(s.user))]
             Pending.objects.bulk_create([Pending(subscription=s, event=event) for s in subs])
             immediate = [s.id for s in subs if s.mode == const.MODE_IMMEDIATE]
-            window = settings.NOTIFY_COALESCE_S
-            transaction.on_commit(lambda: [_send_task("notify.flush", [sid], window) for sid in immediate])
+            flushes = _flush_delays(immediate)
+            transaction.on_commit(lambda: [_send_task("notify.flush", [sid], delay) for sid, delay in flushes])
     except IntegrityError:
         if dedupe_key is None:
             raise
         return None
     return event
+
+
+def _flush_delays(subscription_ids: list[int]) -> list[tuple[int, float]]:
+    """Leading and trailing edge: a subscription outside a coalescing window is flushed at once
+    (the first alert of the night arrives without waiting) and opens a window; events within
+    it wait for its end and go out together (the rest of a storm is one message). At most
+    one message per window per subscription; the conditional update decides races."""
+    window = settings.NOTIFY_COALESCE_S
+    if window <= 0:
+        return [(sid, 0.0) for sid in subscription_ids]
+    now = timezone.now()
+    out = []
+    for sid in subscription_ids:
+        opened = Subscription.objects.filter(id=sid).filter(Q(coalesce_until__isnull=True) | Q(coalesce_until__lte=now)).update(
+            coalesce_until=now + timedelta(seconds=window))
+        if opened:
+            out.append((sid, 0.0))
+        else:
+            until = Subscription.objects.filter(id=sid).values_list("coalesce_until", flat=True).first() or now
+            out.append((sid, max(0.0, (until - now).total_seconds())))
+    return out
 
 
 # --- when waiting events go out ----------------------------------------------------------

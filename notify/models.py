@@ -32,6 +32,7 @@ class Subscription(models.Model):
     mode = models.CharField(max_length=16, choices=const.MODES, default=const.MODE_IMMEDIATE)
     digest_every_s = models.PositiveIntegerField(default=3600)
     last_digest_at = models.DateTimeField(null=True, blank=True)
+    coalesce_until = models.DateTimeField(null=True, blank=True, help_text="End of the current coalescing window (NOTIFY_COALESCE_S).")
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
