@@ -22,6 +22,7 @@ urlpatterns = [
     path(v1 + "rul-models/", views.RulModelList.as_view(), name="api-rul-models"),
     path(v1 + "scenario-runs/", views.ScenarioRunList.as_view(), name="api-scenario-runs"),
     path(v1 + "scenario-runs/<int:pk>/", views.ScenarioRunDetail.as_view(), name="api-scenario-run"),
+    path(v1 + "scenario-runs/<int:pk>/csv/", views.ScenarioRunCsv.as_view(), name="api-scenario-run-csv"),
     path(v1 + "nodes/", views.NodeList.as_view(), name="api-nodes"),
     path(v1 + "rollouts/", views.RolloutList.as_view(), name="api-rollouts"),
     path(v1 + "rollouts/<int:pk>/approve/", views.RolloutApprove.as_view(), name="api-rollout-approve"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.core.handlers.asgi import ASGIRequest
+from django.db import transaction
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -241,10 +242,11 @@ class ScenarioRunList(FilteredList):
         if len(assets) != len(set(d["assets"])):
             raise ValidationError({"assets": ["Every asset must belong to the site (and be visible to you)."]})
         try:
-            scenario = create_scenario(request.user, name=d["name"], site=site, assets=assets, params=d["params"], compare_baseline=d["compare_baseline"])
-            run = start_run(scenario.id, request.user)
-        except (ScenarioServiceError, ScenarioError, ValueError) as exc:
-            raise ValidationError({"params": [str(exc)]}) from None
+            with transaction.atomic():  # a scenario whose run cannot start is not kept
+                scenario = create_scenario(request.user, name=d["name"], site=site, assets=assets, params=d["params"], compare_baseline=d["compare_baseline"])
+                run = start_run(scenario.id, request.user)
+        except (ScenarioServiceError, ScenarioError, ValueError, KeyError, TypeError) as exc:
+            raise ValidationError({"params": [f"{type(exc).__name__}: {exc}" if isinstance(exc, KeyError) else str(exc)]}) from None
         return Response(s.ScenarioRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
@@ -254,6 +256,23 @@ class ScenarioRunDetail(generics.RetrieveAPIView):
 
     def get_queryset(self):
         return ScenarioRun.objects.filter(scenario__site__in=visible_sites(self.request.user)).select_related("scenario")
+
+
+class ScenarioRunCsv(APIView):
+    """A finished run's per-asset results as CSV (the same table as the run page's download)."""
+
+    read_roles = PLANNING
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
+    def get(self, request, pk: int):
+        from twins.scenarios.presenters import csv_rows
+
+        _strict_query(request, set())
+        run = get_object_or_404(ScenarioRun.objects.filter(scenario__site__in=visible_sites(request.user)).select_related("scenario"), id=pk)
+        if run.state != ScenarioRun.State.DONE:
+            return Response({"error": f"Run {run.id} is {run.state}: results come when it is done."}, status=status.HTTP_409_CONFLICT)
+        rows = csv_rows(run)
+        return _csv_response(request, queryset_csv(rows[0], (_safe(r) for r in rows[1:])), f"scenario-run-{run.id}.csv")
 
 
 # --- nodes, rollouts, audit ---------------------------------------------------------------

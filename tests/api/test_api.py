@@ -60,7 +60,8 @@ def test_it_holds_the_roles_of_the_ui_over_every_endpoint(client, manager, plann
     # Expected GET status per role (None: the endpoint is write-only).
     reads = {"manager": 200, "planner": 200, "admin": 200}
     only = {"api/v1/rollouts/": ("admin",), "api/v1/audit/": ("admin",), "api/v1/exports/audit.csv": ("admin",),
-            "api/v1/scenario-runs/": ("planner", "admin"), "api/v1/scenario-runs/<int:pk>/": ("planner", "admin")}
+            "api/v1/scenario-runs/": ("planner", "admin"), "api/v1/scenario-runs/<int:pk>/": ("planner", "admin"),
+            "api/v1/scenario-runs/<int:pk>/csv/": ("planner", "admin")}
     writes = {"api/v1/alerts/<int:pk>/acknowledge/": ("manager", "admin"), "api/v1/rollouts/<int:pk>/approve/": ("admin",)}
     headers = {name: token_of(u) for name, u in (("manager", manager), ("planner", planner), ("admin", admin_user), ("outsider", outsider))}
     export_q = f"?asset={asset.id}"
@@ -77,7 +78,7 @@ def test_it_holds_the_roles_of_the_ui_over_every_endpoint(client, manager, plann
             else:
                 status = client.get(url, HTTP_AUTHORIZATION=header).status_code
                 allowed = name in only.get(path, tuple(reads))
-                if path.endswith("<int:pk>/") and "scenario" in path:
+                if "scenario-runs/<int:pk>" in path:
                     assert status == (404 if allowed else 403), f"{name} GET {url}: {status}"
                 else:
                     assert status == (200 if allowed else 403), f"{name} GET {url}: {status}"
@@ -227,3 +228,25 @@ def test_it_shows_twin_history(client, manager, fleet, token_of):
     TwinSnapshot.objects.bulk_create([TwinSnapshot(asset=asset, computed_at=now - timedelta(hours=i), health=1 - i / 10, rul_median=100 - i) for i in range(3)])
     r = client.get(f"/api/v1/assets/{asset.id}/twin/history/", HTTP_AUTHORIZATION=token_of(manager)).json()
     assert sorted(x["rul_median"] for x in r["results"]) == [98, 99, 100]
+
+
+def test_a_planner_creates_runs_and_downloads_a_scenario_over_the_api(client, planner, manager, token_of):
+    from tests.scenarios.factories import PARAMS, make_site_with_twins
+    from twins.scenarios import jobs
+    from twins.scenarios.models import Scenario
+
+    site, assets = make_site_with_twins(2, members=[planner, manager])
+    body = {"name": "More load", "site": site.id, "assets": [a.id for a in assets], "params": {**PARAMS, "replications": 100}}
+    auth = {"HTTP_AUTHORIZATION": token_of(planner)}
+    assert client.post("/api/v1/scenario-runs/", body, content_type="application/json", HTTP_AUTHORIZATION=token_of(manager)).status_code == 403
+    bad = client.post("/api/v1/scenario-runs/", {**body, "params": {"replications": "many"}}, content_type="application/json", **auth)
+    assert bad.status_code == 400 and "params" in bad.json()["fields"] and not Scenario.objects.exists()  # nothing stored half-way
+    r = client.post("/api/v1/scenario-runs/", body, content_type="application/json", **auth)
+    assert r.status_code == 201, r.content
+    run_id = r.json()["id"]
+    assert client.get(f"/api/v1/scenario-runs/{run_id}/csv/", **auth).status_code == 409  # not done yet
+    assert jobs.run_all_chunks(run_id)["status"] == "done"
+    detail = client.get(f"/api/v1/scenario-runs/{run_id}/", **auth).json()
+    assert detail["state"] == "done" and detail["results"]
+    table = b"".join(client.get(f"/api/v1/scenario-runs/{run_id}/csv/", **auth).streaming_content).decode()
+    assert assets[0].name in table and len(table.splitlines()) > 2
