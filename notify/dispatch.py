@@ -49,12 +49,23 @@ def wants(sub: Subscription, event: Event, site_ids: set[int] | None) -> bool:
     return True
 
 
+ADMIN_KINDS = (const.ROLLOUT_AWAITING_APPROVAL, const.ROLLOUT_ROLLED_BACK)  # what only admins may be told
+
+
 def _visible_site_ids(user) -> set[int] | None:
     from web.roles import ADMIN, roles_of, visible_sites
 
     if ADMIN in roles_of(user):
         return None
     return set(visible_sites(user).values_list("id", flat=True))
+
+
+def _may_know(user, event: Event) -> bool:
+    """The UI's rule: a role is needed to see anything, the admin role for rollouts."""
+    from web.roles import ADMIN, roles_of
+
+    roles = roles_of(user)
+    return bool(roles) and (event.kind not in ADMIN_KINDS or ADMIN in roles)
 
 
 def record_event(kind: str, *, title: str, severity: str = "warning", site_id: int | None = None, text: str = "", path: str = "",
@@ -66,7 +77,7 @@ def record_event(kind: str, *, title: str, severity: str = "warning", site_id: i
             event = Event.objects.create(kind=kind, title=title[:300], severity=severity, site_id=site_id, text=text, path=path,
                                          alert_id=alert_id, data=data or {}, dedupe_key=dedupe_key)
             subs = [s for s in Subscription.objects.filter(enabled=True).select_related("user").prefetch_related("sites")
-                    if s.user.is_active and wants(s, event, _visible_site_ids(s.user))]
+                    if s.user.is_active and _may_know(s.user, event) and wants(s, event, _visible_site_ids(s.user))]
             Pending.objects.bulk_create([Pending(subscription=s, event=event) for s in subs])
             immediate = [s.id for s in subs if s.mode == const.MODE_IMMEDIATE]
             flushes = _flush_delays(immediate)

@@ -163,6 +163,7 @@ def test_the_sweep_tells_unacknowledged_alerts_offline_nodes_maintenance_and_rol
     fleet.site.members.add(lead)
     subscribe(lead, target="lead@example.org", kinds=[const.ALERT_UNACKNOWLEDGED], name="escalations")
     mine = subscribe(manager, min_severity="info")
+    admin_sub = subscribe(admin_user, target="admin@example.org", min_severity="info", name="admin")
     now = timezone.now()
     Alert.objects.create(site=fleet.site, asset=fleet.assets[0], severity="critical", title="Bearing hot", opened_at=now - timedelta(minutes=45))
     fleet.node.last_seen = now - timedelta(minutes=20)
@@ -180,8 +181,11 @@ def test_the_sweep_tells_unacknowledged_alerts_offline_nodes_maintenance_and_rol
     assert len(lead_titles) == 1 and "not acknowledged for 45 min" in lead_titles[0]
     mine_titles = " | ".join(Pending.objects.filter(subscription=mine).values_list("event__title", flat=True))
     due = (now + timedelta(days=6)).date().isoformat()
-    assert f"recommended by {due}" in mine_titles and "offline" in mine_titles and "waits for a second admin" in mine_titles
+    assert f"recommended by {due}" in mine_titles and "offline" in mine_titles
     assert "not acknowledged" not in mine_titles  # escalations are opt-in
+    assert "second admin" not in mine_titles  # rollouts are told to admins only
+    admins = " | ".join(Pending.objects.filter(subscription=admin_sub).values_list("event__title", flat=True))
+    assert "waits for a second admin" in admins
 
 
 def test_the_delivery_log_shows_each_message_and_replays_it(client, manager, fleet, receiver, queue, django_capture_on_commit_callbacks):
