@@ -204,3 +204,20 @@ def test_the_delivery_log_shows_each_message_and_replays_it(client, manager, fle
         client.post(f"/notifications/deliveries/{d.id}/replay/")
     queue.run()
     assert len(receiver.received) == 2 and receiver.received[0].body != b""
+
+
+def test_a_digest_collects_events_and_goes_out_once_per_period(manager, fleet, smtp, queue, django_capture_on_commit_callbacks):
+    sub = subscribe(manager, mode=const.MODE_DIGEST, digest_every_s=3600)
+    with django_capture_on_commit_callbacks(execute=True):
+        for i in range(3):
+            record_event(const.ALERT_OPENED, title=f"filter {i} clogged", site_id=fleet.site.id)
+    assert [s for s in queue.sent if s[0] == "notify.flush"] == []  # no immediate message
+    now = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert flush(sub.id, now=now) is not None
+    queue.run()
+    [mail] = smtp.inbox
+    assert mail.subject.startswith("[warning] 3 events")
+    record_event(const.ALERT_OPENED, title="filter 4 clogged", site_id=fleet.site.id)
+    assert flush(sub.id, now=now + timedelta(minutes=30)) is None  # not due yet
+    assert flush(sub.id, now=now + timedelta(minutes=61)) is not None
