@@ -8,7 +8,7 @@ RUNTIME := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed-dev
 PROD_VENV := .venv-prod
 
-.PHONY: demo test test-stack test-timescale venv lint production-check bench-ingest bench-edge bench-rul bench-whatif bench-whatif-engine bench-twins rul-fd001 bench-live bench-rollout bench-faults bench-timescale bench-protocols bench-pages screenshots clean
+.PHONY: demo test test-stack test-timescale venv lint production-check bench-ingest bench-edge bench-rul bench-whatif bench-whatif-engine bench-twins rul-fd001 bench-live bench-rollout bench-faults bench-timescale bench-protocols bench-pages bench-api screenshots clean
 
 $(RUNTIME): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -103,6 +103,10 @@ bench-protocols: $(STAMP)
 
 bench-pages: $(STAMP)
 	$(PY) bench/pages.py
+
+# The REST API, exports and notifications (PostgreSQL, Redis, a Celery worker, SMTP and HTTP receivers).
+bench-api: $(STAMP)
+	$(PY) bench/api.py
 
 screenshots: $(STAMP)
 	$(PY) manage.py screenshots

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # ingest and field protocols in lane 1; RUL training, scenarios, browser and twins in lane 2).
 LANE_1 = ["tests/acceptance", "tests/deploy", "tests/ingest", "tests/field", "tests/agent", "tests/fleet_security",
           "tests/test_embedded_smoke.py", "tests/test_production_guard.py", "tests/test_settings.py"]
-LANE_2 = ["tests/browser", "tests/rollouts", "tests/rul", "tests/scenarios", "tests/sim", "tests/timescale",
+LANE_2 = ["tests/api", "tests/notify", "tests/browser", "tests/rollouts", "tests/rul", "tests/scenarios", "tests/sim", "tests/timescale",
           "tests/twins", "tests/web"]
 NO_TESTS = 5  # pytest's exit status when a selection is empty
 

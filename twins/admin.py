@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from twins.models import Alert, AlertRule, Asset, AssetType, Metric, Site
+from twins.models import Alert, AlertRule, Asset, AssetType, CombinedRule, Metric, RuleCondition, Site
 
 
 class MetricInline(admin.TabularInline):
@@ -42,3 +42,16 @@ class AlertRuleAdmin(admin.ModelAdmin):
     list_display = ("metric", "warning_above", "critical_above", "warning_below", "critical_below", "hysteresis", "min_duration_s", "enabled")
     list_filter = ("enabled", "metric__asset_type")
     list_select_related = ("metric__asset_type",)
+
+
+class RuleConditionInline(admin.TabularInline):
+    model = RuleCondition
+    extra = 2
+
+
+@admin.register(CombinedRule)
+class CombinedRuleAdmin(admin.ModelAdmin):
+    """Combined rules (AND/OR, rate of change) are edited here for now."""
+
+    list_display = ("name", "asset_type", "combine", "severity", "min_duration_s", "enabled")
+    inlines = [RuleConditionInline]

@@ -26,6 +26,7 @@ from django.utils import timezone
 from ingest.group_sender import send_to_groups
 from ingest.live import asset_group, site_group
 from twins.alert_reopen import reopen_recent
+from twins.combined_alerts import CombinedRules
 from twins.edge_alerts import apply_edge_events, take_over_edge_alert
 from twins.models import Alert, AlertRule
 from twins.rules import (
@@ -145,6 +146,24 @@ def broadcast_alerts(alert_ids: Iterable[int]) -> int:
     return len(messages)
 
 
+def notify_after_commit(changes: Sequence[tuple[int, str]]) -> None:
+    """Hand alert changes ('open', 'escalate', 'clear') to notifications after commit, by task
+    name (notify.alert_events): the engine never waits for a mail server."""
+    items = [[alert_id, kind] for alert_id, kind in changes]
+    if items:
+        transaction.on_commit(lambda: _send_notify(items))
+
+
+def _send_notify(items: list[list]) -> None:
+    from web.celery import app
+
+    try:
+        app.send_task("notify.alert_events", args=[items])
+    except Exception:
+        # The alerts are committed and shown; a task-queue outage loses their notifications only.
+        log.exception("alert notifications %s not queued", items)
+
+
 def broadcast_after_commit(alert_ids: Sequence[int]) -> None:
     ids = list(alert_ids)
     if ids:
@@ -192,9 +211,12 @@ class CachedRule:
 class AlertEngine:
     """Per-(asset, metric) rule state for one ingest worker; call process() after each commit."""
 
-    def __init__(self, rules_ttl_s: float = RULES_TTL_S, broadcast: bool = True) -> None:
+    def __init__(self, rules_ttl_s: float = RULES_TTL_S, broadcast: bool = True, notify: bool = True) -> None:
         self.rules_ttl_s = rules_ttl_s
         self.broadcast = broadcast
+        self.notify = notify
+        self.told: list[tuple[int, str]] = []
+        self.combined = CombinedRules()
         self.rules: dict[int, CachedRule] = {}
         self.states: dict[tuple[int, int], ConditionState] = {}
         self.rules_loaded_at = -1e18
@@ -206,9 +228,11 @@ class AlertEngine:
     def load_rules(self) -> None:
         rules: dict[int, CachedRule] = {}
         for r in AlertRule.objects.filter(enabled=True).select_related("metric"):
-            t = Thresholds(r.warning_above, r.critical_above, r.warning_below, r.critical_below, r.hysteresis, r.min_duration_s)
+            t = Thresholds(r.warning_above, r.critical_above, r.warning_below, r.critical_below, r.hysteresis, r.min_duration_s,
+                           r.escalate_after_s, r.deescalate_after_s)
             rules[r.metric_id] = CachedRule(r.id, t, r.metric.label or r.metric.key, r.metric.unit)
         self.rules = rules
+        self.combined.load()
         self.rules_loaded_at = time.monotonic()
         # Seed state from open alerts, for (asset, metric) pairs this engine has not seen yet.
         active = Alert.objects.filter(source=Alert.Source.RULE, state__in=ACTIVE_STATES, metric_id__in=list(rules))
@@ -246,15 +270,23 @@ class AlertEngine:
                 change = state.observe(ts.timestamp(), value, rule.thresholds)
                 if change is not None:
                     transitions.append((asset_id, metric_id, rule, change, state))
+        by_metric = self.combined.by_metric
+        combined = self.combined.observe(sorted((r for r in rows if r[2] in by_metric), key=lambda r: r[0])) if by_metric else []
         changed: list[int] = []
-        if transitions or event_ids:
+        if transitions or event_ids or combined:
+            self.told = []
             with transaction.atomic():
                 if transitions:
                     changed.extend(self._apply(transitions))
+                if combined:
+                    changed.extend(self.combined.apply(combined, self.told))
                 if event_ids:
                     changed.extend(self._apply_events(event_ids))
                 if self.broadcast:
                     broadcast_after_commit(changed)
+                if self.notify:
+                    notify_after_commit(self.told)
+                self.told = []
         if time.monotonic() - self.swept_at > EDGE_SWEEP_EVERY_S:
             self.swept_at = time.monotonic()
             changed.extend(self.clear_quiet_edge_alerts())
@@ -282,6 +314,12 @@ class AlertEngine:
                 )
                 self.stats["escalated"] += 1
                 alert_id = state.alert_id
+            elif change.kind == "deescalate":
+                # Lowered after the readings stayed a level down for the rule's de-escalation time.
+                Alert.objects.filter(id=state.alert_id, state__in=ACTIVE_STATES).update(
+                    severity=LEVEL_NAMES[change.level], value=change.value, updated_at=timezone.now(), title=self._title(rule, change),
+                )
+                alert_id = state.alert_id
             else:
                 Alert.objects.filter(id=state.alert_id, state__in=ACTIVE_STATES).update(
                     state=Alert.State.CLEARED, cleared_at=at, updated_at=timezone.now(),
@@ -290,6 +328,7 @@ class AlertEngine:
                 alert_id, state.alert_id = state.alert_id, None
             if alert_id is not None:
                 changed.append(alert_id)
+                self.told.append((alert_id, change.kind))
         return changed
 
     def _title(self, rule: CachedRule, change: Transition) -> str:
@@ -333,5 +372,7 @@ class AlertEngine:
                 Alert.objects.filter(id__in=ids, state__in=ACTIVE_STATES).update(state=Alert.State.CLEARED, cleared_at=now, updated_at=now)
                 if self.broadcast:
                     broadcast_after_commit(ids)
+                if self.notify:
+                    notify_after_commit([(i, "clear") for i in ids])
         return ids
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
 key_validator = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "Letters, digits, '_', '.', '-' (max 64), starting with a letter or digit.")
@@ -87,6 +87,8 @@ class AlertRule(models.Model):
     critical_below = models.FloatField(null=True, blank=True)
     hysteresis = models.FloatField(default=0.0, help_text="In the metric's unit: how far back inside a threshold a value must be to count as normal.")
     min_duration_s = models.FloatField(default=10.0, help_text="Seconds a condition must hold before an alert opens, escalates or clears.")
+    escalate_after_s = models.FloatField(null=True, blank=True, help_text="A warning that persists this many seconds becomes critical (empty: never).")
+    deescalate_after_s = models.FloatField(null=True, blank=True, help_text="A critical alert back at warning for this many seconds is lowered to warning (empty: it stays critical until it clears).")
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -138,6 +140,54 @@ class AlertRule(models.Model):
         return self.metric.asset_type
 
 
+class CombinedRule(models.Model):
+    """Conditions on several metrics of one asset type combined with AND or OR (e.g. winding
+    temperature high OR vibration RMS high), each on the value or its rate of change; the alert
+    opens at ``severity`` once the combination held for ``min_duration_s``."""
+
+    class Combine(models.TextChoices):
+        AND = "and", "all conditions (AND)"
+        OR = "or", "any condition (OR)"
+
+    asset_type = models.ForeignKey(AssetType, on_delete=models.CASCADE, related_name="combined_rules")
+    name = models.CharField(max_length=200)
+    combine = models.CharField(max_length=3, choices=Combine.choices, default=Combine.OR)
+    severity = models.CharField(max_length=16, choices=[("warning", "warning"), ("critical", "critical")], default="warning")
+    min_duration_s = models.FloatField(default=10.0, validators=[MinValueValidator(0.0)])
+    escalate_after_s = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0.0)], help_text="Warning rules: critical after this many seconds.")
+    deescalate_after_s = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0.0)])
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["asset_type__name", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RuleCondition(models.Model):
+    class Measure(models.TextChoices):
+        VALUE = "value", "value"
+        RATE = "rate", "rate of change per minute"
+
+    rule = models.ForeignKey(CombinedRule, on_delete=models.CASCADE, related_name="conditions")
+    metric = models.ForeignKey(Metric, on_delete=models.CASCADE, related_name="+")
+    measure = models.CharField(max_length=8, choices=Measure.choices, default=Measure.VALUE)
+    op = models.CharField(max_length=8, choices=[("above", "above"), ("below", "below")], default="above")
+    threshold = models.FloatField()
+    hysteresis = models.FloatField(default=0.0, validators=[MinValueValidator(0.0)])
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.rule_id and self.metric_id and self.metric.asset_type_id != self.rule.asset_type_id:
+            raise ValidationError({"metric": "The metric must belong to the rule's asset type."})
+
+    def __str__(self) -> str:
+        return f"{self.metric.key} {self.measure} {self.op} {self.threshold:g}"
+
+
 class Alert(models.Model):
     class Severity(models.TextChoices):
         INFO = "info"
@@ -170,6 +220,7 @@ class Alert(models.Model):
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     ack_comment = models.TextField(blank=True)
     rule = models.ForeignKey(AlertRule, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts")
+    combined_rule = models.ForeignKey(CombinedRule, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts")
     kind = models.CharField(max_length=32, blank=True, help_text="'threshold' for rule alerts; the edge event's kind for edge alerts.")
     occurrences = models.PositiveIntegerField(default=1, help_text="Edge events folded into this alert.")
     escalated_at = models.DateTimeField(null=True, blank=True)
@@ -186,6 +237,10 @@ class Alert(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["asset", "kind"], condition=models.Q(source="edge") & ~models.Q(state="cleared"), name="alert_one_active_per_edge_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["asset", "combined_rule"], condition=models.Q(combined_rule__isnull=False) & ~models.Q(state="cleared"),
+                name="alert_one_active_per_combined_rule",
             ),
         ]
 

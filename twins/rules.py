@@ -31,11 +31,15 @@ class Thresholds:
     critical_below: float | None = None
     hysteresis: float = 0.0
     min_duration_s: float = 0.0
+    # Time-based: a warning that persists this long becomes critical; a critical alert whose
+    # readings are back at warning this long is lowered to warning (None: never).
+    escalate_after_s: float | None = None
+    deescalate_after_s: float | None = None
 
 
 @dataclass(frozen=True)
 class Transition:
-    kind: Literal["open", "escalate", "clear"]
+    kind: Literal["open", "escalate", "deescalate", "clear"]
     level: int  # the alert's severity level after the transition (NORMAL for a clear)
     ts: float
     value: float
@@ -88,10 +92,32 @@ class ConditionState:
     down_since: float | None = None
     down_level: int = NORMAL
     last_ts: float | None = None
+    level_since: float | None = None  # reading time the level in force was entered
+    lowered: bool = False  # the level in force was reached by coming down (de-escalation may follow)
 
     def observe(self, ts: float, value: float, t: Thresholds) -> Transition | None:
         if math.isnan(value):
             return None
+        if self.level != NORMAL and self.level_since is None:
+            self.level_since = ts  # a state seeded from an open alert: counts from now
+        change = self._observe(ts, value, t)
+        if change is not None or self.level == NORMAL or self.level_since is None:
+            return change
+        return self._by_time(ts, value, t)
+
+    def _by_time(self, ts: float, value: float, t: Thresholds) -> Transition | None:
+        """Time-based escalation and de-escalation, on top of hysteresis and minimum duration:
+        both count from when the level in force was entered (after its minimum duration)."""
+        held = ts - self.level_since
+        if t.escalate_after_s is not None and self.level == WARNING and self.peak == WARNING and held >= t.escalate_after_s:
+            self.peak = CRITICAL
+            return Transition("escalate", CRITICAL, ts, value)
+        if t.deescalate_after_s is not None and self.lowered and self.peak > self.level and held >= t.deescalate_after_s:
+            self.peak, self.lowered, self.level_since = self.level, False, ts
+            return Transition("deescalate", self.level, ts, value)
+        return None
+
+    def _observe(self, ts: float, value: float, t: Thresholds) -> Transition | None:
         if self.last_ts is not None and ts - self.last_ts > MAX_GAP_S:
             self.up_since = self.down_since = None
         self.last_ts = ts if self.last_ts is None else max(self.last_ts, ts)
@@ -107,6 +133,7 @@ class ConditionState:
             if ts - self.up_since < t.min_duration_s:
                 return None
             was, self.level, self.up_since = self.level, self.up_level, None
+            self.level_since, self.lowered = ts, False
             if was == NORMAL:
                 self.peak = self.level
                 return Transition("open", self.level, ts, value)
@@ -123,6 +150,7 @@ class ConditionState:
             if ts - self.down_since < t.min_duration_s:
                 return None
             self.level, self.down_since = self.down_level, None
+            self.level_since, self.lowered = ts, True
             if self.level == NORMAL:
                 self.peak = NORMAL
                 return Transition("clear", NORMAL, ts, value)

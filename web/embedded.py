@@ -52,6 +52,7 @@ class EmbeddedStack:
             self._start_celery()
         self._start_twin_refresh()
         self._start_rollout_listener()
+        self._start_notify_sweep()
         if self.fleet:
             self._start_fleet()
 
@@ -139,6 +140,12 @@ class EmbeddedStack:
             client.stop()
 
         self.components.append(Component("rollout listener", stop_listener))
+
+    def _start_notify_sweep(self) -> None:
+        from notify.sweeper import start_sweeper
+
+        stop, thread = start_sweeper()
+        self.components.append(Component("notification sweep", stop.set, thread))
 
     def _start_fleet(self) -> None:
         from edge_node.fleet_history import backfill

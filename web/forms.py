@@ -58,7 +58,8 @@ class AlertRuleForm(forms.ModelForm):
 
     class Meta:
         model = AlertRule
-        fields = ("metric", "warning_above", "critical_above", "warning_below", "critical_below", "hysteresis", "min_duration_s", "enabled")
+        fields = ("metric", "warning_above", "critical_above", "warning_below", "critical_below", "hysteresis", "min_duration_s",
+                  "escalate_after_s", "deescalate_after_s", "enabled")
         error_messages = {  # noqa: RUF012 (Django reads it once)
             "metric": {"unique": "This metric has a rule already: edit that one."},
         }

@@ -6,7 +6,9 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 
-PUBLIC_PREFIXES = ("/login/", "/static/", "/favicon.ico", "/healthz", "/admin/login/", "/api/enroll", "/api/models/")
+PUBLIC_PREFIXES = ("/login/", "/static/", "/favicon.ico", "/healthz", "/admin/login/", "/api/enroll", "/api/models/",
+                   # The REST API answers 401/403 as JSON itself (tokens or the session): no login redirect.
+                   "/api/v1/", "/api/schema/")
 
 
 class LoginRequiredMiddleware:

@@ -55,6 +55,12 @@ INSTALLED_APPS = [
     "edge_node",
     "edge_node.rollouts",
     "ingest",
+    # issue 18: notifications, the REST API (DRF + drf-spectacular, Swagger UI served locally)
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "notify",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -251,6 +257,53 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")  # beat's l
 CELERY_BEAT_SCHEDULE = {
     # A refresh that would start after the next one is due is dropped, never queued up.
     "twins-refresh": {"task": "twins.refresh_twins", "schedule": TWIN_REFRESH_INTERVAL_S, "options": {"expires": TWIN_REFRESH_INTERVAL_S}},
+}
+
+# --- Notifications, REST API, exports (issue 18) ------------------------------------------
+# Email goes through Django's mail framework over SMTP (EMAIL_HOST unset: printed to the
+# console in the demo). Webhooks are signed JSON POSTs retried with exponential backoff.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend" if env_str("EMAIL_HOST") else "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, 1, 65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_S", 10, 1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "aiot@localhost")
+NOTIFY_COALESCE_S = env_float("NOTIFY_COALESCE_S", 1.0)  # events of this window go out as one message
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 10, 1, 50)
+NOTIFY_RETRY_BASE_S = env_float("NOTIFY_RETRY_BASE_S", 2.0)
+NOTIFY_RETRY_MAX_S = env_float("NOTIFY_RETRY_MAX_S", 300.0)
+NOTIFY_WEBHOOK_TIMEOUT_S = env_float("NOTIFY_WEBHOOK_TIMEOUT_S", 5.0)
+NOTIFY_PLATFORM_PORTS = [int(p) for p in env_list("NOTIFY_PLATFORM_PORTS", ["8000", "443", "80"])]
+NOTIFY_LINK_MAX_AGE_S = env_int("NOTIFY_LINK_MAX_AGE_S", 30 * 24 * 3600, 60)
+NOTIFY_UNACK_AFTER_S = env_int("NOTIFY_UNACK_AFTER_S", 30 * 60, 60)
+NOTIFY_NODE_OFFLINE_AFTER_S = env_int("NOTIFY_NODE_OFFLINE_AFTER_S", 10 * 60, 60)
+NOTIFY_RUL_DAYS_BELOW = env_float("NOTIFY_RUL_DAYS_BELOW", 14.0)
+NOTIFY_SWEEP_INTERVAL_S = env_float("NOTIFY_SWEEP_INTERVAL_S", 60.0)
+CELERY_BEAT_SCHEDULE["notify-sweep"] = {"task": "notify.sweep", "schedule": NOTIFY_SWEEP_INTERVAL_S, "options": {"expires": NOTIFY_SWEEP_INTERVAL_S}}
+
+API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "600/min")  # per token (per user for browser sessions)
+API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 1000, 1)
+API_MAX_RANGE_DAYS = env_int("API_MAX_RANGE_DAYS", 400, 1)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.auth.TokenAuthentication", "rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.HasRole"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttles.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"token": API_THROTTLE_RATE},
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.json_errors",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "AIoT platform API",
+    "DESCRIPTION": "Sites, assets, telemetry, alerts, twins, scenarios, nodes, rollouts and audit; the roles and site visibility of the UI. Authenticate with `Authorization: Token <key>` (create keys under API tokens).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",  # served from the installed package: sites are often offline
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"AlertStateEnum": "twins.models.Alert.State", "RolloutStateEnum": "edge_node.rollouts.const.ROLLOUT_STATES", "ScenarioRunStateEnum": "twins.scenarios.models.ScenarioRun.State"},
 }
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()

@@ -21,6 +21,8 @@ urlpatterns = [
     path("rules/<int:rule_id>/", alert_views.rule_edit, name="rule-edit"),
     path("rules/<int:rule_id>/delete/", alert_views.rule_delete, name="rule-delete"),
     path("scenarios/", include("twins.scenarios.urls")),
+    path("", include("notify.urls")),
+    path("", include("api.urls")),
     path("", include("edge_node.urls")),
     path("", include("edge_node.rollouts.urls")),
     path("", include("twins.urls")),

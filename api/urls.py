@@ -1,0 +1,33 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from api import token_views, views
+
+v1 = "api/v1/"
+urlpatterns = [
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/tokens/", token_views.tokens, name="api-tokens"),
+    path("api/tokens/<int:token_id>/revoke/", token_views.revoke, name="api-token-revoke"),
+    path(v1 + "sites/", views.SiteList.as_view(), name="api-sites"),
+    path(v1 + "assets/", views.AssetList.as_view(), name="api-assets"),
+    path(v1 + "assets/<int:pk>/", views.AssetDetail.as_view(), name="api-asset"),
+    path(v1 + "assets/<int:pk>/latest/", views.LatestValues.as_view(), name="api-asset-latest"),
+    path(v1 + "assets/<int:pk>/series/", views.Series.as_view(), name="api-asset-series"),
+    path(v1 + "assets/<int:pk>/readings/", views.Readings.as_view(), name="api-asset-readings"),
+    path(v1 + "assets/<int:pk>/twin/", views.TwinDetail.as_view(), name="api-asset-twin"),
+    path(v1 + "assets/<int:pk>/twin/history/", views.TwinHistory.as_view(), name="api-asset-twin-history"),
+    path(v1 + "alerts/", views.AlertList.as_view(), name="api-alerts"),
+    path(v1 + "alerts/<int:pk>/acknowledge/", views.AlertAcknowledge.as_view(), name="api-alert-ack"),
+    path(v1 + "rul-models/", views.RulModelList.as_view(), name="api-rul-models"),
+    path(v1 + "scenario-runs/", views.ScenarioRunList.as_view(), name="api-scenario-runs"),
+    path(v1 + "scenario-runs/<int:pk>/", views.ScenarioRunDetail.as_view(), name="api-scenario-run"),
+    path(v1 + "scenario-runs/<int:pk>/csv/", views.ScenarioRunCsv.as_view(), name="api-scenario-run-csv"),
+    path(v1 + "nodes/", views.NodeList.as_view(), name="api-nodes"),
+    path(v1 + "rollouts/", views.RolloutList.as_view(), name="api-rollouts"),
+    path(v1 + "rollouts/<int:pk>/approve/", views.RolloutApprove.as_view(), name="api-rollout-approve"),
+    path(v1 + "audit/", views.AuditList.as_view(), name="api-audit"),
+    path(v1 + "exports/telemetry.csv", views.TelemetryExport.as_view(), name="api-export-telemetry"),
+    path(v1 + "exports/alerts.csv", views.AlertExport.as_view(), name="api-export-alerts"),
+    path(v1 + "exports/audit.csv", views.AuditExport.as_view(), name="api-export-audit"),
+]
