@@ -69,7 +69,6 @@ def main(argv: list[str] | None = None) -> int:
 
         call_command("migrate", verbosity=0)
         from edge_node.agent.deploy_sim import SimDeployFleet
-        from edge_node.credentials import hash_secret
         from edge_node.models import EdgeNode
         from edge_node.rollouts import const
         from edge_node.rollouts.actions import approve_rollout, propose_rollout
@@ -78,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         from edge_node.rollouts.mqtt_client import PlatformMqtt
         from edge_node.rollouts.node_api import gauge
         from edge_node.rollouts.registry import register_anomaly_model
+        from edge_node.services import node_secret_hash
         from edge_node.signing_keys import public_key_pem
         from tests.rollouts.models_for_tests import write_anomaly_model
         from twins.models import Site
@@ -92,10 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         model = register_anomaly_model(new_dir)
         run = uuid.uuid4().hex[:6]
         site = Site.objects.create(key=f"bench-{run}", name="Bench site")
-        # One scrypt hash for all (same secret, same salt): setup stays short, every download
-        # still pays the full scrypt check on the server.
+        # One secret for all: setup stays short; every download still pays the server's check
+        # (the keyed HMAC-SHA256 a real enrollment stores).
         secret = f"bench-secret-{run}"
-        secret_hash = hash_secret(secret)
+        secret_hash = node_secret_hash(secret)
         secrets = {f"bench-{run}-{i:04d}": secret for i in range(args.nodes)}
         EdgeNode.objects.bulk_create([EdgeNode(node_id=n, site=site, secret_hash=secret_hash, online=True) for n in secrets])
         admin = Group.objects.get_or_create(name="admin")[0]

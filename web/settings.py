@@ -58,6 +58,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "web.json_logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (ours, the admin's, Plotly.js) straight from the web process: no proxy needed.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -67,7 +68,12 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "web.middleware.LoginRequiredMiddleware",
+    # Every view needs a login unless marked @login_not_required (login, health, metrics with
+    # its own token, the node API with node credentials).
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "web.security_headers.SecurityHeadersMiddleware",
+    "web.throttle.LoginThrottleMiddleware",
+    "web.metrics.RequestMetricsMiddleware",
 ]
 
 ROOT_URLCONF = "web.urls"
@@ -98,8 +104,12 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Django's full set: similar to the user's name or e-mail, 12+ characters, not a common password, not all digits.
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": env_int("PASSWORD_MIN_LENGTH", 12, 8)}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
@@ -271,3 +281,56 @@ LOGGING = {
         "transitions": {"level": "WARNING"},
     },
 }
+
+# -- Operations and hardening (issue 17): metrics, health, logs, throttling, HTTP security ----
+# Node secrets (artifact downloads) are stored as HMAC-SHA256 under this key; unset = derived from
+# SECRET_KEY (changing SECRET_KEY then needs nodes to re-enroll or rotate).
+NODE_SECRET_HASH_KEY = env_secret("NODE_SECRET_HASH_KEY", "")
+# The cache: Redis when REDIS_URL is set (shared by every web process: throttling counts there),
+# else in-process memory (the one-process embedded stack).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "aiot")}
+    if REDIS_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+# Throttling (web/throttle.py): after THROTTLE_MAX_FAILURES failures from one address (or for
+# one user name) within THROTTLE_WINDOW_S, that address/name is locked out for
+# THROTTLE_LOCKOUT_S: login, admin login, enrollment and the node API. 0 failures turns it off.
+THROTTLE_MAX_FAILURES = env_int("THROTTLE_MAX_FAILURES", 10, 0)
+THROTTLE_WINDOW_S = env_int("THROTTLE_WINDOW_S", 300, 1)
+THROTTLE_LOCKOUT_S = env_int("THROTTLE_LOCKOUT_S", 900, 1)
+# Enrollment (it hands out secrets) and node downloads need HTTPS in production. Behind a
+# TLS-terminating proxy set SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto (the proxy must set it).
+REQUIRE_HTTPS_NODE_API = env_bool("AIOT_REQUIRE_HTTPS_NODE_API", PRODUCTION)
+if env_str("SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + env_str("SECURE_PROXY_SSL_HEADER").upper().replace("-", "_"), "https")
+# Security headers and cookies (production defaults; each can be overridden).
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if PRODUCTION else 0, 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)  # usually the proxy's job; /healthz probes are HTTP
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (web/security_headers.py): no inline script or style anywhere.
+CSP_ENABLED = env_bool("AIOT_CSP", True)
+CSP_POLICY = env_str(
+    "CSP_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; font-src 'self' data:; "
+    "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
+if PRODUCTION:
+    SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", [])
+# Metrics (web/metrics.py): GET /metrics needs "Authorization: Bearer <METRICS_TOKEN>" unless
+# the request comes from the host itself; workers serve theirs on --metrics-port (127.0.0.1).
+METRICS_TOKEN = env_secret("METRICS_TOKEN", "")
+# Logs: LOG_FORMAT=json writes one JSON object a line (process, node, request id).
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", ("plain", "json"))
+if LOG_FORMAT == "json":
+    LOGGING["formatters"]["json"] = {"()": "web.json_logs.JsonFormatter"}
+    LOGGING["handlers"]["console"]["formatter"] = "json"
+    LOGGING["handlers"]["console"]["filters"].append("context")
+LOGGING["filters"]["context"] = {"()": "web.json_logs.ContextFilter"}
+# Heartbeats of long-running processes (web/heartbeats.py): written this often; a process is
+# shown down after 3 missed beats.
+HEARTBEAT_INTERVAL_S = env_float("HEARTBEAT_INTERVAL_S", 15.0)
