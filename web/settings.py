@@ -307,7 +307,9 @@ if env_str("SECURE_PROXY_SSL_HEADER"):
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if PRODUCTION else 0, 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)  # usually the proxy's job; /healthz probes are HTTP
+# Plain HTTP is redirected to HTTPS in production, except the probes and the scrape (inside the network).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
@@ -319,8 +321,9 @@ CSP_POLICY = env_str(
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; font-src 'self' data:; "
     "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
 )
-if PRODUCTION:
-    SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", [])
+# HSTS preload is a one-way decision for the operator (SECURE_HSTS_PRELOAD=1); `check --deploy` is
+# otherwise clean with the production settings (tests/web/test_hardening.py runs it).
+SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", ["security.W021"])
 # Metrics (web/metrics.py): GET /metrics needs "Authorization: Bearer <METRICS_TOKEN>" unless
 # the request comes from the host itself; workers serve theirs on --metrics-port (127.0.0.1).
 METRICS_TOKEN = env_secret("METRICS_TOKEN", "")
