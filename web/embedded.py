@@ -54,6 +54,10 @@ class EmbeddedStack:
         self._start_rollout_listener()
         if self.fleet:
             self._start_fleet()
+        from web.heartbeats import EMBEDDED, Heartbeat
+
+        heartbeat = Heartbeat(EMBEDDED, "demo").start()
+        self.components.append(Component("heartbeat", heartbeat.stop))
 
     def use_broker_port(self) -> None:
         """Everything in this process that reads MQTT_URL (the rollout task, the broker URL handed
@@ -95,6 +99,9 @@ class EmbeddedStack:
             client_id=default_client_id("embedded", None),
             protocol=mqtt.MQTTv311 if settings.MQTT_EMBEDDED else mqtt.MQTTv5,
         )
+        from ingest.metrics import register_worker
+
+        register_worker(worker, "embedded")  # the demo's /metrics shows the ingest counters too (one process)
         thread = self._thread("ingest", worker.run)
         self.components.append(Component("ingest worker", worker.stop, thread))
 

@@ -22,6 +22,22 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
+def install_record_factory() -> None:
+    """Every log record gets request_id and process_kind (whatever handler formats it)."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "aiot_context", False):
+        return
+
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        record.request_id = REQUEST_ID.get()
+        record.process_kind = PROCESS_KIND
+        return record
+
+    factory.aiot_context = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
 class ContextFilter(logging.Filter):
     """Adds request_id and process_kind to every record."""
 
@@ -58,10 +74,9 @@ class RequestIdMiddleware:
     def __call__(self, request):
         given = request.META.get("HTTP_X_REQUEST_ID", "")
         request_id = given if SAFE_ID.match(given) else uuid.uuid4().hex[:16]
-        token = REQUEST_ID.set(request_id)
-        try:
-            response = self.get_response(request)
-        finally:
-            REQUEST_ID.reset(token)
+        # Not reset on the way out: Django logs a 4xx/5xx after the middleware chain returns, and
+        # that line should carry the id too. Each ASGI request runs in its own context.
+        REQUEST_ID.set(request_id)
+        response = self.get_response(request)
         response["X-Request-ID"] = request_id
         return response

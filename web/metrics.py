@@ -151,9 +151,29 @@ def exposition() -> bytes:
 
 def serve_metrics_port(port: int | None, *, addr: str = "127.0.0.1") -> None:
     """Serve /metrics of a worker process on ``addr:port`` (nothing when port is None/0)."""
-    if port:
-        start_http_server(port, addr=addr)
-        log.info("metrics on http://%s:%d/metrics", addr, port)
+    if not port:
+        return
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    start_http_server(port, addr=addr, registry=registry)
+    log.info("metrics on http://%s:%d/metrics", addr, port)
+
+
+def watch_mqtt(client_name: str, connected: Callable[[], bool]) -> None:
+    """aiot_mqtt_connected{client=...} reads ``connected()`` at scrape time."""
+    MQTT_CONNECTED.labels(client=client_name).set_function(lambda: 1.0 if connected() else 0.0)
+
+
+def start_process_ops(kind: str, name: str, metrics_port: int | None = None, detail: Callable[[], dict] | None = None):
+    """What every long-running process does at start: its metrics port and its heartbeat."""
+    from web.heartbeats import Heartbeat
+
+    serve_metrics_port(metrics_port)
+    return Heartbeat(kind, name, detail=detail).start()
 
 
 # -- the web view's guard ------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from django.views.decorators.cache import never_cache
 from twins.models import Asset
 from twins.twin_presenters import fleet_twins, twin_panel
 from web import dashboards, health, metrics
+from web.heartbeats import heartbeat_rows
 from web.live_messages import LIVE_PATH
 from web.roles import (
     ADMIN,
@@ -136,4 +137,7 @@ def asset_delta(request: HttpRequest, asset_id: int) -> JsonResponse:
 @require_role(*DASHBOARD_ROLES)
 def nodes(request: HttpRequest) -> HttpResponse:
     sites = visible_sites(request.user)
-    return render(request, "nodes.html", {"nodes": dashboards.node_rows(sites), "site_ids": list(sites.values_list("id", flat=True)), **_live_context()})
+    # Platform processes (ingest, Celery, beat, listener) from their heartbeats: admins only.
+    processes = heartbeat_rows() if has_role(request.user, ADMIN) else None
+    return render(request, "nodes.html", {"nodes": dashboards.node_rows(sites), "site_ids": list(sites.values_list("id", flat=True)),
+                                          "processes": processes, **_live_context()})
