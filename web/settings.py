@@ -219,6 +219,14 @@ ROLLOUT_ACK_TIMEOUT_S = env_float("ROLLOUT_ACK_TIMEOUT_S", 120.0)
 ROLLOUT_SHADOW_WINDOWS = env_int("ROLLOUT_SHADOW_WINDOWS", 200, 1)
 ROLLOUT_STEP_INTERVAL_S = env_float("ROLLOUT_STEP_INTERVAL_S", 2.0)
 PLATFORM_PUBLIC_URL = env_str("PLATFORM_PUBLIC_URL", "http://127.0.0.1:8000")
+# Fleet gates (edge_node/rollouts/driver.py gate_verdict): roll back when more than this share of
+# the judged nodes fail a health gate, once this many (or the whole canary) were judged; a node's
+# new model may be this many times slower (p99) than its current one in the same shadow run, as
+# well as under the rollout's absolute p99 ceiling. A node re-measures once before it reports a
+# latency failure.
+ROLLOUT_GATE_MAX_FAILED_SHARE = env_float("ROLLOUT_GATE_MAX_FAILED_SHARE", 0.1)
+ROLLOUT_GATE_MIN_NODES = env_int("ROLLOUT_GATE_MIN_NODES", 10, 1)
+ROLLOUT_MAX_LATENCY_RATIO = env_float("ROLLOUT_MAX_LATENCY_RATIO", 3.0)
 
 # Ingest tuning.
 INGEST_MAX_PAYLOAD_BYTES = env_int("INGEST_MAX_PAYLOAD_BYTES", 256 * 1024, 1024)
