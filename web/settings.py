@@ -306,6 +306,7 @@ CACHES = {
 THROTTLE_MAX_FAILURES = env_int("THROTTLE_MAX_FAILURES", 10, 0)
 THROTTLE_WINDOW_S = env_int("THROTTLE_WINDOW_S", 300, 1)
 THROTTLE_LOCKOUT_S = env_int("THROTTLE_LOCKOUT_S", 900, 1)
+LOGIN_MAX_CONCURRENT_CHECKS = env_int("LOGIN_MAX_CONCURRENT_CHECKS", 1, 1)  # password checks at once per process
 # Enrollment (it hands out secrets) and node downloads need HTTPS in production. Behind a
 # TLS-terminating proxy set SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto (the proxy must set it).
 REQUIRE_HTTPS_NODE_API = env_bool("AIOT_REQUIRE_HTTPS_NODE_API", PRODUCTION)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 
 from django.conf import settings
 from django.core.cache import cache
@@ -96,10 +97,15 @@ def refused(scope: str, retry_after: int) -> None:
 
 
 class LoginThrottleMiddleware:
-    """Throttles POSTs to the login pages (ours and the admin's) by address and by user name."""
+    """Throttles POSTs to the login pages (ours and the admin's) by address and by user name.
+
+    A password check costs about a second of CPU (PBKDF2, Django's 1,000,000 iterations): at most
+    LOGIN_MAX_CONCURRENT_CHECKS run at once in a process, so a guessing run before its lockout
+    takes one core at most, never every core from the pages and the node API."""
 
     def __init__(self, get_response):
         self.get_response = get_response
+        self.checks = threading.BoundedSemaphore(max(1, settings.LOGIN_MAX_CONCURRENT_CHECKS))
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         scope = {settings.LOGIN_URL: LOGIN, "/admin/login/": ADMIN_LOGIN}.get(request.path)
@@ -109,17 +115,20 @@ class LoginThrottleMiddleware:
         addr = client_addr(request)
         username = (request.POST.get("username") or "").strip().lower()
         user_ident = f"user:{username}" if username else ""
-        wait = throttle.locked_for(addr, user_ident)
-        if wait:
-            refused(scope, wait)
-            log.warning("%s locked out: address %s, user name %r", scope, addr, username)
-            response = render(request, "403.html", {"reason": f"Too many failed logins. Try again in {wait // 60 or 1} minutes."}, status=429)
-            response["Retry-After"] = str(wait)
-            return response
-        response = self.get_response(request)
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
-            throttle.success(user_ident)
-        elif response.status_code == 200:  # the form again, with its error
-            throttle.failure(addr, user_ident, remote_addr=addr)
+        with self.checks:
+            # Checked once the turn comes, and the outcome counted before the next one's turn:
+            # guesses queued behind the one that locked the name stop here.
+            wait = throttle.locked_for(addr, user_ident)
+            if not wait:
+                response = self.get_response(request)
+                user = getattr(request, "user", None)
+                if user is not None and user.is_authenticated:
+                    throttle.success(user_ident)
+                elif response.status_code == 200:  # the form again, with its error
+                    throttle.failure(addr, user_ident, remote_addr=addr)
+                return response
+        refused(scope, wait)
+        log.warning("%s locked out: address %s, user name %r", scope, addr, username)
+        response = render(request, "403.html", {"reason": f"Too many failed logins. Try again in {wait // 60 or 1} minutes."}, status=429)
+        response["Retry-After"] = str(wait)
         return response

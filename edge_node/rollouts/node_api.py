@@ -11,7 +11,7 @@ from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
 from edge_node.audit import record_audit
-from edge_node.node_auth import basic_credentials, node_from_request, plain_http_refusal, throttled_response
+from edge_node.node_auth import node_from_request, plain_http_refusal, throttled_response
 from web.throttle import NODE_API, Throttle, client_addr
 from web.var_paths import var_path
 
@@ -71,16 +71,16 @@ def download_artifact(request: HttpRequest, model_id: int) -> HttpResponse:
     if refusal is not None:
         return refusal
     remote = request.META.get("REMOTE_ADDR")
+    # By address only: locking a node id would let anyone who knows it lock the real node out
+    # (and its 256-bit secret cannot be guessed anyway).
     throttle = Throttle(NODE_API)
     addr = client_addr(request)
-    creds = basic_credentials(request)
-    claimed = f"node:{creds[0]}" if creds else ""
-    wait = throttle.locked_for(addr, claimed)
+    wait = throttle.locked_for(addr)
     if wait:
         return throttled_response(NODE_API, wait)
     node = node_from_request(request)
     if node is None:
-        throttle.failure(addr, claimed, remote_addr=addr)
+        throttle.failure(addr, remote_addr=addr)
         response = JsonResponse({"error": "node credentials required"}, status=401)
         response["WWW-Authenticate"] = 'Basic realm="aiot-models"'
         return response

@@ -83,3 +83,11 @@ def test_wrong_credentials_lock_out_the_address_before_any_check(client, running
     # The real node from its own address is not affected.
     assert client.get(f"/api/models/{model.pk}/download", **_basic(node.node_id, "node-secret")).status_code == 200
     assert AuditEvent.objects.filter(action="throttle.lockout", target="node-api:198.51.100.20").exists()
+
+
+def test_guessing_against_a_real_node_id_does_not_lock_the_node_out(client, running, settings):
+    node, _, model = running
+    settings.THROTTLE_MAX_FAILURES = 3
+    for _ in range(5):
+        client.get(f"/api/models/{model.pk}/download", REMOTE_ADDR="198.51.100.21", **_basic(node.node_id, "guess"))
+    assert client.get(f"/api/models/{model.pk}/download", REMOTE_ADDR="198.51.100.22", **_basic(node.node_id, "node-secret")).status_code == 200
