@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         from edge_node.rollouts import const
         from edge_node.rollouts.actions import approve_rollout, propose_rollout
         from edge_node.rollouts.listener import RolloutListener
-        from edge_node.rollouts.models import Rollout
+        from edge_node.rollouts.models import Rollout, RolloutNode
         from edge_node.rollouts.mqtt_client import PlatformMqtt
         from edge_node.rollouts.node_api import gauge
         from edge_node.rollouts.registry import register_anomaly_model
@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             if all(v == "2" for v in versions.values()):
                 seconds_to_all = time.perf_counter() - t0
                 break
+            if Rollout.objects.get(pk=rollout.pk).state in (const.DONE, const.ROLLED_BACK):
+                break  # finished with some nodes kept on the old model (a tolerated gate failure), or rolled back
             time.sleep(0.05)
         versions = fleet.versions()
         left = sum(1 for v in versions.values() if v != "2")
@@ -139,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
                 break
             time.sleep(0.05)
         state = Rollout.objects.get(pk=rollout.pk).state
+        failed = list(RolloutNode.objects.filter(rollout=rollout, state=const.N_FAILED).values_list("node__node_id", "reason", "detail")[:5])
+        if failed:
+            print(f"nodes that kept the old model (first 5): {failed}")
         print(f"canary ({max(1, round(args.canary_share * args.nodes))} nodes) passed after {canary_done if canary_done is None else round(canary_done, 2)} s")
         print(f"all {args.nodes} nodes on the new version after {seconds_to_all if seconds_to_all is None else round(seconds_to_all, 2)} s "
               f"(rollout {state} after {done_at if done_at is None else round(done_at, 2)} s); left on the old version: {left}")
