@@ -137,3 +137,16 @@ def test_each_response_carries_a_request_id_that_the_log_lines_carry(client, cap
     assert resp["X-Request-ID"] == "req-abc123"
     assert len(client.get("/login/")["X-Request-ID"]) == 16
     assert any(getattr(r, "request_id", "") == "req-abc123" for r in caplog.records if "nope-not-a-page" in r.getMessage())
+
+
+def test_the_grafana_dashboard_uses_only_metrics_the_platform_exports():
+    import re
+
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "aiot-dashboard.json").read_text())
+    used = {m for p in dashboard["panels"] for t in p["targets"] for m in re.findall(r"aiot_[a-z_]+", t["expr"])}
+    source = "".join((ROOT / f).read_text() for f in ("web/metrics.py", "ingest/metrics.py"))
+    ingest_stats = {f"aiot_ingest_{k}_total" for k in re.findall(r'"([a-z_]+)": "', (ROOT / "ingest/metrics.py").read_text())}
+    for name in used:
+        base = re.sub(r"_(bucket|count|sum)$", "", name)
+        assert base in ingest_stats or f'"{base}"' in source or f'"{base.removesuffix("_total")}"' in source, f"{name} is not exported"
+    assert len(used) >= 15
