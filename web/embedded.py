@@ -40,6 +40,10 @@ class EmbeddedStack:
 
     def start_background(self) -> None:
         """Start everything but the web server (which runs in the calling thread)."""
+        # The ASGI app is imported first, before the broker, ingest and fleet threads compete
+        # for the interpreter: once the banner is printed the web server listens moments later.
+        import web.asgi  # noqa: F401
+
         self.use_broker_port()
         if settings.MQTT_EMBEDDED:
             from web.embedded_broker import EmbeddedBroker
