@@ -59,7 +59,7 @@ def test_an_ingest_worker_reports_metrics_and_heartbeat_after_real_traffic(trans
                 assert worker.poll() is None, worker.stdout.read()
                 return ""
 
-        wait_until(lambda: _sample(scrape(), "aiot_mqtt_connected", client=f"ingest-ops-{unique}") == 1.0, timeout=30, what="worker connected")
+        wait_until(lambda: _sample(scrape(), "aiot_mqtt_connected", client=f"ingest-ops-{unique}") == 1.0, timeout=60, what="worker connected")
         node = fleet.node.node_id
         readings = [{"asset": fleet.assets[0].key, "ts": time.time() - 5 + i * 0.01, "values": {"temperature_c": 20.0 + i}} for i in range(10)]
         with Publisher(mqtt_url) as pub:
