@@ -8,7 +8,7 @@ RUNTIME := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed-dev
 PROD_VENV := .venv-prod
 
-.PHONY: demo test test-stack test-timescale venv lint production-check bench-ingest bench-edge bench-rul bench-whatif bench-whatif-engine bench-twins rul-fd001 bench-live bench-rollout bench-faults bench-timescale bench-protocols bench-pages bench-api screenshots clean
+.PHONY: demo test test-stack test-timescale venv lint production-check bench-ingest bench-edge bench-rul bench-whatif bench-whatif-engine bench-twins rul-fd001 bench-live bench-rollout bench-abuse bench-faults bench-timescale bench-protocols bench-pages bench-api screenshots clean
 
 $(RUNTIME): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -86,6 +86,9 @@ bench-live: $(STAMP)
 
 bench-rollout: $(STAMP)
 	$(PY) bench/rollout.py
+
+bench-abuse: $(STAMP)
+	$(PY) bench/abuse.py
 
 bench-faults: $(STAMP)
 	$(PY) bench/faults.py

@@ -24,8 +24,6 @@ MOSQUITTO_SALT_BYTES = 12
 
 # Enrollment API limits.
 ENROLL_MAX_BODY_BYTES = 4096
-ENROLL_RATE_LIMIT = 10  # attempts per IP...
-ENROLL_RATE_WINDOW_S = 60  # ...per this many seconds
 
 # Node ids generated at enrollment: "<site key>-<8 hex>" cut to the id's 64 characters.
 GENERATED_NODE_SUFFIX_BYTES = 4

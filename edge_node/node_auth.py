@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 import binascii
 
-from django.http import HttpRequest
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
 
 from edge_node.models import EdgeNode
 from edge_node.services import authenticate_node
@@ -33,3 +34,21 @@ def node_from_request(request: HttpRequest) -> EdgeNode | None:
     if creds is None:
         return None
     return authenticate_node(*creds)
+
+
+def plain_http_refusal(request: HttpRequest) -> JsonResponse | None:
+    """A 403 when the node API is reached over plain HTTP and HTTPS is required (production):
+    enrollment hands out secrets, downloads carry them. None when the request may go on."""
+    if not settings.REQUIRE_HTTPS_NODE_API or request.is_secure():
+        return None
+    return JsonResponse({"error": "HTTPS required: this platform refuses node credentials over plain HTTP (use https://)", "code": "https_required"},
+                        status=403)
+
+
+def throttled_response(scope: str, wait: int) -> JsonResponse:
+    from web.throttle import refused
+
+    refused(scope, wait)
+    response = JsonResponse({"error": f"too many failed attempts from this address; wait {wait} s", "code": "rate_limited"}, status=429)
+    response["Retry-After"] = str(wait)
+    return response

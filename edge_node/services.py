@@ -6,6 +6,8 @@ only after the commit, so a rolled-back change never reaches the broker.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import secrets
 from collections.abc import Callable
@@ -29,11 +31,14 @@ from edge_node.broker_acl import (
     render_password_file,
 )
 from edge_node.credentials import (
-    hash_secret,
+    KEYED_SCHEME,
     hash_token,
+    is_legacy_hash,
+    keyed_secret_hash,
     mosquitto_hash,
     new_enrollment_token,
     new_secret,
+    verify_keyed_secret,
     verify_secret,
 )
 from edge_node.models import EdgeNode, EnrollmentToken
@@ -206,7 +211,7 @@ def node_broker_url() -> str:
 
 def _issue(node: EdgeNode, now: Any) -> NodeCredentials:
     creds = NodeCredentials(secret=new_secret(const.SECRET_BYTES), mqtt_password=new_secret(const.MQTT_PASSWORD_BYTES))
-    node.secret_hash = hash_secret(creds.secret)
+    node.secret_hash = node_secret_hash(creds.secret)
     node.mqtt_password_hash = mosquitto_hash(creds.mqtt_password)
     node.credentials_changed_at = now
     return creds
@@ -324,19 +329,39 @@ def issue_fleet_credentials(node_ids: list[str], *, actor: str = "embedded-fleet
 
 
 # -- node authentication (HTTP) --------------------------------------------------------------
-_DUMMY_SECRET_HASH: list[str] = []
+def node_secret_key() -> bytes:
+    """The server-side key of node-secret hashes: NODE_SECRET_HASH_KEY, or derived from SECRET_KEY."""
+    configured = settings.NODE_SECRET_HASH_KEY
+    if configured:
+        return configured.encode("utf-8")
+    return hmac.new(settings.SECRET_KEY.encode("utf-8"), b"aiot-node-secret-hash", hashlib.sha256).digest()
+
+
+def node_secret_hash(secret: str) -> str:
+    return keyed_secret_hash(secret, node_secret_key())
 
 
 def authenticate_node(node_id: str, secret: str) -> EdgeNode | None:
-    """The node when ``secret`` is its current secret and it is not revoked; else None."""
+    """The node when ``secret`` is its current secret and it is not revoked; else None.
+
+    Keyed hash (HMAC-SHA256) compared in constant time; an unknown node id costs the same one
+    HMAC, so timing does not tell which ids exist. A node still holding a legacy scrypt hash is
+    checked once the slow way and, on success, moved to the keyed hash (only if the stored hash
+    did not change meanwhile)."""
+    key = node_secret_key()
     node = EdgeNode.objects.filter(node_id=node_id, revoked_at__isnull=True).exclude(secret_hash="").first()
     if node is None:
-        # Spend the same scrypt time, so response times do not tell which node ids exist.
-        if not _DUMMY_SECRET_HASH:
-            _DUMMY_SECRET_HASH.append(hash_secret(new_secret()))
-        verify_secret(secret, _DUMMY_SECRET_HASH[0])
+        verify_keyed_secret(secret, KEYED_SCHEME + "$" + "0" * 64, key)
         return None
-    if not verify_secret(secret, node.secret_hash):
+    if is_legacy_hash(node.secret_hash):
+        if not verify_secret(secret, node.secret_hash):
+            return None
+        upgraded = keyed_secret_hash(secret, key)
+        if EdgeNode.objects.filter(pk=node.pk, secret_hash=node.secret_hash).update(secret_hash=upgraded):
+            log.info("node %s: secret hash migrated from scrypt to HMAC-SHA256", node.node_id)
+            node.secret_hash = upgraded
+        return node
+    if not verify_keyed_secret(secret, node.secret_hash, key):
         return None
     return node
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -21,6 +21,7 @@ from edge_node import const
 from edge_node.audit import actor_name, record_audit
 from edge_node.forms import AuditFilterForm, EnrollmentTokenForm
 from edge_node.models import AuditEvent, EdgeNode, EnrollmentToken
+from edge_node.node_auth import plain_http_refusal, throttled_response
 from edge_node.services import (
     EnrollmentError,
     create_enrollment_token,
@@ -28,6 +29,7 @@ from edge_node.services import (
     revoke_node,
 )
 from web.roles import ADMIN, require_role
+from web.throttle import ENROLL, Throttle
 
 log = logging.getLogger(__name__)
 AUDIT_PAGE_ROWS = 200
@@ -43,13 +45,7 @@ def _json_error(message: str, status: int, code: str) -> JsonResponse:
     return JsonResponse({"error": message, "code": code}, status=status)
 
 
-def _rate_limited(addr: str | None) -> bool:
-    """Enrollment attempts per address in the window, counted from the audit log (shared by
-    every web process, unlike a per-process cache)."""
-    since = timezone.now() - timedelta(seconds=const.ENROLL_RATE_WINDOW_S)
-    return AuditEvent.objects.filter(action=const.AUDIT_ENROLL, remote_addr=addr, at__gte=since).count() >= const.ENROLL_RATE_LIMIT
-
-
+@login_not_required  # authenticated by its one-time token
 @csrf_exempt  # a machine-to-machine call authenticated by its one-time token, not a browser form
 @never_cache
 def enroll_api(request: HttpRequest) -> JsonResponse:
@@ -58,11 +54,22 @@ def enroll_api(request: HttpRequest) -> JsonResponse:
         response = _json_error("method not allowed: POST a JSON body {\"token\": \"...\"}", 405, "method_not_allowed")
         response["Allow"] = "POST"
         return response
-    if _rate_limited(addr):
-        log.warning("enrollment rate limit hit by %s", addr)
-        response = _json_error("too many enrollment attempts; wait a minute", 429, "rate_limited")
-        response["Retry-After"] = str(const.ENROLL_RATE_WINDOW_S)
-        return response
+    refusal = plain_http_refusal(request)
+    if refusal is not None:
+        log.warning("enrollment over plain HTTP refused from %s", addr)
+        return refusal
+    throttle = Throttle(ENROLL)
+    wait = throttle.locked_for(addr or "unknown")
+    if wait:
+        log.warning("enrollment locked out for %s", addr)
+        return throttled_response(ENROLL, wait)
+    response = _enroll(request, addr)
+    if response.status_code >= 400:
+        throttle.failure(addr or "unknown", remote_addr=addr)
+    return response
+
+
+def _enroll(request: HttpRequest, addr: str | None) -> JsonResponse:
     try:
         if len(request.body) > const.ENROLL_MAX_BODY_BYTES:
             raise EnrollmentError("body_too_large", "request body too large", 413)

@@ -36,6 +36,7 @@ from paho.mqtt.properties import Properties
 from edge_node.agent import contract
 from ingest import const, timeseries
 from ingest.live import LivePublisher
+from ingest.metrics import BATCH_SECONDS, CONFIRM_LAG
 from ingest.payloads import Limits, ParsedMessage, parse_message, unprocessable
 from ingest.registry import load_registry
 from ingest.store import BatchResult, Incoming, store_batch
@@ -231,6 +232,7 @@ class IngestWorker:
             if self.live:
                 self.live.flush()
             return False
+        started = time.monotonic()
         stored = self._store_with_retry(batch)
         if stored is None:
             return False  # stopping while the database was down; the broker redelivers
@@ -249,6 +251,9 @@ class IngestWorker:
         except Exception:  # noqa: BLE001 - unconfirmed messages are sent again by the agents
             self.stats["post_commit_failures"] += 1
             log.exception("confirming a batch of %d messages failed; the agents will send them again", len(items))
+        now = time.monotonic()
+        BATCH_SECONDS.observe(now - started)
+        CONFIRM_LAG.observe(now - min(r.received_at for r in batch))
         try:
             self.alerts.process(result.rows, result.event_ids)
         except Exception:

@@ -83,6 +83,12 @@ def _no_ssl_env(monkeypatch):
     monkeypatch.delenv("SSLKEYLOGFILE", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _own_throttle_counts(settings):
+    """Each test counts failed logins and downloads afresh (the counts live in Redis)."""
+    settings.THROTTLE_NAMESPACE = uuid.uuid4().hex[:8]
+
+
 # --- personas -----------------------------------------------------------------------------
 
 

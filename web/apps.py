@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class WebConfig(AppConfig):
     name = "web"
     verbose_name = "Web"
+
+    def ready(self) -> None:
+        from web.json_logs import install_record_factory
+
+        install_record_factory()

@@ -15,6 +15,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from ingest.live import asset_group, site_group
 from web import live_messages as lm
+from web import metrics
 from web.roles import roles_of, visible_sites
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         # Accept, then close with a code: a browser sees 4401/4403 and stops retrying,
         # where a refused handshake looks like a network failure.
         await self.accept()
+        metrics.LIVE_SOCKETS.inc()
+        self.counted = True
         if user is None or not user.is_authenticated:
             await self.close(code=lm.CLOSE_NOT_LOGGED_IN)
             return
@@ -51,6 +54,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=lm.CLOSE_NO_ROLE)
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            self.counted = False
+            metrics.LIVE_SOCKETS.dec()
         if self.flush_task is not None:
             self.flush_task.cancel()
         for group in getattr(self, "joined", ()):
@@ -134,4 +140,5 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.last_flush = time.monotonic()
         if messages:
             self.sent_frames += 1
+            metrics.LIVE_FRAMES.inc()
             await self.send(text_data=lm.encode_updates(messages, time.time()))

@@ -94,7 +94,16 @@ def sync_asset_types() -> dict[str, AssetType]:
 
 
 @transaction.atomic
+class DemoRefused(RuntimeError):
+    """The demo's users have known passwords: never on a production database."""
+
+
 def load_demo() -> DemoSummary:
+    from django.conf import settings
+
+    if settings.PRODUCTION:
+        raise DemoRefused("AIOT_PRODUCTION=1 refuses the demo data: its users have published passwords (admin1/admin1...). "
+                          "Create real users with: python manage.py createsuperuser")
     types = sync_asset_types()
     users = []
     for username, password, role in DEMO_USERS:

@@ -40,6 +40,10 @@ class EmbeddedStack:
 
     def start_background(self) -> None:
         """Start everything but the web server (which runs in the calling thread)."""
+        # The ASGI app is imported first, before the broker, ingest and fleet threads compete
+        # for the interpreter: once the banner is printed the web server listens moments later.
+        import web.asgi  # noqa: F401
+
         self.use_broker_port()
         if settings.MQTT_EMBEDDED:
             from web.embedded_broker import EmbeddedBroker
@@ -55,6 +59,10 @@ class EmbeddedStack:
         self._start_notify_sweep()
         if self.fleet:
             self._start_fleet()
+        from web.heartbeats import EMBEDDED, Heartbeat
+
+        heartbeat = Heartbeat(EMBEDDED, "demo").start()
+        self.components.append(Component("heartbeat", heartbeat.stop))
 
     def use_broker_port(self) -> None:
         """Everything in this process that reads MQTT_URL (the rollout task, the broker URL handed
@@ -96,6 +104,9 @@ class EmbeddedStack:
             client_id=default_client_id("embedded", None),
             protocol=mqtt.MQTTv311 if settings.MQTT_EMBEDDED else mqtt.MQTTv5,
         )
+        from ingest.metrics import register_worker
+
+        register_worker(worker, "embedded")  # the demo's /metrics shows the ingest counters too (one process)
         thread = self._thread("ingest", worker.run)
         self.components.append(Component("ingest worker", worker.stop, thread))
 

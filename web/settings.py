@@ -64,6 +64,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "web.json_logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (ours, the admin's, Plotly.js) straight from the web process: no proxy needed.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -73,7 +74,12 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "web.middleware.LoginRequiredMiddleware",
+    # Every view needs a login unless marked @login_not_required (login, health, metrics with
+    # its own token, the node API with node credentials).
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "web.security_headers.SecurityHeadersMiddleware",
+    "web.throttle.LoginThrottleMiddleware",
+    "web.metrics.RequestMetricsMiddleware",
 ]
 
 ROOT_URLCONF = "web.urls"
@@ -104,8 +110,12 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Django's full set: similar to the user's name or e-mail, 12+ characters, not a common password, not all digits.
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": env_int("PASSWORD_MIN_LENGTH", 12, 8)}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
@@ -215,6 +225,14 @@ ROLLOUT_ACK_TIMEOUT_S = env_float("ROLLOUT_ACK_TIMEOUT_S", 120.0)
 ROLLOUT_SHADOW_WINDOWS = env_int("ROLLOUT_SHADOW_WINDOWS", 200, 1)
 ROLLOUT_STEP_INTERVAL_S = env_float("ROLLOUT_STEP_INTERVAL_S", 2.0)
 PLATFORM_PUBLIC_URL = env_str("PLATFORM_PUBLIC_URL", "http://127.0.0.1:8000")
+# Fleet gates (edge_node/rollouts/driver.py gate_verdict): roll back when more than this share of
+# the judged nodes fail a health gate, once this many (or the whole canary) were judged; a node's
+# new model may be this many times slower (p99) than its current one in the same shadow run, as
+# well as under the rollout's absolute p99 ceiling. A node re-measures once before it reports a
+# latency failure.
+ROLLOUT_GATE_MAX_FAILED_SHARE = env_float("ROLLOUT_GATE_MAX_FAILED_SHARE", 0.1)
+ROLLOUT_GATE_MIN_NODES = env_int("ROLLOUT_GATE_MIN_NODES", 10, 1)
+ROLLOUT_MAX_LATENCY_RATIO = env_float("ROLLOUT_MAX_LATENCY_RATIO", 3.0)
 
 # Ingest tuning.
 INGEST_MAX_PAYLOAD_BYTES = env_int("INGEST_MAX_PAYLOAD_BYTES", 256 * 1024, 1024)
@@ -324,3 +342,60 @@ LOGGING = {
         "transitions": {"level": "WARNING"},
     },
 }
+
+# -- Operations and hardening (issue 17): metrics, health, logs, throttling, HTTP security ----
+# Node secrets (artifact downloads) are stored as HMAC-SHA256 under this key; unset = derived from
+# SECRET_KEY (changing SECRET_KEY then needs nodes to re-enroll or rotate).
+NODE_SECRET_HASH_KEY = env_secret("NODE_SECRET_HASH_KEY", "")
+# The cache: Redis when REDIS_URL is set (shared by every web process: throttling counts there),
+# else in-process memory (the one-process embedded stack).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "aiot")}
+    if REDIS_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+# Throttling (web/throttle.py): after THROTTLE_MAX_FAILURES failures from one address (or for
+# one user name) within THROTTLE_WINDOW_S, that address/name is locked out for
+# THROTTLE_LOCKOUT_S: login, admin login, enrollment and the node API. 0 failures turns it off.
+THROTTLE_MAX_FAILURES = env_int("THROTTLE_MAX_FAILURES", 10, 0)
+THROTTLE_WINDOW_S = env_int("THROTTLE_WINDOW_S", 300, 1)
+THROTTLE_LOCKOUT_S = env_int("THROTTLE_LOCKOUT_S", 900, 1)
+LOGIN_MAX_CONCURRENT_CHECKS = env_int("LOGIN_MAX_CONCURRENT_CHECKS", 1, 1)  # password checks at once per process
+# Enrollment (it hands out secrets) and node downloads need HTTPS in production. Behind a
+# TLS-terminating proxy set SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto (the proxy must set it).
+REQUIRE_HTTPS_NODE_API = env_bool("AIOT_REQUIRE_HTTPS_NODE_API", PRODUCTION)
+if env_str("SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + env_str("SECURE_PROXY_SSL_HEADER").upper().replace("-", "_"), "https")
+# Security headers and cookies (production defaults; each can be overridden).
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if PRODUCTION else 0, 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Plain HTTP is redirected to HTTPS in production, except the probes and the scrape (inside the network).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (web/security_headers.py): no inline script or style anywhere.
+CSP_ENABLED = env_bool("AIOT_CSP", True)
+CSP_POLICY = env_str(
+    "CSP_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; font-src 'self' data:; "
+    "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
+# HSTS preload is a one-way decision for the operator (SECURE_HSTS_PRELOAD=1); `check --deploy` is
+# otherwise clean with the production settings (tests/web/test_hardening.py runs it).
+SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", ["security.W021"])
+# Metrics (web/metrics.py): GET /metrics needs "Authorization: Bearer <METRICS_TOKEN>" unless
+# the request comes from the host itself; workers serve theirs on --metrics-port (127.0.0.1).
+METRICS_TOKEN = env_secret("METRICS_TOKEN", "")
+# Logs: LOG_FORMAT=json writes one JSON object a line (process, node, request id).
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", ("plain", "json"))
+if LOG_FORMAT == "json":
+    LOGGING["formatters"]["json"] = {"()": "web.json_logs.JsonFormatter"}
+    LOGGING["handlers"]["console"]["formatter"] = "json"
+    LOGGING["handlers"]["console"]["filters"].append("context")
+LOGGING["filters"]["context"] = {"()": "web.json_logs.ContextFilter"}
+# Heartbeats of long-running processes (web/heartbeats.py): written this often; a process is
+# shown down after 3 missed beats.
+HEARTBEAT_INTERVAL_S = env_float("HEARTBEAT_INTERVAL_S", 15.0)

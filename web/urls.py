@@ -10,6 +10,8 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("metrics", views.metrics_view, name="metrics"),
     path("", views.fleet, name="fleet"),
     path("assets/<int:asset_id>/", views.asset_detail, name="asset"),
     path("assets/<int:asset_id>/delta", views.asset_delta, name="asset-delta"),

@@ -5,10 +5,12 @@ Alerts and rules live in web/alert_views.py.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from django.db import connection
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
 from django.http import (
     FileResponse,
     HttpRequest,
@@ -17,10 +19,12 @@ from django.http import (
     JsonResponse,
 )
 from django.shortcuts import get_object_or_404, render
+from django.views.decorators.cache import never_cache
 
 from twins.models import Asset
 from twins.twin_presenters import fleet_twins, twin_panel
-from web import dashboards
+from web import dashboards, health, metrics
+from web.heartbeats import heartbeat_rows
 from web.live_messages import LIVE_PATH
 from web.roles import (
     ADMIN,
@@ -31,13 +35,38 @@ from web.roles import (
     visible_sites,
 )
 
+log = logging.getLogger(__name__)
 DASHBOARD_ROLES = (FACILITY_MANAGER, PLANNER, ADMIN)
 
 
+@login_not_required
+@never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    with connection.cursor() as cur:
-        cur.execute("SELECT 1")
+    """Alive: the process answers requests (touches no dependency)."""
     return JsonResponse({"ok": True})
+
+
+@login_not_required
+@never_cache
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Ready: database (migrations applied), Redis and the broker reachable; 503 naming what is not."""
+    ready, checks = health.readiness()
+    if not ready:
+        log.warning("not ready: %s", {k: v for k, v in checks.items() if v.startswith("failed")})
+    return JsonResponse({"ok": ready, "checks": checks}, status=200 if ready else 503)
+
+
+@login_not_required
+@never_cache
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition of this web process (plus the fleet gauges from the database)."""
+    if not metrics.may_scrape(request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_AUTHORIZATION", ""), settings.METRICS_TOKEN):
+        response = HttpResponse("metrics need Authorization: Bearer <METRICS_TOKEN> (or a request from this host when no token is set)\n",
+                                status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="aiot-metrics"'
+        return response
+    metrics.register_fleet_collector()
+    return HttpResponse(metrics.exposition(), content_type=metrics.CONTENT_TYPE_LATEST)
 
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
@@ -54,6 +83,7 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
 FAVICON = Path(__file__).resolve().parent.parent / "static" / "favicon.ico"
 
 
+@login_not_required
 def favicon(request: HttpRequest) -> FileResponse:
     """/favicon.ico, which browsers ask for on every page that names no icon (the admin's).
     Every other static file is WhiteNoise's."""
@@ -107,4 +137,7 @@ def asset_delta(request: HttpRequest, asset_id: int) -> JsonResponse:
 @require_role(*DASHBOARD_ROLES)
 def nodes(request: HttpRequest) -> HttpResponse:
     sites = visible_sites(request.user)
-    return render(request, "nodes.html", {"nodes": dashboards.node_rows(sites), "site_ids": list(sites.values_list("id", flat=True)), **_live_context()})
+    # Platform processes (ingest, Celery, beat, listener) from their heartbeats: admins only.
+    processes = heartbeat_rows() if has_role(request.user, ADMIN) else None
+    return render(request, "nodes.html", {"nodes": dashboards.node_rows(sites), "site_ids": list(sites.values_list("id", flat=True)),
+                                          "processes": processes, **_live_context()})

@@ -169,14 +169,29 @@ def shadow_compare(new: AnomalyModel, old: AnomalyModel | None, rows: np.ndarray
     else:
         rows = np.asarray(rows, dtype=np.float32)[-limit:]
         live = len(rows)
-    times, new_scores = [], []
+    times, new_scores, old_times = [], [], []
+    same_inputs = old is not None and list(old.features) == list(new.features)
     new.score_batch(rows[:1])  # first call allocates; not a window's cost
+    if same_inputs:
+        old.score_batch(rows[:1])
     for row in rows:
         t0 = time.perf_counter()
         new_scores.append(float(new.score_batch(row[None, :])[0]))
         times.append((time.perf_counter() - t0) * 1000.0)
+        if same_inputs:  # the current model, window by window in the same run: the host's load hits both alike
+            t0 = time.perf_counter()
+            old.score_batch(row[None, :])
+            old_times.append((time.perf_counter() - t0) * 1000.0)
     report: dict[str, Any] = {"windows": live, "latency_p99_ms": round(float(np.percentile(times, 99)), 4),
                               "latency_mean_ms": round(float(np.mean(times)), 4), "agreement": None}
+    if old_times:
+        # The ratio of medians: a busy host lengthens the tail of both runs at random, the middle
+        # hardly; a model that is truly slower is slower in every window.
+        old_median = float(np.median(old_times))
+        report["old_latency_p99_ms"] = round(float(np.percentile(old_times, 99)), 4)
+        report["old_latency_median_ms"] = round(old_median, 4)
+        report["latency_median_ms"] = round(float(np.median(times)), 4)
+        report["latency_ratio"] = round(float(np.median(times)) / old_median, 3) if old_median > 0 else None
     if old is not None and live:
         if list(old.features) != list(new.features):
             report["agreement"] = 0.0
@@ -186,6 +201,22 @@ def shadow_compare(new: AnomalyModel, old: AnomalyModel | None, rows: np.ndarray
             same = (np.asarray(new_scores) > new.threshold) == (old_scores > old.threshold)
             report["agreement"] = round(float(np.mean(same)), 4)
     return report
+
+
+def latency_failure(report: dict[str, Any], gates: dict[str, Any]) -> str | None:
+    """Why the shadow run's latency fails the gates: over the absolute p99 ceiling, or more than
+    ``max_latency_ratio`` times the current model's latency (median) measured in the same run."""
+    p99 = report["latency_p99_ms"]
+    ceiling = gates.get("max_p99_latency_ms")
+    if ceiling is not None and p99 > float(ceiling):
+        return f"p99 {p99} ms > gate {ceiling} ms"
+    ratio, max_ratio = report.get("latency_ratio"), gates.get("max_latency_ratio")
+    # Sub-millisecond differences are timer noise, not a regression (latency_slack_ms, default 0.5).
+    slack = float(gates.get("latency_slack_ms", 0.5))
+    median, old_median = report.get("latency_median_ms"), report.get("old_latency_median_ms")
+    if ratio is not None and max_ratio is not None and ratio > float(max_ratio) and median - old_median > slack:
+        return f"median {median} ms is {ratio}x the current model's {old_median} ms > gate {max_ratio}x (p99 {p99} ms)"
+    return None
 
 
 class DeployManager:
@@ -304,13 +335,19 @@ class DeployManager:
         self._ack(cid, True, f"shadow run of {label}", stage="shadow")
         slot = self.slot_for(name)
         old = slot.model if slot is not None else None
-        report = shadow_compare(new, old, rows, int(args.get("shadow_windows") or 200))
-        report.update(version=version, previous_version=old.version if old else read_pointer(self.models_dir, name, const.MODEL_CURRENT_POINTER))
         gates = args.get("gates") or {}
-        max_p99 = gates.get("max_p99_latency_ms")
+        windows = int(args.get("shadow_windows") or 200)
+        report = shadow_compare(new, old, rows, windows)
+        if latency_failure(report, gates):
+            # One slow measurement may be the host (another process, a GC pause), not the model:
+            # measure again, and judge the second run.
+            log.info("node %s: %s over its latency gate (%s); measuring again", self.node_id, label, latency_failure(report, gates))
+            report = {**shadow_compare(new, old, rows, windows), "remeasured": True, "first_latency_p99_ms": report["latency_p99_ms"]}
+        report.update(version=version, previous_version=old.version if old else read_pointer(self.models_dir, name, const.MODEL_CURRENT_POINTER))
         min_agree = gates.get("min_agreement")
-        if max_p99 is not None and report["latency_p99_ms"] > float(max_p99):
-            self._ack(cid, False, f"{label}: p99 {report['latency_p99_ms']} ms > gate {max_p99} ms; kept {report['previous_version']}",
+        why = latency_failure(report, gates)
+        if why:
+            self._ack(cid, False, f"{label}: {why}; kept {report['previous_version']}",
                       stage="failed", reason="latency_gate", final=True, **report)
             return
         if min_agree is not None and report["agreement"] is not None and report["agreement"] < float(min_agree):

@@ -42,6 +42,9 @@ def request_enrollment(url: str, token: str, *, ca_file: str | None = None, inse
     endpoint = url.rstrip("/") + ENROLL_PATH
     if not endpoint.startswith(("http://", "https://")):
         raise EnrollError(f"--url must start with http:// or https://, got {url!r}")
+    if endpoint.startswith("http://") and not insecure and not _loopback(endpoint):
+        raise EnrollError(f"refusing plain HTTP to {url!r}: the answer holds this node's secrets. Use https:// "
+                          "(or --insecure in a lab network)")
     context = None
     if endpoint.startswith("https://"):
         context = ssl.create_default_context(cafile=ca_file)
@@ -73,6 +76,20 @@ def request_enrollment(url: str, token: str, *, ca_file: str | None = None, inse
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise EnrollError(f"unexpected answer from the platform (missing or bad {exc})") from None
     return answer
+
+
+def _loopback(endpoint: str) -> bool:
+    """The platform on this very host: plain HTTP never leaves the machine."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(endpoint).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _error_message(exc: urllib.error.HTTPError) -> str:
@@ -181,7 +198,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--token", help="the one-time enrollment token (or set AIOT_ENROLL_TOKEN)")
     parser.add_argument("--config", default="node.toml", help="node.toml to write (created or updated; default ./node.toml)")
     parser.add_argument("--ca-file", help="CA bundle to verify the platform's HTTPS certificate")
-    parser.add_argument("--insecure", action="store_true", help="do NOT verify the HTTPS certificate (testing only)")
+    parser.add_argument("--insecure", action="store_true", help="lab only: allow plain http:// to another host and do NOT verify the HTTPS certificate")
     parser.add_argument("--name", default="", help="a display name for this node")
     args = parser.parse_args(argv)
     token = args.token or os.environ.get("AIOT_ENROLL_TOKEN", "")

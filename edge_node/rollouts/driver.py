@@ -40,7 +40,8 @@ def deploy_command(rollout: Rollout, rn: RolloutNode) -> dict[str, Any]:
     model = rollout.model
     return {"id": rn.command_id, "type": const.CMD_DEPLOY, "args": {
         "rollout": rollout.pk, "url": download_url(rollout), "manifest": model.manifest(), "signature": model.signature,
-        "gates": {"max_p99_latency_ms": rollout.max_p99_latency_ms, "min_agreement": rollout.min_agreement},
+        "gates": {"max_p99_latency_ms": rollout.max_p99_latency_ms, "min_agreement": rollout.min_agreement,
+                  "max_latency_ratio": settings.ROLLOUT_MAX_LATENCY_RATIO},
         "shadow_windows": settings.ROLLOUT_SHADOW_WINDOWS, "jitter_s": settings.ROLLOUT_JITTER_S}}
 
 
@@ -63,14 +64,28 @@ def gate_failure(rollout: Rollout, rn: RolloutNode) -> str | None:
     return None
 
 
+def gate_verdict(failed: int, judged: int, scope: int, *, max_share: float, min_nodes: int) -> bool:
+    """True when the fleet fails its gate: more than ``max_share`` of the judged nodes failed once
+    at least ``min_nodes`` (or the whole scope, if smaller) were judged; or so many failed that
+    the share can no longer be met however the rest do. One noisy node in a large canary is
+    tolerated; a model that is truly worse fails on most nodes and is stopped within the canary
+    (AWS IoT Jobs' abort criteria, Azure Device Update's failure share)."""
+    if failed <= 0:
+        return False
+    if failed > max_share * scope:
+        return True
+    return judged >= min(min_nodes, scope) and failed / judged > max_share
+
+
 def _evaluate(rollout: Rollout, nodes: list[RolloutNode]) -> str | None:
     """The reason to roll back, or None."""
     load_failures = [rn for rn in nodes if rn.state == const.N_FAILED and rn.reason not in const.GATE_FAILURE_REASONS]
-    for rn in nodes:
-        if rn.state in (const.N_FAILED, const.N_SWITCHED, const.N_PASSED):
-            why = gate_failure(rollout, rn)
-            if why:
-                return f"health gate failed on {why}"
+    judged = [rn for rn in nodes if rn.state in (const.N_FAILED, const.N_SWITCHED, const.N_PASSED) and rn not in load_failures]
+    gate_failed = [(rn, why) for rn in judged if (why := gate_failure(rollout, rn))]
+    if gate_verdict(len(gate_failed), len(judged), len(nodes), max_share=settings.ROLLOUT_GATE_MAX_FAILED_SHARE,
+                    min_nodes=settings.ROLLOUT_GATE_MIN_NODES):
+        return (f"health gate failed on {len(gate_failed)} of {len(judged)} judged nodes (> {settings.ROLLOUT_GATE_MAX_FAILED_SHARE:.0%} allowed; "
+                f"first: {gate_failed[0][1]})")
     if len(load_failures) > rollout.max_load_failures:
         first = load_failures[0]
         return (f"{len(load_failures)} load failure(s) > {rollout.max_load_failures} allowed "
@@ -172,7 +187,8 @@ def step_rollout(rollout_id: int, publish: Publish) -> str | None:
         mark_rolled_back(rollout.pk, why)
         _send_rollbacks(rollout, publish, now)
         return const.ROLLED_BACK
-    if all(rn.state == const.N_SWITCHED for rn in nodes):
+    # Every node final: switched, or failed within what the gates tolerate (it keeps its old model).
+    if all(rn.state in (const.N_SWITCHED, const.N_FAILED) for rn in nodes) and any(rn.state == const.N_SWITCHED for rn in nodes):
         if rollout.state == const.CANARY:
             if Rollout.objects.filter(pk=rollout.pk, state=const.CANARY).update(state=const.PROMOTING):
                 record_audit(const.AUDIT_ROLLOUT_PROMOTED, target=f"rollout {rollout.pk}",

@@ -6,11 +6,13 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from django.contrib.auth.decorators import login_not_required
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
 from edge_node.audit import record_audit
-from edge_node.node_auth import node_from_request
+from edge_node.node_auth import node_from_request, plain_http_refusal, throttled_response
+from web.throttle import NODE_API, Throttle, client_addr
 from web.var_paths import var_path
 
 from . import const
@@ -62,11 +64,23 @@ class _CountedFile:
             gauge.leave()
 
 
+@login_not_required  # node credentials (HTTP Basic), not a user session
 @require_GET
 def download_artifact(request: HttpRequest, model_id: int) -> HttpResponse:
-    node = node_from_request(request)
+    refusal = plain_http_refusal(request)
+    if refusal is not None:
+        return refusal
     remote = request.META.get("REMOTE_ADDR")
+    # By address only: locking a node id would let anyone who knows it lock the real node out
+    # (and its 256-bit secret cannot be guessed anyway).
+    throttle = Throttle(NODE_API)
+    addr = client_addr(request)
+    wait = throttle.locked_for(addr)
+    if wait:
+        return throttled_response(NODE_API, wait)
+    node = node_from_request(request)
     if node is None:
+        throttle.failure(addr, remote_addr=addr)
         response = JsonResponse({"error": "node credentials required"}, status=401)
         response["WWW-Authenticate"] = 'Basic realm="aiot-models"'
         return response

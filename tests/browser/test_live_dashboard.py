@@ -73,6 +73,10 @@ def test_it_extends_the_chart_and_the_latest_values_live(page, live_ingest, mana
     asset = fleet.assets[0]
     pub = readings(fleet)
     pub.send(asset, temperature_c=40.0, vib_rms=1.0)  # some history before the page opens
+    # The pages run under the Content-Security-Policy (no inline script or style): Plotly, the
+    # live socket and the page scripts must not trip it.
+    violations: list[str] = []
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
     log_in(page, manager)
     expect(page.locator("#live-badge")).to_have_text("live")  # the fleet page's own socket is open
     sockets: list[str] = []
@@ -92,6 +96,8 @@ def test_it_extends_the_chart_and_the_latest_values_live(page, live_ingest, mana
     )
     expect(page.locator("#twin-health")).to_have_text("not yet computed")
     assert len(sockets) == 1, sockets  # the chart and the twin panel share one live socket
+    assert "script-src 'self'" in page.request.get(f"/assets/{asset.id}/").headers["content-security-policy"]
+    assert violations == []
 
 
 def test_it_shows_a_threshold_alert_live_and_acknowledges_it_with_a_comment(page, live_ingest, manager, readings):

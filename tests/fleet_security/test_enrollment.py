@@ -125,12 +125,13 @@ def test_it_needs_no_csrf_token(admin_user):
     assert post(strict, {"token": plaintext}).status_code == 201
 
 
-def test_it_rate_limits_attempts_per_address(client):
-    for _ in range(const.ENROLL_RATE_LIMIT):
+def test_it_locks_out_an_address_after_failed_attempts_and_audits_it(client, settings):
+    for _ in range(settings.THROTTLE_MAX_FAILURES):
         assert post(client, {"token": "nope"}).status_code == 400
     resp = post(client, {"token": "nope"})
-    assert resp.status_code == 429
+    assert resp.status_code == 429 and int(resp["Retry-After"]) == settings.THROTTLE_LOCKOUT_S
     assert "too many" in resp.json()["error"]
+    assert AuditEvent.objects.filter(action="throttle.lockout", ok=False, target="enroll:203.0.113.7").count() == 1
     # Another address is not affected.
     other = client.post("/api/enroll", data="{}", content_type="application/json", REMOTE_ADDR="198.51.100.2")
     assert other.status_code == 400

@@ -118,3 +118,33 @@ def make_node(tmp: Path, seed_folder: Path, server: ArtifactServer, signer: Sign
     manager = DeployManager(node_id, models_dir, platform, publish_ack=acks.append,
                             slot_for=lambda n: slot if slot.model.name == n else None, live_rows=lambda n, f: rows)
     return NodeUnderTest(models_dir, slot, manager, acks)
+
+
+class SlowModel:
+    """A real model that takes ``extra_s`` longer per window for its first ``slow_calls`` calls
+    (None: always): a slow model, or a host that was busy during one measurement."""
+
+    def __init__(self, model: Any, extra_s: float, slow_calls: int | None = None) -> None:
+        self._model, self.extra_s, self.slow_calls = model, extra_s, slow_calls
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def score_batch(self, rows: Any) -> Any:
+        import time
+
+        self.calls += 1
+        if self.slow_calls is None or self.calls <= self.slow_calls:
+            time.sleep(self.extra_s)
+        return self._model.score_batch(rows)
+
+
+def slow_loader(version: str, extra_s: float, slow_calls: int | None = None, base: Any = None) -> Any:
+    """A loader that slows ``version`` down (others load as they are)."""
+    from edge_node.agent.models import load_model
+
+    def load(models_dir: Path, name: str, v: str) -> Any:
+        model = (base or load_model)(models_dir, name, v)
+        return SlowModel(model, extra_s, slow_calls) if v == version else model
+    return load

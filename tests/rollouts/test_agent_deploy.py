@@ -13,7 +13,7 @@ import pytest
 from edge_node.agent.deploy import CRASH_ENV, PREVIOUS_POINTER, read_pointer
 from edge_node.agent.models import current_version, load_model
 from tests.helpers import ROOT, wait_until
-from tests.rollouts.agent_helpers import ArtifactServer, Signer, deploy_args, make_node
+from tests.rollouts.agent_helpers import ArtifactServer, Signer, deploy_args, make_node, slow_loader
 
 
 @pytest.fixture
@@ -145,3 +145,26 @@ def test_it_restarts_on_the_previous_model_after_a_crash_during_the_switch(tmp_p
     # The next deploy of the same version completes over the leftovers.
     node.manager.deploy("c2", args, None)
     assert node.final()["ok"] and current_version(node.models_dir, "motor-anomaly") == "2"
+
+
+def test_it_measures_again_before_a_slow_shadow_run_counts(tmp_path, model_dirs, server, signer):
+    # The host was busy during the first shadow run only (its warm-up call and 120 windows): the second run passes.
+    node = make_node(tmp_path, model_dirs["v1"], server, signer)
+    node.manager.loader = slow_loader("2", 0.002, slow_calls=121)
+    node.manager.deploy("c1", deploy_args(server, signer, model_dirs["v2"], gates={"max_p99_latency_ms": 1.5, "max_latency_ratio": 3.0}),
+                        node.manager.live_rows("motor-anomaly", []))
+    final = node.final()
+    assert final["ok"] and final["report"]["remeasured"] is True and final["report"]["first_latency_p99_ms"] > 1.5
+    assert final["report"]["latency_p99_ms"] < 1.5 and node.slot.model.version == "2"
+
+
+def test_it_refuses_a_model_much_slower_than_the_current_one_under_a_generous_ceiling(tmp_path, model_dirs, server, signer):
+    node = make_node(tmp_path, model_dirs["v1"], server, signer)
+    node.manager.loader = slow_loader("2", 0.003)
+    node.manager.deploy("c1", deploy_args(server, signer, model_dirs["v2"], gates={"max_p99_latency_ms": 50.0, "max_latency_ratio": 3.0}),
+                        node.manager.live_rows("motor-anomaly", []))
+    final = node.final()
+    report = final["report"]
+    assert not final["ok"] and report["reason"] == "latency_gate" and report["remeasured"] is True
+    assert report["latency_p99_ms"] < 50.0 and report["latency_ratio"] > 3.0 and "the current model's" in final["detail"]
+    assert node.slot.model.version == "1"

@@ -60,3 +60,34 @@ def test_it_refuses_a_revoked_node(client, running):
     node, _, model = running
     revoke_node(node, actor="admin1")
     assert client.get(f"/api/models/{model.pk}/download", **_basic(node.node_id, "node-secret")).status_code == 401
+
+
+def test_a_legacy_scrypt_hash_is_moved_to_the_keyed_hash_on_first_use(client, running):
+    node, _, model = running
+    assert node.secret_hash.startswith("scrypt$")
+    assert client.get(f"/api/models/{model.pk}/download", **_basic(node.node_id, "node-secret")).status_code == 200
+    node.refresh_from_db()
+    assert node.secret_hash.startswith("hmac-sha256$") and "node-secret" not in node.secret_hash
+    # The migrated hash keeps working, and still refuses a wrong secret.
+    assert client.get(f"/api/models/{model.pk}/download", **_basic(node.node_id, "node-secret")).status_code == 200
+    assert client.get(f"/api/models/{model.pk}/download", **_basic(node.node_id, "node-secreT")).status_code == 401
+
+
+def test_wrong_credentials_lock_out_the_address_before_any_check(client, running, settings):
+    node, _, model = running
+    settings.THROTTLE_MAX_FAILURES = 3
+    for i in range(3):
+        assert client.get(f"/api/models/{model.pk}/download", REMOTE_ADDR="198.51.100.20", **_basic(f"nobody-{i}", "guess")).status_code == 401
+    locked = client.get(f"/api/models/{model.pk}/download", REMOTE_ADDR="198.51.100.20", **_basic(node.node_id, "node-secret"))
+    assert locked.status_code == 429 and locked.json()["code"] == "rate_limited"
+    # The real node from its own address is not affected.
+    assert client.get(f"/api/models/{model.pk}/download", **_basic(node.node_id, "node-secret")).status_code == 200
+    assert AuditEvent.objects.filter(action="throttle.lockout", target="node-api:198.51.100.20").exists()
+
+
+def test_guessing_against_a_real_node_id_does_not_lock_the_node_out(client, running, settings):
+    node, _, model = running
+    settings.THROTTLE_MAX_FAILURES = 3
+    for _ in range(5):
+        client.get(f"/api/models/{model.pk}/download", REMOTE_ADDR="198.51.100.21", **_basic(node.node_id, "guess"))
+    assert client.get(f"/api/models/{model.pk}/download", REMOTE_ADDR="198.51.100.22", **_basic(node.node_id, "node-secret")).status_code == 200

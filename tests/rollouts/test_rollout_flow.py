@@ -25,6 +25,7 @@ from edge_node.rollouts.registry import register_anomaly_model
 from edge_node.signing_keys import public_key_pem
 from tests.factories import make_site
 from tests.helpers import wait_until
+from tests.rollouts.agent_helpers import slow_loader
 
 N_NODES = 10
 MAX_CONCURRENT = 3
@@ -198,3 +199,27 @@ def test_it_rolls_a_finished_rollout_back_on_an_admins_request(platform_factory,
     wait_until(lambda: set(RolloutNode.objects.filter(rollout=rollout).values_list("state", flat=True)) == {const.N_ROLLED_BACK},
                timeout=10, what="every node reported rolled back")
     assert Rollout.objects.get(pk=rollout.pk).reason == "operator saw false alarms"
+
+
+def test_one_slow_node_does_not_roll_back_a_healthy_fleet(platform_factory, model_dirs, settings):
+    settings.ROLLOUT_GATE_MAX_FAILED_SHARE = 0.1
+    p = platform_factory(model_dirs["v1"])
+    slow = sorted(p.fleet.nodes)[-1]  # not in the canary
+    p.fleet.nodes[slow].manager.loader = slow_loader("2", 0.003, base=p.fleet.loader)
+    rollout = p.run(register_anomaly_model(model_dirs["v2"]), canary_share=0.2, max_p99_latency_ms=50.0)
+    wait_until(lambda: _state(rollout) == const.DONE, timeout=60, what="rollout done despite one slow node")
+    failed = RolloutNode.objects.get(rollout=rollout, node__node_id=slow)
+    assert failed.state == const.N_FAILED and failed.reason == "latency_gate" and failed.report["remeasured"] is True
+    assert p.fleet.versions()[slow] == "1"  # it kept its model
+    assert {v for n, v in p.fleet.versions().items() if n != slow} == {"2"}
+
+
+def test_a_truly_slow_model_is_rolled_back_within_the_canary(platform_factory, model_dirs):
+    p = platform_factory(model_dirs["v1"])
+    for node in p.fleet.nodes.values():
+        node.manager.loader = slow_loader("2", 0.003, base=p.fleet.loader)
+    rollout = p.run(register_anomaly_model(model_dirs["v2"]), canary_share=0.3, max_p99_latency_ms=50.0)
+    wait_until(lambda: _state(rollout) == const.ROLLED_BACK, timeout=60, what="rollback")
+    assert set(p.fleet.versions().values()) == {"1"}
+    assert set(RolloutNode.objects.filter(rollout=rollout, canary=False).values_list("state", flat=True)) == {const.N_NOT_SENT}
+    assert "x the current model" in Rollout.objects.get(pk=rollout.pk).reason

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from edge_node.services import ingest_broker_url
+from ingest.metrics import start_ingest_ops
 from ingest.worker import IngestWorker, default_client_id
 from web.broker_probe import BrokerCertificateError, probe_broker_tls
 
@@ -26,6 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--mqtt-url", default=None, help="broker URL (default: MQTT_URL)")
         parser.add_argument("--protocol", choices=["5", "3.1.1"], default=None, help="MQTT version (default 5; 3.1.1 for the embedded broker)")
         parser.add_argument("--no-live", action="store_true", help="do not send live updates to the channel layer")
+        parser.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on 127.0.0.1:PORT/metrics")
 
     def handle(self, *args, **opts) -> None:
         protocol = opts["protocol"] or ("3.1.1" if settings.MQTT_EMBEDDED else "5")
@@ -49,4 +51,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         log.info("ingest worker %s starting (broker %s:%s)", worker.client_id, worker.address.host, worker.address.port)
-        worker.run()
+        heartbeat = start_ingest_ops(worker, opts["name"], opts["metrics_port"])
+        try:
+            worker.run()
+        finally:
+            heartbeat.stop()
