@@ -1,3 +1,4 @@
+from django.contrib.auth.decorators import login_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -6,7 +7,8 @@ from api import token_views, views
 v1 = "api/v1/"
 urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The docs are a page for people: the login page first, like every other page.
+    path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
     path("api/tokens/", token_views.tokens, name="api-tokens"),
     path("api/tokens/<int:token_id>/revoke/", token_views.revoke, name="api-token-revoke"),
     path(v1 + "sites/", views.SiteList.as_view(), name="api-sites"),
@@ -32,7 +34,8 @@ urlpatterns = [
     path(v1 + "exports/audit.csv", views.AuditExport.as_view(), name="api-export-audit"),
 ]
 
-# The REST API answers 401/403 as JSON itself (a token or the session): no login redirect.
+# The REST API answers 401/403 as JSON itself (a token or the session): no login redirect
+# (DRF's views say so themselves; said here too, in case a view is not one of DRF's).
 for _pattern in urlpatterns:
     if str(_pattern.pattern).startswith((v1, "api/schema/")):
         _pattern.callback.login_required = False

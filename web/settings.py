@@ -317,6 +317,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Sites, assets, telemetry, alerts, twins, scenarios, nodes, rollouts and audit; the roles and site visibility of the UI. Authenticate with `Authorization: Token <key>` (create keys under API tokens).",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],  # the schema too: a token or a login
     "SWAGGER_UI_DIST": "SIDECAR",  # served from the installed package: sites are often offline
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
