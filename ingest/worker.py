@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 REGISTRY_TTL_S = 10.0
 MAINTENANCE_EVERY_S = 3600.0
 RECEIVE_MAXIMUM = 2000
+ALERT_CATCH_UP_EVERY_S = 2.0
 
 class DatabaseOutage(Exception):
     """The database cannot be reached: retry the same batch later (nothing is acknowledged)."""
@@ -124,6 +125,8 @@ class IngestWorker:
         }
         self._db_wait_s = settings.INGEST_DB_WAIT_MIN_S
         self.alerts = AlertEngine()  # the alert rules, evaluated after each committed batch
+        self._watched: frozenset[int] = frozenset()
+        self.alerts_caught_up_at = 0.0
         self.client = self._make_client()
 
     # --- MQTT ------------------------------------------------------------------------------
@@ -230,6 +233,7 @@ class IngestWorker:
         if not batch:
             if self.live:
                 self.live.flush()
+            self._catch_up_alerts()
             return False
         stored = self._store_with_retry(batch)
         if stored is None:
@@ -250,7 +254,8 @@ class IngestWorker:
             self.stats["post_commit_failures"] += 1
             log.exception("confirming a batch of %d messages failed; the agents will send them again", len(items))
         try:
-            self.alerts.process(result.rows, result.event_ids)
+            nodes = {i.parsed.node_key for i in items if i.parsed.channel == "telemetry" and i.parsed.seq is not None and i.parsed.node_key}
+            self.alerts.process_stored(nodes, result.event_ids)
         except Exception:
             # Alerts must never stop the ingest: the readings are stored and acknowledged already.
             self.stats["alert_failures"] += 1
@@ -262,6 +267,29 @@ class IngestWorker:
                 self.stats["post_commit_failures"] += 1
                 log.exception("live updates for a batch failed; pages catch up on their next fetch")
         return True
+
+    def _watched_metrics(self) -> frozenset[int]:
+        """The metrics whose readings the alert rules need; a broken alert engine keeps the
+        previous set (the readings are stored regardless), an outage is retried."""
+        try:
+            return self.alerts.watched_metrics()
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception:
+            self.stats["alert_failures"] += 1
+            log.exception("alert rules could not be loaded (failure %d); keeping the previous ones", self.stats["alert_failures"])
+            return self._watched
+
+    def _catch_up_alerts(self) -> None:
+        """When idle, evaluate nodes whose readings wait behind a gap that has settled since."""
+        if time.monotonic() - self.alerts_caught_up_at < ALERT_CATCH_UP_EVERY_S:
+            return
+        self.alerts_caught_up_at = time.monotonic()
+        try:
+            self.alerts.catch_up()
+        except Exception:
+            self.stats["alert_failures"] += 1
+            log.exception("alert catch-up failed (failure %d); retried in %.0f s", self.stats["alert_failures"], ALERT_CATCH_UP_EVERY_S)
 
     def _publish_live(self, result: BatchResult) -> None:
         assert self.live is not None and self.registry is not None
@@ -316,6 +344,7 @@ class IngestWorker:
         while True:
             try:
                 items = self._parse(batch)
+                self._watched = self._watched_metrics()
                 result = self._store_resilient(items, datetime.now(UTC))
                 self._db_wait_s = settings.INGEST_DB_WAIT_MIN_S
                 return items, result
@@ -336,7 +365,7 @@ class IngestWorker:
         """Store ``items``; if the database refuses them for a reason that is not an outage,
         split the batch to find the message that causes it, dead-letter it, store the rest."""
         try:
-            return store_batch(items, now)
+            return store_batch(items, now, self._watched)
         except Exception as exc:  # noqa: BLE001 - classified below: outage, or this data
             if _is_outage(exc):
                 raise DatabaseOutage(str(exc)) from exc

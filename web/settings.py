@@ -240,6 +240,11 @@ TELEMETRY_COPY = env_bool("TELEMETRY_COPY", True)  # binary COPY for writes (0: 
 # its acknowledgement kept when it returns no worse), not opened anew. 0 turns that off.
 ALERT_REOPEN_WINDOW_S = env_int("ALERT_REOPEN_WINDOW_S", 1800, 0)
 
+# --- Scale-out (issue 16): state with one owner across processes and hosts -----------------
+# Alert rules evaluate each node's readings in seq order whichever worker stored them
+# (twins/alert_state.py); a seq missing this long (not stored, not dead-lettered) is skipped.
+ALERT_SEQ_GAP_WAIT_S = env_float("ALERT_SEQ_GAP_WAIT_S", 30.0)
+
 # Digital twins: how often health and RUL are recomputed from telemetry (celery beat in
 # production; a refresh thread in the embedded stack), and whether the embedded stack trains
 # the demo asset types' missing RUL models in the background on start.
