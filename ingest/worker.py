@@ -34,7 +34,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge_node.agent import contract
-from ingest import const, timeseries
+from ingest import const
 from ingest.live import LivePublisher
 from ingest.payloads import Limits, ParsedMessage, parse_message, unprocessable
 from ingest.registry import load_registry
@@ -44,7 +44,6 @@ from twins.alerting import AlertEngine
 log = logging.getLogger(__name__)
 
 REGISTRY_TTL_S = 10.0
-MAINTENANCE_EVERY_S = 3600.0
 RECEIVE_MAXIMUM = 2000
 ALERT_CATCH_UP_EVERY_S = 2.0
 
@@ -115,7 +114,6 @@ class IngestWorker:
         self.connected = threading.Event()
         self.registry = None
         self.registry_loaded_at = 0.0
-        self.maintained_at = 0.0
         self.live_enabled = live
         self.live: LivePublisher | None = None
         self.stats = {
@@ -408,7 +406,8 @@ class IngestWorker:
                 self.live.update_registry(metric_keys, asset_sites)
 
     def _housekeeping(self) -> bool:
-        """Reload the registry when stale, maintain partitions hourly. False while the worker
+        """Reload the registry when stale (partitions and pruning are one job elsewhere:
+        ingest/maintenance.py). False while the worker
         cannot start yet (no registry: the database is down); it waits with capped backoff,
         in a loop of steps, for as long as it takes."""
         now = time.monotonic()
@@ -426,12 +425,6 @@ class IngestWorker:
                 log.error("registry reload failed (%s); keeping the previous one", exc)
             else:
                 self._db_wait_s = settings.INGEST_DB_WAIT_MIN_S
-        if now - self.maintained_at > MAINTENANCE_EVERY_S:
-            self.maintained_at = now
-            try:
-                timeseries.maintain()
-            except Exception:  # noqa: BLE001 - maintenance must not stop the ingest
-                log.exception("telemetry maintenance failed; will retry in an hour")
         return True
 
 
