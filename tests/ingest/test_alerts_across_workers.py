@@ -7,7 +7,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 

@@ -11,7 +11,6 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-import pytest
 from django.db import connection
 from django.utils import timezone
 
@@ -50,7 +49,8 @@ def test_a_backfill_into_a_missing_day_and_two_maintainers_change_nothing_but_wh
     written, stop = [0], threading.Event()
 
     def backfill() -> None:  # an edge outbox replaying that day, in many small transactions
-        from django.db import connection as own, transaction
+        from django.db import connection as own
+        from django.db import transaction
 
         try:
             i = 0
