@@ -11,8 +11,8 @@ Real PostgreSQL (a scratch database), Redis (REDIS_URL) and a Mosquitto started 
    stream with known threshold crossings (what the rules decide over the whole stream, in
    order, is the expected set of alerts), one ingest worker SIGKILLed after the first alert and
    started again; two ``manage.py maintain`` started at once meanwhile. Then the signed model
-   artifact is downloaded with node credentials from each daphne and checked (hash and
-   signature).
+   artifact is downloaded with node credentials from each daphne (the second one with its own,
+   empty AIOT_VAR_DIR: another host) and checked (hash and signature).
 
 Prints the figures; the last line is JSON. Knobs: BENCH_PG_URL (server; a scratch database
 is created and dropped), REDIS_URL, BENCH_MESSAGES (throughput messages, default 1000).
@@ -314,6 +314,75 @@ def download_from(port: int, model, node_id: str, secret: str) -> bool:
     return True
 
 
+def manager_session(site) -> str:
+    """A facility manager of ``site`` logged in (a session made in the database): the cookie."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.auth.models import Group, User
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from web.roles import FACILITY_MANAGER
+
+    user = User.objects.create_user("bench-manager", password="bench-manager-pw")
+    user.groups.add(Group.objects.get(name=FACILITY_MANAGER))
+    site.members.add(user)
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    return session.session_key
+
+
+class LiveWatchers:
+    """One browser-like WebSocket client per daphne, on the alert site's live page: counts the
+    asset and alert updates each web process delivers."""
+
+    def __init__(self, ports: list[int], session: str, site_id: int) -> None:
+        import asyncio
+
+        self.counts = {f"daphne{i}": collections.Counter() for i in range(len(ports))}
+        self.ready = threading.Event()
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run(ports, session, site_id)), daemon=True)
+        self.thread.start()
+
+    async def _run(self, ports, session, site_id) -> None:
+        import asyncio
+
+        from websockets.asyncio.client import connect
+
+        connected = [0]
+
+        async def watch(i: int, port: int) -> None:
+            async with connect(f"ws://127.0.0.1:{port}/ws/live/", origin=f"http://127.0.0.1:{port}",
+                               additional_headers={"Cookie": f"sessionid={session}"}, open_timeout=30, max_queue=None) as ws:
+                await ws.send(json.dumps({"action": "subscribe", "site": site_id}))
+                if json.loads(await ws.recv()).get("type") != "subscribed":
+                    raise RuntimeError(f"daphne{i}: subscription refused")
+                connected[0] += 1
+                if connected[0] == len(ports):
+                    self.ready.set()
+                while not self.stop.is_set():
+                    try:
+                        frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=0.5))
+                    except TimeoutError:
+                        continue
+                    for m in frame.get("messages", [frame]):
+                        self.counts[f"daphne{i}"][m.get("type", "?")] += 1
+
+        try:
+            await asyncio.gather(*(watch(i, p) for i, p in enumerate(ports)))
+        except BaseException as exc:  # noqa: BLE001 - reported in the figures
+            self.error = exc
+            self.ready.set()
+
+    def close(self) -> dict:
+        self.stop.set()
+        self.thread.join(10)
+        return {name: dict(c) for name, c in self.counts.items()} | ({"error": repr(self.error)} if self.error else {})
+
+
 def stack(procs: Procs, env: dict, tmp: Path, mqtt_port: int) -> dict:
     from django.db import close_old_connections
 
@@ -323,7 +392,9 @@ def stack(procs: Procs, env: dict, tmp: Path, mqtt_port: int) -> dict:
     expected = expected_alerts(t0, thresholds)
     web_ports = [free_port(), free_port()]
     for i, port in enumerate(web_ports):
-        procs.start(f"daphne{i}", [PY, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "web.asgi:application"])
+        # The second daphne stands for another host: its own, empty AIOT_VAR_DIR.
+        var = {} if i == 0 else {"AIOT_VAR_DIR": str(tmp / "second-host-var")}
+        procs.start(f"daphne{i}", [PY, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "web.asgi:application"], **var)
     for i in range(2):
         procs.start(f"celery{i}", [PY, "-m", "celery", "-A", "web", "worker", "-c", "1", "-n", f"bench{i}@%h", "--without-gossip", "--without-mingle", "-l", "INFO"])
     procs.start("beat", [PY, "-m", "celery", "-A", "web", "beat", "-l", "INFO", "-s", str(tmp / "beat-schedule")])
@@ -341,6 +412,8 @@ def stack(procs: Procs, env: dict, tmp: Path, mqtt_port: int) -> dict:
     wait_for(lambda: all(web_up(p) for p in web_ports), 60, "both daphne processes")
     wait_for(lambda: all("connected to" in procs.log(f"ingest{i}") for i in range(3)), 60, "three ingest workers")
     wait_for(lambda: all("ready." in procs.log(f"celery{i}") for i in range(2)), 60, "two celery workers")
+    watchers = LiveWatchers(web_ports, manager_session(node.site), node.site_id)
+    watchers.ready.wait(30)
 
     from twins.models import Alert
 
@@ -364,6 +437,7 @@ def stack(procs: Procs, env: dict, tmp: Path, mqtt_port: int) -> dict:
     except RuntimeError as exc:
         print(f"alerts did not settle: {exc}", flush=True)
     time.sleep(2.0)  # a late duplicate would land now
+    live = watchers.close()
     result = compare_alerts(expected, observed_alerts(assets))
     with psycopg.connect(db_url(DB_NAME), autocommit=True) as conn:
         total, distinct = conn.execute(
@@ -380,6 +454,7 @@ def stack(procs: Procs, env: dict, tmp: Path, mqtt_port: int) -> dict:
     result.update({
         "lost": readings - distinct, "duplicates": total - distinct,
         "downloads_by_web_process": downloads,
+        "live_messages_by_web_process": live,
         "maintenance_conflicts": conflicts,
         "maintenance_runs": {"manual_concurrent": [("skipped" if "skipped" in m else "ran") for m in maintenance], "beat_on_celery": beat_runs},
     })

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +30,7 @@ def test_a_web_process_on_another_host_serves_the_signed_download(transactional_
     model = register_anomaly_model(model_dirs["v2"])
     rollout = Rollout.objects.create(model=model, proposer=admin_user, approver=admin_user, state=const.CANARY)
     RolloutNode.objects.create(rollout=rollout, node=node)
+    Path(model.file_path).unlink()  # the host that registered it is not this one: no file to read here
     other_host = tmp_path / "other-host-var"
     other_host.mkdir()
     port = free_port()
