@@ -258,6 +258,7 @@ class IngestWorker:
             # Alerts must never stop the ingest: the readings are stored and acknowledged already.
             self.stats["alert_failures"] += 1
             log.exception("alert evaluation failed for a batch of %d rows (failure %d)", len(result.rows), self.stats["alert_failures"])
+        self._catch_up_alerts()
         if self.live:
             try:
                 self._publish_live(result)
@@ -279,7 +280,8 @@ class IngestWorker:
             return self._watched
 
     def _catch_up_alerts(self) -> None:
-        """When idle, evaluate nodes whose readings wait behind a gap that has settled since."""
+        """Every few seconds, evaluate nodes whose readings wait behind a gap that has settled
+        since (their stream may have gone quiet, so no batch of theirs would)."""
         if time.monotonic() - self.alerts_caught_up_at < ALERT_CATCH_UP_EVERY_S:
             return
         self.alerts_caught_up_at = time.monotonic()
