@@ -8,7 +8,7 @@ RUNTIME := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed-dev
 PROD_VENV := .venv-prod
 
-.PHONY: demo test test-stack test-timescale venv lint production-check bench-ingest bench-edge bench-rul bench-whatif bench-whatif-engine bench-twins rul-fd001 bench-live bench-rollout bench-abuse bench-faults bench-timescale bench-protocols bench-pages bench-api screenshots clean
+.PHONY: demo test test-stack test-timescale venv lint production-check bench-ingest bench-edge bench-rul bench-whatif bench-whatif-engine bench-twins rul-fd001 bench-live bench-rollout bench-abuse bench-faults bench-timescale bench-protocols bench-pages bench-api bench-scaleout screenshots clean
 
 $(RUNTIME): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -76,6 +76,9 @@ bench-whatif-engine: $(STAMP)
 
 bench-twins: $(STAMP)
 	$(PY) bench/twin_refresh.py
+
+bench-scaleout: $(STAMP)
+	$(PY) bench/scaleout.py
 
 rul-fd001: $(STAMP)
 	$(PY) manage.py migrate --noinput

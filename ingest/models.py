@@ -44,6 +44,10 @@ class ReceivedMessage(models.Model):
     seq = models.BigIntegerField()
     received_at = models.DateTimeField()
     digest = models.BigIntegerField(null=True, blank=True)
+    # The readings of a telemetry message that alert rules watch, as [[epoch, asset, metric,
+    # value], ...]: stored in the batch's transaction so the alert rules evaluate them in seq
+    # order whichever worker stored the message (twins/alert_state.py). Null: none to watch.
+    alert_rows = models.JSONField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["node_key", "channel", "seq"], name="received_message_unique")]

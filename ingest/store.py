@@ -10,8 +10,10 @@ reused seq: it is dead-lettered (``seq_reused``), never silently dropped.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -21,10 +23,12 @@ from django.db import connection, transaction
 from ingest import const, timeseries
 from ingest.models import DeadLetter, EdgeEvent
 from ingest.payloads import ParsedMessage
+from ingest.sql_chunks import chunked
 
 log = logging.getLogger(__name__)
 
 CHANNEL_CODES = {"telemetry": "t", "events": "e"}
+JSON_ROW = "(%s, %s, %s, %s, %s, %s)"
 
 
 @dataclass
@@ -51,46 +55,65 @@ class BatchResult:
     rows: list = field(default_factory=list)  # every stored (time, asset_id, metric_id, value), for alert rules
 
 
-def _claim_seqs(items: list[Incoming], now: datetime) -> tuple[set[tuple[str, str, int]], dict[tuple[str, str, int], int | None]]:
-    """Insert the batch's (node, channel, seq) keys with their digests. Returns the keys that
-    were new, and for every key already stored before this batch, the digest it was stored with
-    (one more query, only when a batch holds such copies)."""
-    keys: dict[tuple[str, str, int], int] = {}
+def _claim_seqs(
+    items: list[Incoming], now: datetime, watched_metrics: Collection[int] = (),
+) -> tuple[set[tuple[str, str, int]], dict[tuple[str, str, int], int | None]]:
+    """Insert the batch's (node, channel, seq) keys with their digests (and, for telemetry, the
+    readings the alert rules watch). Returns the keys that were new, and for every key already
+    stored before this batch, the digest it was stored with (one more query, only when a batch
+    holds such copies). Statements in chunks under the database's parameter limit."""
+    keys: dict[tuple[str, str, int], tuple[int, str | None]] = {}
     for item in items:
         p = item.parsed
         if p.seq is not None and not p.rejected_whole and p.channel in CHANNEL_CODES:
-            keys.setdefault((p.node_key, CHANNEL_CODES[p.channel], p.seq), item.digest)
+            key = (p.node_key, CHANNEL_CODES[p.channel], p.seq)
+            if key not in keys:
+                keys[key] = (item.digest, _watched_rows(p, watched_metrics))
     if not keys:
         return set(), {}
-    placeholders = ", ".join(["(%s, %s, %s, %s, %s)"] * len(keys))
-    params: list = []
-    for (node_key, channel, seq), digest in keys.items():
-        params.extend((node_key, channel, seq, now, digest))
+    fresh: set[tuple[str, str, int]] = set()
     with connection.cursor() as cur:
-        cur.execute(
-            "INSERT INTO ingest_receivedmessage (node_key, channel, seq, received_at, digest) "
-            f"VALUES {placeholders} "
-            "ON CONFLICT (node_key, channel, seq) DO NOTHING RETURNING node_key, channel, seq",
-            params,
-        )
-        fresh = {(n, c, int(s)) for n, c, s in cur.fetchall()}
+        for chunk in chunked(list(keys.items()), 6, connection):
+            params: list = []
+            for (node_key, channel, seq), (digest, rows) in chunk:
+                params.extend((node_key, channel, seq, now, digest, rows))
+            cur.execute(
+                "INSERT INTO ingest_receivedmessage (node_key, channel, seq, received_at, digest, alert_rows) "
+                f"VALUES {', '.join([JSON_ROW] * len(chunk))} "
+                "ON CONFLICT (node_key, channel, seq) DO NOTHING RETURNING node_key, channel, seq",
+                params,
+            )
+            fresh.update((n, c, int(s)) for n, c, s in cur.fetchall())
         seen = [key for key in keys if key not in fresh]
         if not seen:
             return fresh, {}
-        cur.execute(
-            "SELECT node_key, channel, seq, digest FROM ingest_receivedmessage WHERE (node_key, channel, seq) IN "
-            f"(VALUES {', '.join(['(%s, %s, %s)'] * len(seen))})",
-            [v for key in seen for v in key],
-        )
-        return fresh, {(n, c, int(s)): d for n, c, s, d in cur.fetchall()}
+        stored: dict[tuple[str, str, int], int | None] = {}
+        for chunk in chunked(seen, 3, connection):
+            cur.execute(
+                "SELECT node_key, channel, seq, digest FROM ingest_receivedmessage WHERE (node_key, channel, seq) IN "
+                f"(VALUES {', '.join(['(%s, %s, %s)'] * len(chunk))})",
+                [v for key in chunk for v in key],
+            )
+            stored.update({(n, c, int(s)): d for n, c, s, d in cur.fetchall()})
+        return fresh, stored
 
 
-def store_batch(items: list[Incoming], now: datetime) -> BatchResult:
-    """Store every valid reading, event and status of ``items``; dead-letter every reject."""
+def _watched_rows(p: ParsedMessage, watched_metrics: Collection[int]) -> str | None:
+    """The message's readings of watched metrics as JSON text, or None when there are none."""
+    if p.channel != "telemetry" or not watched_metrics or not p.rows:
+        return None
+    rows = [[ts.timestamp(), a, m, v] for ts, a, m, v in p.rows if m in watched_metrics]
+    return json.dumps(rows, separators=(",", ":")) if rows else None
+
+
+def store_batch(items: list[Incoming], now: datetime, watched_metrics: Collection[int] = ()) -> BatchResult:
+    """Store every valid reading, event and status of ``items``; dead-letter every reject.
+    Readings of ``watched_metrics`` (those with an alert rule) are kept with their message's
+    seq for the alert rules (twins/alert_state.py), in the same transaction."""
     result = BatchResult()
     raw_limit = settings.INGEST_DEAD_LETTER_RAW_BYTES
     with transaction.atomic():
-        fresh, stored_digests = _claim_seqs(items, now)
+        fresh, stored_digests = _claim_seqs(items, now, watched_metrics)
         batch_digests: dict[tuple[str, str, int], int] = {}
         rows: list = []
         events: list[EdgeEvent] = []
@@ -194,52 +217,51 @@ def _reused_seq(p: ParsedMessage) -> ParsedMessage:
 
 
 def _add_dead_letter_counts(counts: dict[tuple[str, str], int], now: datetime) -> None:
-    values = ", ".join(["(%s, %s, %s, %s)"] * len(counts))
-    params: list = []
-    for (node_key, reason), n in counts.items():
-        params.extend((node_key, reason, n, now))
     with connection.cursor() as cur:
-        cur.execute(
-            f"INSERT INTO ingest_deadlettercount (node_key, reason, count, last_at) VALUES {values} "
-            "ON CONFLICT (node_key, reason) DO UPDATE SET count = ingest_deadlettercount.count + excluded.count, "
-            "last_at = excluded.last_at",
-            params,
-        )
+        for chunk in chunked(sorted(counts.items()), 4, connection):
+            params: list = []
+            for (node_key, reason), n in chunk:
+                params.extend((node_key, reason, n, now))
+            cur.execute(
+                f"INSERT INTO ingest_deadlettercount (node_key, reason, count, last_at) VALUES {', '.join(['(%s, %s, %s, %s)'] * len(chunk))} "
+                "ON CONFLICT (node_key, reason) DO UPDATE SET count = ingest_deadlettercount.count + excluded.count, "
+                "last_at = excluded.last_at",
+                params,
+            )
 
 
 def _add_streams(streams: dict[str, list], now: datetime) -> None:
     if not streams:
         return
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(streams))
-    params: list = []
-    for node_key, (first, last, messages, readings, dups, rejected) in streams.items():
-        params.extend((node_key, first, last, messages, readings, dups, rejected, now))
     t = "ingest_nodestream"
     with connection.cursor() as cur:
-        cur.execute(
-            f"INSERT INTO {t} (node_key, first_seq, max_seq, messages, readings, duplicates, rejected, last_at) "
-            f"VALUES {values} ON CONFLICT (node_key) DO UPDATE SET "
-            f"first_seq = CASE WHEN {t}.first_seq IS NULL OR excluded.first_seq < {t}.first_seq "
-            f"THEN excluded.first_seq ELSE {t}.first_seq END, "
-            f"max_seq = CASE WHEN {t}.max_seq IS NULL OR excluded.max_seq > {t}.max_seq "
-            f"THEN excluded.max_seq ELSE {t}.max_seq END, "
-            f"messages = {t}.messages + excluded.messages, readings = {t}.readings + excluded.readings, "
-            f"duplicates = {t}.duplicates + excluded.duplicates, rejected = {t}.rejected + excluded.rejected, "
-            "last_at = excluded.last_at",
-            params,
-        )
+        for chunk in chunked(sorted(streams.items()), 8, connection):
+            params: list = []
+            for node_key, (first, last, messages, readings, dups, rejected) in chunk:
+                params.extend((node_key, first, last, messages, readings, dups, rejected, now))
+            cur.execute(
+                f"INSERT INTO {t} (node_key, first_seq, max_seq, messages, readings, duplicates, rejected, last_at) "
+                f"VALUES {', '.join(['(%s, %s, %s, %s, %s, %s, %s, %s)'] * len(chunk))} ON CONFLICT (node_key) DO UPDATE SET "
+                f"first_seq = CASE WHEN {t}.first_seq IS NULL OR excluded.first_seq < {t}.first_seq "
+                f"THEN excluded.first_seq ELSE {t}.first_seq END, "
+                f"max_seq = CASE WHEN {t}.max_seq IS NULL OR excluded.max_seq > {t}.max_seq "
+                f"THEN excluded.max_seq ELSE {t}.max_seq END, "
+                f"messages = {t}.messages + excluded.messages, readings = {t}.readings + excluded.readings, "
+                f"duplicates = {t}.duplicates + excluded.duplicates, rejected = {t}.rejected + excluded.rejected, "
+                "last_at = excluded.last_at",
+                params,
+            )
 
 
 def _touch(latest: dict, nodes_seen: set[str], statuses: dict[str, dict], now: datetime) -> None:
     from edge_node.models import EdgeNode
     from twins.models import Asset
 
-    asset_ids = {asset_id for asset_id, _metric in latest}
-    if asset_ids:
-        Asset.objects.filter(id__in=asset_ids).update(last_seen=now)
-    plain = nodes_seen - statuses.keys()
-    if plain:
-        EdgeNode.objects.filter(node_id__in=plain).update(last_seen=now)
+    asset_ids = sorted({asset_id for asset_id, _metric in latest})
+    for chunk in chunked(asset_ids, 1, connection):
+        Asset.objects.filter(id__in=chunk).update(last_seen=now)
+    for chunk in chunked(sorted(nodes_seen - statuses.keys()), 1, connection):
+        EdgeNode.objects.filter(node_id__in=chunk).update(last_seen=now)
     for node_key, status in statuses.items():
         EdgeNode.objects.filter(node_id=node_key).update(
             status=status, status_at=now, last_seen=now, online=status.get("state") == "online"

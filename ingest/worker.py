@@ -34,7 +34,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge_node.agent import contract
-from ingest import const, timeseries
+from ingest import const
 from ingest.live import LivePublisher
 from ingest.metrics import BATCH_SECONDS, CONFIRM_LAG
 from ingest.payloads import Limits, ParsedMessage, parse_message, unprocessable
@@ -45,8 +45,8 @@ from twins.alerting import AlertEngine
 log = logging.getLogger(__name__)
 
 REGISTRY_TTL_S = 10.0
-MAINTENANCE_EVERY_S = 3600.0
 RECEIVE_MAXIMUM = 2000
+ALERT_CATCH_UP_EVERY_S = 2.0
 
 class DatabaseOutage(Exception):
     """The database cannot be reached: retry the same batch later (nothing is acknowledged)."""
@@ -115,7 +115,6 @@ class IngestWorker:
         self.connected = threading.Event()
         self.registry = None
         self.registry_loaded_at = 0.0
-        self.maintained_at = 0.0
         self.live_enabled = live
         self.live: LivePublisher | None = None
         self.stats = {
@@ -125,6 +124,8 @@ class IngestWorker:
         }
         self._db_wait_s = settings.INGEST_DB_WAIT_MIN_S
         self.alerts = AlertEngine()  # the alert rules, evaluated after each committed batch
+        self._watched: frozenset[int] = frozenset()
+        self.alerts_caught_up_at = 0.0
         self.client = self._make_client()
 
     # --- MQTT ------------------------------------------------------------------------------
@@ -231,6 +232,7 @@ class IngestWorker:
         if not batch:
             if self.live:
                 self.live.flush()
+            self._catch_up_alerts()
             return False
         started = time.monotonic()
         stored = self._store_with_retry(batch)
@@ -255,11 +257,13 @@ class IngestWorker:
         BATCH_SECONDS.observe(now - started)
         CONFIRM_LAG.observe(now - min(r.received_at for r in batch))
         try:
-            self.alerts.process(result.rows, result.event_ids)
+            nodes = {i.parsed.node_key for i in items if i.parsed.channel == "telemetry" and i.parsed.seq is not None and i.parsed.node_key}
+            self.alerts.process_stored(nodes, result.event_ids)
         except Exception:
             # Alerts must never stop the ingest: the readings are stored and acknowledged already.
             self.stats["alert_failures"] += 1
             log.exception("alert evaluation failed for a batch of %d rows (failure %d)", len(result.rows), self.stats["alert_failures"])
+        self._catch_up_alerts()
         if self.live:
             try:
                 self._publish_live(result)
@@ -267,6 +271,30 @@ class IngestWorker:
                 self.stats["post_commit_failures"] += 1
                 log.exception("live updates for a batch failed; pages catch up on their next fetch")
         return True
+
+    def _watched_metrics(self) -> frozenset[int]:
+        """The metrics whose readings the alert rules need; a broken alert engine keeps the
+        previous set (the readings are stored regardless), an outage is retried."""
+        try:
+            return self.alerts.watched_metrics()
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception:
+            self.stats["alert_failures"] += 1
+            log.exception("alert rules could not be loaded (failure %d); keeping the previous ones", self.stats["alert_failures"])
+            return self._watched
+
+    def _catch_up_alerts(self) -> None:
+        """Every few seconds, evaluate nodes whose readings wait behind a gap that has settled
+        since (their stream may have gone quiet, so no batch of theirs would)."""
+        if time.monotonic() - self.alerts_caught_up_at < ALERT_CATCH_UP_EVERY_S:
+            return
+        self.alerts_caught_up_at = time.monotonic()
+        try:
+            self.alerts.catch_up()
+        except Exception:
+            self.stats["alert_failures"] += 1
+            log.exception("alert catch-up failed (failure %d); retried in %.0f s", self.stats["alert_failures"], ALERT_CATCH_UP_EVERY_S)
 
     def _publish_live(self, result: BatchResult) -> None:
         assert self.live is not None and self.registry is not None
@@ -321,6 +349,7 @@ class IngestWorker:
         while True:
             try:
                 items = self._parse(batch)
+                self._watched = self._watched_metrics()
                 result = self._store_resilient(items, datetime.now(UTC))
                 self._db_wait_s = settings.INGEST_DB_WAIT_MIN_S
                 return items, result
@@ -341,7 +370,7 @@ class IngestWorker:
         """Store ``items``; if the database refuses them for a reason that is not an outage,
         split the batch to find the message that causes it, dead-letter it, store the rest."""
         try:
-            return store_batch(items, now)
+            return store_batch(items, now, self._watched)
         except Exception as exc:  # noqa: BLE001 - classified below: outage, or this data
             if _is_outage(exc):
                 raise DatabaseOutage(str(exc)) from exc
@@ -384,7 +413,8 @@ class IngestWorker:
                 self.live.update_registry(metric_keys, asset_sites)
 
     def _housekeeping(self) -> bool:
-        """Reload the registry when stale, maintain partitions hourly. False while the worker
+        """Reload the registry when stale (partitions and pruning are one job elsewhere:
+        ingest/maintenance.py). False while the worker
         cannot start yet (no registry: the database is down); it waits with capped backoff,
         in a loop of steps, for as long as it takes."""
         now = time.monotonic()
@@ -402,12 +432,6 @@ class IngestWorker:
                 log.error("registry reload failed (%s); keeping the previous one", exc)
             else:
                 self._db_wait_s = settings.INGEST_DB_WAIT_MIN_S
-        if now - self.maintained_at > MAINTENANCE_EVERY_S:
-            self.maintained_at = now
-            try:
-                timeseries.maintain()
-            except Exception:  # noqa: BLE001 - maintenance must not stop the ingest
-                log.exception("telemetry maintenance failed; will retry in an hour")
         return True
 
 

@@ -2,18 +2,22 @@
 service functions that change alerts (each owns its transaction and broadcasts only after
 commit).
 
-The ingest worker calls ``AlertEngine.process(rows, event_ids)`` after each committed batch.
+The ingest worker stores the watched readings of each message with its seq (in the batch's
+transaction) and calls ``AlertEngine.process_stored(nodes, event_ids)`` after each commit: the
+readings are evaluated in the order each node sent them, whichever worker stored them.
+``process(rows)`` evaluates rows given directly (one process: tests, the demo's history).
 Rules are cached by metric id (a metric belongs to one asset type, so that is the
 (asset type, metric) key) and reloaded every RULES_TTL_S; a row without a rule costs one
-dict lookup. Per (asset, metric) state lives in memory (twins/rules.py) and is seeded from
-the open alerts, so a restarted worker continues the alerts it finds instead of opening new ones.
+dict lookup. Per (asset, metric) state (twins/rules.py) lives in the database, locked and
+written in the transaction that changes the alerts (twins/alert_state.py says why), so every
+worker of a shared subscription, and a restarted one, continues the same state.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypedDict
@@ -26,13 +30,12 @@ from django.utils import timezone
 from ingest.group_sender import send_to_groups
 from ingest.live import asset_group, site_group
 from twins.alert_reopen import reopen_recent
+from twins.alert_state import load_states, nodes_behind, save_states, take_in_seq_order
 from twins.combined_alerts import CombinedRules
 from twins.edge_alerts import apply_edge_events, take_over_edge_alert
 from twins.models import Alert, AlertRule
 from twins.rules import (
     LEVEL_NAMES,
-    NORMAL,
-    SEVERITY_LEVELS,
     ConditionState,
     Thresholds,
     Transition,
@@ -209,7 +212,7 @@ class CachedRule:
 
 
 class AlertEngine:
-    """Per-(asset, metric) rule state for one ingest worker; call process() after each commit."""
+    """The alert rules for one ingest worker; the state they decide on lives in the database."""
 
     def __init__(self, rules_ttl_s: float = RULES_TTL_S, broadcast: bool = True, notify: bool = True) -> None:
         self.rules_ttl_s = rules_ttl_s
@@ -218,12 +221,11 @@ class AlertEngine:
         self.told: list[tuple[int, str]] = []
         self.combined = CombinedRules()
         self.rules: dict[int, CachedRule] = {}
-        self.states: dict[tuple[int, int], ConditionState] = {}
         self.rules_loaded_at = -1e18
         self.swept_at = time.monotonic()
-        self.stats = {"rows_checked": 0, "opened": 0, "escalated": 0, "cleared": 0, "edge_alerts": 0}
+        self.stats = {"rows_checked": 0, "opened": 0, "escalated": 0, "cleared": 0, "edge_alerts": 0, "skipped_seqs": 0}
 
-    # rules and state
+    # rules
 
     def load_rules(self) -> None:
         rules: dict[int, CachedRule] = {}
@@ -234,62 +236,93 @@ class AlertEngine:
         self.rules = rules
         self.combined.load()
         self.rules_loaded_at = time.monotonic()
-        # Seed state from open alerts, for (asset, metric) pairs this engine has not seen yet.
-        active = Alert.objects.filter(source=Alert.Source.RULE, state__in=ACTIVE_STATES, metric_id__in=list(rules))
-        for alert_id, asset_id, metric_id, severity in active.values_list("id", "asset_id", "metric_id", "severity"):
-            key = (asset_id, metric_id)
-            if key not in self.states:
-                level = SEVERITY_LEVELS.get(severity, NORMAL) or 1
-                self.states[key] = ConditionState(level=level, peak=level, alert_id=alert_id)
-        # Forget the state of metrics whose rule went away.
-        for key in [k for k in self.states if k[1] not in rules]:
-            del self.states[key]
 
     def _refresh_rules(self) -> None:
         if time.monotonic() - self.rules_loaded_at > self.rules_ttl_s:
             self.load_rules()
 
+    def watched_metrics(self) -> frozenset[int]:
+        """The metrics with a rule: the ingest keeps their readings with each message's seq."""
+        self._refresh_rules()
+        return self._watched()
+
     # processing
 
     def process(self, rows: Sequence[tuple[datetime, int, int, float]], event_ids: Sequence[int] = ()) -> list[int]:
-        """Evaluate stored readings and edge events; return the ids of alerts that changed."""
+        """Evaluate readings given directly, in time order, and edge events; return the ids of
+        alerts that changed."""
         self._refresh_rules()
-        rules = self.rules
-        ruled = [r for r in rows if r[2] in rules] if rules else []
-        self.stats["rows_checked"] += len(ruled)
-        transitions: list[tuple[int, int, CachedRule, Transition, ConditionState]] = []
-        if ruled:
-            ruled.sort(key=lambda r: r[0])
-            states = self.states
-            for ts, asset_id, metric_id, value in ruled:
-                rule = rules[metric_id]
-                key = (asset_id, metric_id)
-                state = states.get(key)
-                if state is None:
-                    state = states[key] = ConditionState()
-                change = state.observe(ts.timestamp(), value, rule.thresholds)
-                if change is not None:
-                    transitions.append((asset_id, metric_id, rule, change, state))
-        by_metric = self.combined.by_metric
-        combined = self.combined.observe(sorted((r for r in rows if r[2] in by_metric), key=lambda r: r[0])) if by_metric else []
+        watched = self._watched()
+        ruled = sorted((r for r in rows if r[2] in watched), key=lambda r: r[0]) if watched else []
+        if not ruled and not event_ids:
+            return self._sweep_edge_alerts([])  # a row without a rule costs no query
+        return self._process(lambda: ruled, event_ids)
+
+    def process_stored(self, node_keys: Collection[str], event_ids: Sequence[int] = ()) -> list[int]:
+        """Evaluate what the ingest stored for these nodes, in each node's seq order (see
+        twins/alert_state.py), and edge events; return the ids of alerts that changed."""
+        self._refresh_rules()
+
+        def take() -> list:
+            watched = self._watched()
+            if not watched or not node_keys:
+                return []
+            readings, stats = take_in_seq_order(node_keys, watched)
+            self.stats["skipped_seqs"] += stats["skipped_seqs"]
+            return readings
+
+        return self._process(take, event_ids)
+
+    def catch_up(self) -> list[int]:
+        """Evaluate nodes left behind their cursor (a gap that settled, a failed run)."""
+        behind = nodes_behind()
+        return self.process_stored(behind) if behind else []
+
+    def _watched(self) -> frozenset[int]:
+        return frozenset(self.rules) | frozenset(self.combined.by_metric)
+
+    def _process(self, take: Callable[[], list], event_ids: Sequence[int]) -> list[int]:
         changed: list[int] = []
-        if transitions or event_ids or combined:
-            self.told = []
-            with transaction.atomic():
-                if transitions:
-                    changed.extend(self._apply(transitions))
-                if combined:
-                    changed.extend(self.combined.apply(combined, self.told))
-                if event_ids:
-                    changed.extend(self._apply_events(event_ids))
-                if self.broadcast:
-                    broadcast_after_commit(changed)
-                if self.notify:
-                    notify_after_commit(self.told)
-                self.told = []
+        self.told = []
+        with transaction.atomic():
+            ruled = take()
+            single = [r for r in ruled if r[2] in self.rules]
+            self.stats["rows_checked"] += len(single)
+            if single:
+                changed.extend(self._evaluate(single))
+            by_metric = self.combined.by_metric
+            combined = self.combined.observe([r for r in ruled if r[2] in by_metric]) if by_metric else []
+            if combined:
+                changed.extend(self.combined.apply(combined, self.told))
+            if event_ids:
+                changed.extend(self._apply_events(event_ids))
+            if self.broadcast:
+                broadcast_after_commit(changed)
+            if self.notify:
+                notify_after_commit(self.told)
+        self.told = []
+        return self._sweep_edge_alerts(changed)
+
+    def _sweep_edge_alerts(self, changed: list[int]) -> list[int]:
         if time.monotonic() - self.swept_at > EDGE_SWEEP_EVERY_S:
             self.swept_at = time.monotonic()
             changed.extend(self.clear_quiet_edge_alerts())
+        return changed
+
+    def _evaluate(self, ruled: list[tuple[datetime, int, int, float]]) -> list[int]:
+        """Feed readings to their (asset, metric) states, locked for this transaction; apply
+        the transitions to the alerts and store the states, all in the caller's transaction."""
+        rules = self.rules
+        states = load_states((asset_id, metric_id) for _ts, asset_id, metric_id, _v in ruled)
+        transitions: list[tuple[int, int, CachedRule, Transition, ConditionState]] = []
+        for ts, asset_id, metric_id, value in ruled:
+            rule = rules[metric_id]
+            state = states[(asset_id, metric_id)]
+            change = state.observe(ts.timestamp(), value, rule.thresholds)
+            if change is not None:
+                transitions.append((asset_id, metric_id, rule, change, state))
+        changed = self._apply(transitions) if transitions else []
+        save_states(states)
         return changed
 
     def _apply(self, transitions: list[tuple[int, int, CachedRule, Transition, ConditionState]]) -> list[int]:

@@ -303,3 +303,39 @@ class TwinSnapshot(models.Model):
     class Meta:
         ordering = ["computed_at"]
         indexes = [models.Index(fields=["asset", "computed_at"])]
+
+
+class AlertCondition(models.Model):
+    """The rule state of one (asset, metric): the one copy every ingest worker reads and writes.
+
+    It lives in the database, locked and updated in the same transaction as the alert rows it
+    drives (twins/alert_state.py), so hysteresis and minimum duration see the whole signal no
+    matter which worker of a shared subscription received which reading, and a restarted
+    worker continues where the stream was, not where it was."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="+")
+    metric = models.ForeignKey(Metric, on_delete=models.CASCADE, related_name="+")
+    level = models.SmallIntegerField(default=0)
+    peak = models.SmallIntegerField(default=0)
+    alert = models.ForeignKey(Alert, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    up_since = models.FloatField(null=True)
+    up_level = models.SmallIntegerField(default=0)
+    down_since = models.FloatField(null=True)
+    down_level = models.SmallIntegerField(default=0)
+    last_ts = models.FloatField(null=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["asset", "metric"], name="alert_condition_unique")]
+
+
+class AlertCursor(models.Model):
+    """The last telemetry ``seq`` of a node whose readings went through the alert rules.
+
+    Readings are evaluated in the order the node sent them (seq order), whichever worker
+    stored them: a worker that stored seq 12 while seq 11 is still with another worker leaves
+    12 for whoever completes the run. A gap that is neither filled nor dead-lettered within
+    ALERT_SEQ_GAP_WAIT_S is skipped (the node lost it, or the worker holding it is gone)."""
+
+    node_key = models.CharField(max_length=64, unique=True)
+    seq = models.BigIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)

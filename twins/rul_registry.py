@@ -19,7 +19,7 @@ from twins import twin_const as tc
 from twins.models import RulModel
 from twins.rul import RulPredictor, TrainedRul, load_model, save_model
 from twins.rul.artifact import read_artifact
-from web.var_paths import var_path
+from web.file_store import keep_directory, local_directory
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,7 @@ def register_model(path: str | Path, asset_type_key: str, serving: Serving, trai
                 "metrics": finite_json(metrics), "meta": finite_json({**meta, "serving": serving.to_json()}), "trained_on": trained_on[:300],
             },
         )
+        keep_directory(model.artifact_path, path)  # every process on every host can load it
         if activate:
             model = activate_model(model.version)
     return model
@@ -186,7 +187,7 @@ def predictor_for(model: RulModel) -> RulPredictor:
     with _cache_lock:
         predictor = _cache.get(model.version)
         if predictor is None:
-            predictor = load_model(var_path(model.artifact_path))
+            predictor = load_model(local_directory(model.artifact_path))
             if predictor.version != model.version:
                 raise RegistryError(f"{model.artifact_path} holds {predictor.version}, not {model.version}")
             _cache[model.version] = predictor

@@ -32,6 +32,9 @@ STATE_FIELDS = [
 ]
 
 
+TWIN_REFRESH_LOCK_CLASS = 0x5457  # "TW": the advisory lock class of per-type refreshes
+
+
 @dataclass
 class RefreshResult:
     refreshed: int = 0
@@ -42,6 +45,7 @@ class RefreshResult:
     seconds: float = 0.0
     by_type: dict[str, int] = field(default_factory=dict)
     incremental: int = 0  # asset types read from their kept window plus the new rows (twin_window)
+    skipped_types: list[str] = field(default_factory=list)  # being refreshed by another worker
 
 
 def calendar_days(operating_hours: float | None, hours_per_day: float) -> float | None:
@@ -142,6 +146,33 @@ def refresh_twins(
     for asset_id, _site, _hpd, type_key in assets.values():
         by_type[type_key].append(asset_id)
 
+    held = lock_asset_types(sorted(by_type))
+    result.skipped_types = sorted(set(by_type) - set(held))
+    try:
+        return _refresh_types({t: ids for t, ids in by_type.items() if t in held}, models, assets, metric_ids, now, time_scale, broadcast, result, started)
+    finally:
+        unlock_asset_types(held)
+
+
+def lock_asset_types(type_keys: list[str]) -> list[str]:
+    """One refresh at a time per asset type across Celery workers and hosts: a session-level
+    advisory lock per type, taken without waiting; a type another worker is refreshing is
+    skipped (its twins are being refreshed right now). SQLite: one process, no lock."""
+    if connection.vendor != "postgresql" or not type_keys:
+        return list(type_keys)
+    with connection.cursor() as cur:  # one query for every type
+        cur.execute("SELECT key FROM unnest(%s::text[]) AS key WHERE pg_try_advisory_lock(%s, hashtext(key))", [type_keys, TWIN_REFRESH_LOCK_CLASS])
+        return sorted(key for (key,) in cur.fetchall())
+
+
+def unlock_asset_types(type_keys: list[str]) -> None:
+    if connection.vendor != "postgresql" or not type_keys:
+        return
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_unlock(%s, hashtext(key)) FROM unnest(%s::text[]) AS key", [TWIN_REFRESH_LOCK_CLASS, type_keys])
+
+
+def _refresh_types(by_type, models, assets, metric_ids, now, time_scale, broadcast, result: RefreshResult, started: float) -> RefreshResult:
     states: list[TwinState] = []
     for type_key, ids in by_type.items():
         model = models[type_key]

@@ -55,6 +55,7 @@ class EmbeddedStack:
         if settings.CELERY_EMBEDDED:
             self._start_celery()
         self._start_twin_refresh()
+        self._start_maintenance()
         self._start_rollout_listener()
         self._start_notify_sweep()
         if self.fleet:
@@ -134,6 +135,24 @@ class EmbeddedStack:
             train_demo_models=self.fleet and settings.TWIN_TRAIN_DEMO_MODELS, time_scale=self.fleet_speedup if self.fleet else 1.0,
         )
         self.components.append(Component("twin refresh", refresher.stop, thread))
+
+    def _start_maintenance(self) -> None:
+        """What celery beat's ``ingest.maintain`` does in production: every MAINTENANCE_INTERVAL_S."""
+        from ingest.maintenance import run_maintenance
+
+        stopping = threading.Event()
+
+        def loop() -> None:
+            while not stopping.wait(settings.MAINTENANCE_INTERVAL_S):
+                try:
+                    run_maintenance()
+                except Exception:  # noqa: BLE001 - the next interval tries again
+                    log.exception("maintenance failed; next try in %.0f s", settings.MAINTENANCE_INTERVAL_S)
+                finally:
+                    close_old_connections()
+
+        thread = self._thread("maintenance", loop)
+        self.components.append(Component("maintenance", stopping.set, thread))
 
     def _start_rollout_listener(self) -> None:
         """Node replies and status drive rollouts (in production: manage.py rollout_listener)."""

@@ -264,6 +264,19 @@ TELEMETRY_COPY = env_bool("TELEMETRY_COPY", True)  # binary COPY for writes (0: 
 # its acknowledgement kept when it returns no worse), not opened anew. 0 turns that off.
 ALERT_REOPEN_WINDOW_S = env_int("ALERT_REOPEN_WINDOW_S", 1800, 0)
 
+# --- Scale-out (issue 16): state with one owner across processes and hosts -----------------
+# Alert rules evaluate each node's readings in seq order whichever worker stored them
+# (twins/alert_state.py); a seq missing this long (not stored, not dead-lettered) is skipped.
+ALERT_SEQ_GAP_WAIT_S = env_float("ALERT_SEQ_GAP_WAIT_S", 30.0)
+# Maintenance (ingest/maintenance.py): one periodic job under an advisory lock (celery beat;
+# a thread in the embedded stack). Each bookkeeping table has its own horizon.
+MAINTENANCE_INTERVAL_S = env_float("MAINTENANCE_INTERVAL_S", 3600.0)
+KEEP_RECEIVED_MESSAGE_IDS_DAYS = env_int("KEEP_RECEIVED_MESSAGE_IDS_DAYS", 14, 1)  # the redelivery window
+KEEP_TWIN_SNAPSHOTS_FULL_DAYS = env_int("KEEP_TWIN_SNAPSHOTS_FULL_DAYS", 7, 1)  # then one per asset and hour
+KEEP_DEAD_LETTERS_DAYS = env_int("KEEP_DEAD_LETTERS_DAYS", 30, 1)
+KEEP_EDGE_EVENTS_DAYS = env_int("KEEP_EDGE_EVENTS_DAYS", 90, 1)
+KEEP_AUDIT_EVENTS_DAYS = env_int("KEEP_AUDIT_EVENTS_DAYS", 730, 1)  # kept longest
+
 # Digital twins: how often health and RUL are recomputed from telemetry (celery beat in
 # production; a refresh thread in the embedded stack), and whether the embedded stack trains
 # the demo asset types' missing RUL models in the background on start.
@@ -275,6 +288,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")  # beat's l
 CELERY_BEAT_SCHEDULE = {
     # A refresh that would start after the next one is due is dropped, never queued up.
     "twins-refresh": {"task": "twins.refresh_twins", "schedule": TWIN_REFRESH_INTERVAL_S, "options": {"expires": TWIN_REFRESH_INTERVAL_S}},
+    "maintenance": {"task": "ingest.maintain", "schedule": MAINTENANCE_INTERVAL_S, "options": {"expires": MAINTENANCE_INTERVAL_S}},
 }
 
 # --- Notifications, REST API, exports (issue 18) ------------------------------------------

@@ -12,8 +12,8 @@ from django.views.decorators.http import require_GET
 
 from edge_node.audit import record_audit
 from edge_node.node_auth import node_from_request, plain_http_refusal, throttled_response
+from web.file_store import ArtifactMissing, local_file
 from web.throttle import NODE_API, Throttle, client_addr
-from web.var_paths import var_path
 
 from . import const
 from .models import ModelArtifact, RolloutNode
@@ -91,8 +91,9 @@ def download_artifact(request: HttpRequest, model_id: int) -> HttpResponse:
         record_audit(const.AUDIT_ARTIFACT_DOWNLOAD, actor=node.node_id, target=f"model {model_id}", ok=False,
                      detail={"reason": "not in a running rollout for this node"}, remote_addr=remote)
         return JsonResponse({"error": "no rollout sends this model to this node"}, status=404)
-    path = var_path(model.file_path)
-    if not path.is_file():
+    try:
+        path = local_file(model.file_path)  # written from the database on a host that lacks it
+    except ArtifactMissing:
         return JsonResponse({"error": "artifact file missing on the platform"}, status=410)
     response = FileResponse(_CountedFile(path), content_type="application/octet-stream")
     response["Content-Length"] = str(model.size)

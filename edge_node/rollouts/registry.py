@@ -18,7 +18,7 @@ from edge_node import signing_keys
 from edge_node.agent import artifact
 from edge_node.agent.files import write_atomic
 from edge_node.audit import record_audit
-from web.var_paths import var_path
+from web.file_store import keep_file, local_directory, local_file
 
 from . import const
 from .models import ModelArtifact
@@ -110,7 +110,7 @@ def sign_manifest(manifest: dict[str, Any]) -> str:
 def verify_stored(model: ModelArtifact) -> bool:
     """True when the stored file still has the signed hash and the signature verifies."""
     try:
-        data = var_path(model.file_path).read_bytes()
+        data = local_file(model.file_path).read_bytes()
         artifact.verify_artifact(data, model.manifest(), model.signature, signing_keys.public_key_pem())
     except (OSError, artifact.ArtifactRefused) as exc:
         log.warning("model %s: stored artifact fails verification: %s", model.label, exc)
@@ -140,6 +140,7 @@ def _store(data: bytes, *, name: str, version: str, kind: str, metadata: dict[st
                 created_by=user if getattr(user, "pk", None) else None, quantized=quantized_from is not None,
                 quantized_from=quantized_from, size_change_pct=size_change_pct, accuracy_change=accuracy_change or {},
             )
+            keep_file(model.file_path, data)  # every process on every host can serve it
     except IntegrityError:
         path.unlink(missing_ok=True)
         raise RegistryError(f"{name}@{version} already exists in the registry (versions are immutable)") from None
@@ -207,7 +208,7 @@ def register_from_dir(folder: str | Path, *, kind: str, user: Any = None, name: 
 
 def register_rul_model(rul_model: Any, *, user: Any = None, quantize: bool = False) -> ModelArtifact:
     """Register a twins.models.RulModel training run's artifact."""
-    return register_from_dir(var_path(rul_model.artifact_path), kind=const.KIND_RUL, user=user, quantize=quantize,
+    return register_from_dir(local_directory(rul_model.artifact_path), kind=const.KIND_RUL, user=user, quantize=quantize,
                              name=f"{rul_model.asset_type_key}-rul", version=rul_model.version, source=f"RulModel {rul_model.pk}")
 
 

@@ -6,6 +6,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.db import DatabaseError, transaction
 from django.db import connection as default_connection
 
 from ingest.timeseries import store, timescale
@@ -120,6 +121,25 @@ def convert_to_hypertable(connection=default_connection) -> int:
     return moved
 
 
+def _create_partition(connection, name: str, start: datetime, end: datetime) -> None:
+    """Create, fill and attach one day in one transaction. Writers are held at the parent
+    table first (SHARE ROW EXCLUSIVE conflicts with their ROW EXCLUSIVE): a backfill (an edge
+    outbox replaying old hours) waits for the commit and is then routed to the new partition,
+    instead of slipping into DEFAULT between the move and the ATTACH (which made the ATTACH,
+    and every run after it, fail). Locking only DEFAULT is not enough: a COPY routed to
+    DEFAULT before the lock fails the partition check once it gets through. The hold lasts
+    as long as moving that day's rows out of DEFAULT: milliseconds, except after downtime."""
+    with transaction.atomic(using=connection.alias), connection.cursor() as cur:
+        cur.execute(f"LOCK TABLE {TABLE} IN SHARE ROW EXCLUSIVE MODE")
+        cur.execute(f"CREATE TABLE {name} (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+        cur.execute(
+            f"WITH moved AS (DELETE FROM {TABLE}_default WHERE time >= %s AND time < %s RETURNING *) "
+            f"INSERT INTO {name} SELECT * FROM moved",
+            [start, end],
+        )
+        cur.execute(f"ALTER TABLE {TABLE} ATTACH PARTITION {name} FOR VALUES FROM (%s) TO (%s)", [start, end])
+
+
 def _partition_name(day: datetime) -> str:
     return f"{TABLE}_p{day:%Y%m%d}"
 
@@ -158,6 +178,7 @@ def _maintain_partitions(connection, now: datetime, retention_start: datetime, r
     start = epoch + ((oldest - epoch) // step) * step
     stop = now + timedelta(seconds=settings.INGEST_MAX_FUTURE_SECONDS) + 2 * step
     created = dropped = 0
+    failures: list[str] = []
     with connection.cursor() as cur:
         cur.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
@@ -165,21 +186,19 @@ def _maintain_partitions(connection, now: datetime, retention_start: datetime, r
             [TABLE],
         )
         existing = {name for (name,) in cur.fetchall()}
-        day = start
-        while day < stop:
-            name = _partition_name(day)
-            if name not in existing:
-                # A partition may not be created while the DEFAULT partition holds rows of its
-                # range; move such rows in the same transaction (rare: only after downtime).
-                cur.execute(f"CREATE TABLE {name} (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
-                cur.execute(
-                    f"WITH moved AS (DELETE FROM {TABLE}_default WHERE time >= %s AND time < %s RETURNING *) "
-                    f"INSERT INTO {name} SELECT * FROM moved",
-                    [day, day + step],
-                )
-                cur.execute(f"ALTER TABLE {TABLE} ATTACH PARTITION {name} FOR VALUES FROM (%s) TO (%s)", [day, day + step])
+    day = start
+    while day < stop:
+        name = _partition_name(day)
+        if name not in existing:
+            try:
+                _create_partition(connection, name, day, day + step)
                 created += 1
-            day += step
+            except DatabaseError as exc:
+                # One day that cannot be created must not stop the others, nor the drops.
+                failures.append(f"{name}: {exc}")
+                log.error("telemetry partition %s not created: %s", name, exc)
+        day += step
+    with transaction.atomic(using=connection.alias), connection.cursor() as cur:
         for name in sorted(existing):
             if not name.startswith(f"{TABLE}_p"):
                 continue
@@ -188,6 +207,7 @@ def _maintain_partitions(connection, now: datetime, retention_start: datetime, r
                 cur.execute(f"DROP TABLE {name}")
                 dropped += 1
         cur.execute(f"DELETE FROM {TABLE}_default WHERE time < %s", [retention_start])
+    result["failures"] = failures
     if created or dropped:
         log.info("telemetry partitions: %d created, %d dropped", created, dropped)
     result.update(created=created, dropped=dropped)

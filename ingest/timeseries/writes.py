@@ -8,6 +8,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import connection as default_connection
 
+from ingest.sql_chunks import chunked
 from ingest.timeseries.schema import WRITES
 from ingest.timeseries.store import TABLE
 
@@ -52,14 +53,14 @@ def upsert_latest(latest: dict[tuple[int, int], tuple[datetime, float]], connect
     Keys in a fixed order, so two workers updating the same assets cannot deadlock."""
     if not latest:
         return
-    params: list = []
-    for (asset_id, metric_id), (ts, value) in sorted(latest.items()):
-        params.extend((asset_id, metric_id, value, ts))
-    values = ", ".join(["(%s, %s, %s, %s)"] * len(latest))
     with connection.cursor() as cur:
-        cur.execute(
-            f"INSERT INTO ingest_latestvalue (asset_id, metric_id, value, ts) VALUES {values} "
-            "ON CONFLICT (asset_id, metric_id) DO UPDATE SET value = excluded.value, ts = excluded.ts "
-            "WHERE ingest_latestvalue.ts <= excluded.ts",
-            params,
-        )
+        for chunk in chunked(sorted(latest.items()), 4, connection):
+            params: list = []
+            for (asset_id, metric_id), (ts, value) in chunk:
+                params.extend((asset_id, metric_id, value, ts))
+            cur.execute(
+                f"INSERT INTO ingest_latestvalue (asset_id, metric_id, value, ts) VALUES {', '.join(['(%s, %s, %s, %s)'] * len(chunk))} "
+                "ON CONFLICT (asset_id, metric_id) DO UPDATE SET value = excluded.value, ts = excluded.ts "
+                "WHERE ingest_latestvalue.ts <= excluded.ts",
+                params,
+            )

@@ -124,8 +124,9 @@ def test_it_refreshes_many_twins_with_a_fixed_number_of_queries(turbofans, djang
     # models, assets, metrics, telemetry (SQLite: the insert mark and the readings up to it, or
     # from the kept window the mark's check and the rows since; PostgreSQL: the dialect check and
     # a savepoint around the COPY), latest values, savepoint, previous states, state upsert,
-    # snapshot insert, release: whatever the fleet size.
-    with django_assert_max_num_queries(12), CaptureQueriesContext(connection) as many:
+    # snapshot insert, release, and on PostgreSQL the asset types' refresh locks (one query to
+    # take them, one to release them): whatever the fleet size.
+    with django_assert_max_num_queries(13), CaptureQueriesContext(connection) as many:
         assert refresh_twins(now=_at(T0 + 49.5 + 120), broadcast=False).refreshed == 55
     with CaptureQueriesContext(connection) as many_again:
         refresh_twins(now=_at(T0 + 49.5 + 180), broadcast=False)
@@ -154,3 +155,22 @@ def test_it_runs_the_periodic_refresh_as_a_celery_task_on_the_beat_schedule(asse
     assert (first["refreshed"], first["without_data"], first["snapshots"]) == (1, 0, 1)
     assert again["refreshed"] == 1 and TwinState.objects.filter(asset=asset).count() == 1  # idempotent: one state per asset
     assert TwinState.objects.get(asset=asset).model_version == turbofan_model.version
+
+
+def test_one_refresh_at_a_time_per_asset_type_across_processes(turbofans, postgres):
+    """Another Celery worker (here: another PostgreSQL session) refreshing the turbofans holds
+    their type's lock: this refresh skips the type instead of computing it twice."""
+    import psycopg
+
+    from twins.twin_refresh import TWIN_REFRESH_LOCK_CLASS
+
+    (asset, _), = turbofans([81], rows=60)
+    s = connection.settings_dict
+    with psycopg.connect(host=s["HOST"] or "127.0.0.1", port=s["PORT"] or 5432, user=s["USER"], password=s["PASSWORD"] or None, dbname=s["NAME"], autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", [TWIN_REFRESH_LOCK_CLASS, "turbofan"])
+        skipped = refresh_twins(now=_at(T0 + 59.5), broadcast=False)
+        assert (skipped.refreshed, skipped.skipped_types) == (0, ["turbofan"])
+        assert not TwinState.objects.filter(asset=asset).exists()
+        other.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", [TWIN_REFRESH_LOCK_CLASS, "turbofan"])
+    done = refresh_twins(now=_at(T0 + 59.5), broadcast=False)
+    assert (done.refreshed, done.skipped_types) == (1, [])

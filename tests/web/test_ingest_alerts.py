@@ -57,8 +57,13 @@ def test_it_keeps_ingesting_when_the_alert_engine_fails(worker, mqtt_url):
     fleet = make_fleet(1)
 
     class BrokenEngine:
-        def process(self, rows, event_ids):
+        def watched_metrics(self):
             raise RuntimeError("rules table unreadable")
+
+        def process_stored(self, node_keys, event_ids):
+            raise RuntimeError("rules table unreadable")
+
+        catch_up = watched_metrics
 
     worker.alerts = BrokenEngine()
     publish(mqtt_url, fleet, "telemetry", [{"seq": 1, "readings": [{"asset": fleet.assets[0].key, "ts": time.time(), "values": {"temperature_c": 20.0}}]}])

@@ -1,0 +1,154 @@
+"""Where the alert rules' state lives: in the database, one copy for every ingest worker.
+
+Why the database, in the transaction that changes the alerts: hysteresis and minimum
+duration are decisions over a signal's history. With a shared subscription, one node's
+messages are spread over several workers, so no worker's memory sees the whole signal, and a
+worker killed mid-way would take an alert in progress with it. Redis would add a second
+store whose writes could not commit together with the alert rows; routing each node to one
+owner would need a router in front of the broker's shared subscription. The database already
+holds what each message carried (ReceivedMessage, written in the batch's transaction), so:
+
+- ``take_in_seq_order`` locks each node's AlertCursor and hands back the watched readings of
+  the messages that follow it without a gap, in the order the node sent them. A worker that
+  stored seq 12 while seq 11 is still with another worker (or with a killed one, whose session
+  the broker keeps) leaves 12 for whoever completes the run. The result is the same alerts,
+  with the same times, for one worker or three, killed or not.
+- ``load_states``/``save_states`` read and write every (asset, metric) ConditionState under
+  the same lock, so nothing is decided twice or forgotten.
+
+A gap that is neither filled nor dead-lettered within ALERT_SEQ_GAP_WAIT_S is skipped (the
+node lost it, or its worker never came back); readings that arrive after that are stored but
+not evaluated, and counted as ``late`` in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterable
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, Exists, OuterRef
+from django.utils import timezone
+
+from edge_node.agent import contract
+from ingest.models import DeadLetter, ReceivedMessage
+from twins.models import Alert, AlertCondition, AlertCursor
+from twins.rules import NORMAL, SEVERITY_LEVELS, ConditionState
+
+log = logging.getLogger(__name__)
+
+Key = tuple[int, int]  # (asset_id, metric_id)
+Reading = tuple[datetime, int, int, float]
+ACTIVE_STATES = (Alert.State.OPEN, Alert.State.ACKNOWLEDGED)
+RUN_LIMIT = 5000  # messages taken per node and call; the rest on the next call
+STATE_FIELDS = ("level", "peak", "alert_id", "up_since", "up_level", "down_since", "down_level", "last_ts")
+
+
+def load_states(keys: Iterable[Key]) -> dict[Key, ConditionState]:
+    """The stored state of each key, locked until the transaction ends (``FOR UPDATE`` in a
+    fixed order, so two evaluators cannot deadlock). A key never seen continues the active
+    alert it may have (opened before state was stored), else starts normal."""
+    wanted = sorted(set(keys))
+    states: dict[Key, ConditionState] = {}
+    if not wanted:
+        return states
+    assets = sorted({a for a, _m in wanted})
+    metrics = sorted({m for _a, m in wanted})
+    rows = (
+        AlertCondition.objects.select_for_update().filter(asset_id__in=assets, metric_id__in=metrics)
+        .order_by("asset_id", "metric_id").values_list("asset_id", "metric_id", *STATE_FIELDS)
+    )
+    wanted_set = set(wanted)
+    for asset_id, metric_id, *fields in rows:
+        if (asset_id, metric_id) in wanted_set:
+            states[(asset_id, metric_id)] = ConditionState(**dict(zip(STATE_FIELDS, fields, strict=True)))
+    missing = [k for k in wanted if k not in states]
+    if missing:
+        active = Alert.objects.filter(
+            source=Alert.Source.RULE, state__in=ACTIVE_STATES, asset_id__in={a for a, _ in missing}, metric_id__in={m for _, m in missing},
+        ).values_list("id", "asset_id", "metric_id", "severity")
+        seeded = {}
+        for alert_id, asset_id, metric_id, severity in active:
+            level = SEVERITY_LEVELS.get(severity, NORMAL) or 1
+            seeded[(asset_id, metric_id)] = ConditionState(level=level, peak=level, alert_id=alert_id)
+        for key in missing:
+            states[key] = seeded.get(key) or ConditionState()
+    return states
+
+
+def save_states(states: dict[Key, ConditionState]) -> None:
+    if not states:
+        return
+    AlertCondition.objects.bulk_create(
+        [AlertCondition(asset_id=a, metric_id=m, **{f: getattr(s, f) for f in STATE_FIELDS}) for (a, m), s in sorted(states.items())],
+        update_conflicts=True, unique_fields=["asset", "metric"], update_fields=list(STATE_FIELDS),
+    )
+
+
+def take_in_seq_order(node_keys: Collection[str], watched: Collection[int], now: datetime | None = None) -> tuple[list[Reading], dict]:
+    """Lock the cursors of ``node_keys`` and return the watched readings of every message that
+    follows a cursor without a gap, in seq order (each message's readings in time order); the
+    cursors move past them when the caller's transaction commits."""
+    now = now or timezone.now()
+    readings: list[Reading] = []
+    stats = {"messages": 0, "skipped_seqs": 0}
+    for node_key in sorted(set(node_keys)):
+        cursor = _lock_cursor(node_key)
+        if cursor is None:
+            continue
+        expected = cursor.seq + 1
+        pending = (
+            ReceivedMessage.objects.filter(node_key=node_key, channel="t", seq__gt=cursor.seq)
+            .order_by("seq").values_list("seq", "alert_rows", "received_at")[:RUN_LIMIT]
+        )
+        for seq, rows, received_at in pending:
+            if seq != expected:
+                if not _gap_settled(node_key, expected, seq, received_at, now):
+                    break
+                stats["skipped_seqs"] += seq - expected
+                log.warning("alert rules skip telemetry seq %d..%d of %s: not received within %.0f s", expected, seq - 1, node_key, settings.ALERT_SEQ_GAP_WAIT_S)
+            if rows:
+                message = [(datetime.fromtimestamp(ts, UTC), a, m, v) for ts, a, m, v in rows if m in watched]
+                message.sort(key=lambda r: r[0])
+                readings.extend(message)
+            stats["messages"] += 1
+            expected = seq + 1
+        if expected - 1 != cursor.seq:
+            AlertCursor.objects.filter(id=cursor.id).update(seq=expected - 1, updated_at=now)
+    return readings, stats
+
+
+def nodes_behind() -> list[str]:
+    """Nodes with stored telemetry past their alert cursor (a gap waiting, or a failed run)."""
+    behind = ReceivedMessage.objects.filter(channel="t", node_key=OuterRef("node_key"), seq__gt=OuterRef("seq"))
+    return list(AlertCursor.objects.filter(Exists(behind)).values_list("node_key", flat=True))
+
+
+def _lock_cursor(node_key: str) -> AlertCursor | None:
+    """The node's cursor, locked; created just before its first stored telemetry seq."""
+    cursor = AlertCursor.objects.select_for_update().filter(node_key=node_key).first()
+    if cursor is not None:
+        return cursor
+    first = ReceivedMessage.objects.filter(node_key=node_key, channel="t").order_by("seq").values_list("seq", flat=True).first()
+    if first is None:
+        return None
+    with connection.cursor() as cur:
+        cur.execute(
+            "INSERT INTO twins_alertcursor (node_key, seq, updated_at) VALUES (%s, %s, %s) ON CONFLICT (node_key) DO NOTHING",
+            [node_key, first - 1, timezone.now()],
+        )
+    return AlertCursor.objects.select_for_update().filter(node_key=node_key).first()
+
+
+def _gap_settled(node_key: str, first_missing: int, next_seq: int, next_received_at: datetime, now: datetime) -> bool:
+    """Whether the seqs before ``next_seq`` will not come any more: every one was dead-lettered,
+    or the message after them has waited ALERT_SEQ_GAP_WAIT_S."""
+    if now - next_received_at >= timedelta(seconds=settings.ALERT_SEQ_GAP_WAIT_S):
+        return True
+    dead = (
+        DeadLetter.objects.filter(node_key=node_key, topic=contract.topic(node_key, "telemetry"), seq__gte=first_missing, seq__lt=next_seq)
+        .aggregate(n=Count("seq", distinct=True))["n"]
+    )
+    return dead == next_seq - first_missing
