@@ -126,6 +126,7 @@ class IngestWorker:
         self.alerts = AlertEngine()  # the alert rules, evaluated after each committed batch
         self._watched: frozenset[int] = frozenset()
         self.alerts_caught_up_at = 0.0
+        self._unacked_subscriptions: set[int] = set()
         self.client = self._make_client()
 
     # --- MQTT ------------------------------------------------------------------------------
@@ -144,6 +145,7 @@ class IngestWorker:
             client.tls_set(ca_certs=settings.MQTT_CA_FILE or None, cert_reqs=ssl.CERT_REQUIRED)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
@@ -155,10 +157,19 @@ class IngestWorker:
         if reason_code.is_failure:
             log.error("broker refused the ingest connection: %s", reason_code)
             return
-        for sub in self.subscriptions():
-            client.subscribe(sub, qos=1)
+        self._unacked_subscriptions = {client.subscribe(sub, qos=1)[1] for sub in self.subscriptions()}
         log.info("connected to %s:%s as %s, session present=%s", self.address.host, self.address.port, self.client_id, flags.session_present)
-        self.connected.set()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties=None) -> None:
+        # Connected means subscribed: a message published before the broker granted the
+        # subscription would not reach this worker (and readiness would say otherwise).
+        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        if refused:
+            log.error("broker refused an ingest subscription (mid %s): %s", mid, ", ".join(refused))
+            return
+        self._unacked_subscriptions.discard(mid)
+        if not self._unacked_subscriptions:
+            self.connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
         self.connected.clear()
