@@ -1,6 +1,6 @@
 from django.contrib.auth.decorators import login_required
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from api import token_views, views
 
@@ -8,7 +8,7 @@ v1 = "api/v1/"
 urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The docs are a page for people: the login page first, like every other page.
-    path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
+    path("api/docs/", login_required(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api-docs"),
     path("api/tokens/", token_views.tokens, name="api-tokens"),
     path("api/tokens/<int:token_id>/revoke/", token_views.revoke, name="api-token-revoke"),
     path(v1 + "sites/", views.SiteList.as_view(), name="api-sites"),

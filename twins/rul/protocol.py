@@ -129,13 +129,12 @@ def run_protocol(
             continue
         summary[name] = round(float(values.mean()), 4)
         summary[f"{name}_sd"] = round(float(values.std(ddof=1)) if len(values) > 1 else 0.0, 4)
-    low, high = cut_range(cap)
     summary.update({
         "seeds": len(per_seed), "folds": folds, "cuts_per_unit": cuts,
         "protocol": (
             f"{len(per_seed)} seeds x {folds}-fold grouped by unit over all {len(data.unit_ids)} units; "
             f"{cuts} test-like cuts per unit (>= {const.MIN_TRUNCATED_ROWS} rows kept, true RUL "
-            f"{low:g}..{high:g}); figures = mean and sd over seeds, against the uncapped true RUL"
+            f"{const.CUT_RUL_LOW_SHARE:.0%}..{const.CUT_RUL_HIGH_SHARE:.0%} of the cap, as 7..145 cycles at C-MAPSS's 125); figures = mean and sd over seeds, against the uncapped true RUL"
         ),
     })
     return ProtocolResult(per_seed, summary, np.concatenate(all_pred), np.concatenate(all_true), all_folds)
