@@ -41,7 +41,14 @@ def test_readyz_checks_the_real_services_and_names_what_is_down(client, mqtt_url
 
 
 @pytest.mark.mqtt
-def test_an_ingest_worker_reports_metrics_and_heartbeat_after_real_traffic(transactional_db, mqtt_url, client, admin_user, unique):
+def test_an_ingest_worker_reports_metrics_and_heartbeat_after_real_traffic(transactional_db, client, admin_user, unique, tmp_path):
+    # A broker of its own (Mosquitto, the shipped settings): the counters must see this test's
+    # messages only, not what earlier tests' nodes still publish on the shared one.
+    from tests.services import PrivateMosquitto
+
+    broker = PrivateMosquitto(tmp_path / "broker")
+    broker.start()
+    mqtt_url = broker.url
     fleet = make_fleet(2)
     port = free_port()
     env = dict(os.environ, DATABASE_URL=database_url_for_subprocess(), MQTT_URL=mqtt_url, HEARTBEAT_INTERVAL_S="1")
@@ -88,6 +95,7 @@ def test_an_ingest_worker_reports_metrics_and_heartbeat_after_real_traffic(trans
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+        broker.stop()
     # Stopped: after 3 missed beats the status says so and exits 1.
     from web.models import ProcessHeartbeat
 
