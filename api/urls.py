@@ -34,8 +34,3 @@ urlpatterns = [
     path(v1 + "exports/audit.csv", views.AuditExport.as_view(), name="api-export-audit"),
 ]
 
-# The REST API answers 401/403 as JSON itself (a token or the session): no login redirect
-# (DRF's views say so themselves; said here too, in case a view is not one of DRF's).
-for _pattern in urlpatterns:
-    if str(_pattern.pattern).startswith((v1, "api/schema/")):
-        _pattern.callback.login_required = False

@@ -23,7 +23,6 @@ import http.client
 import json
 import os
 import shutil
-import socketserver
 import sys
 import tempfile
 import threading
@@ -32,20 +31,10 @@ import urllib.parse
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    request_queue_size = 512
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 def _basic(user: str, secret: str) -> str:
@@ -91,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         from django.conf import settings
         from django.contrib.auth.models import Group, User
         from django.core.management import call_command
-        from django.core.wsgi import get_wsgi_application
+
+        from bench.wsgi_server import serve_platform
 
         call_command("migrate", verbosity=0)
         from edge_node.models import AuditEvent, EdgeNode
@@ -117,9 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         approve_rollout(approver, rollout)
         Rollout.objects.filter(pk=rollout.pk).update(state=const.CANARY)  # every node may download
 
-        httpd = make_server("127.0.0.1", 0, get_wsgi_application(), server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+        httpd = serve_platform()
         port = httpd.server_port
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
         path = f"/api/models/{model.pk}/download"
         cache = "Redis" if settings.REDIS_URL else "in-process memory"
         print(f"{args.nodes} nodes, {args.downloads} downloads each per phase; throttle: {settings.THROTTLE_MAX_FAILURES} failures "

@@ -18,27 +18,16 @@ import argparse
 import json
 import os
 import shutil
-import socketserver
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    request_queue_size = 256
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         from django.conf import settings
         from django.contrib.auth.models import Group, User
         from django.core.management import call_command
-        from django.core.wsgi import get_wsgi_application
+
+        from bench.wsgi_server import serve_platform
 
         call_command("migrate", verbosity=0)
         from edge_node.agent.deploy_sim import SimDeployFleet
@@ -82,10 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         from tests.rollouts.models_for_tests import write_anomaly_model
         from twins.models import Site
 
-        httpd = make_server("127.0.0.1", 0, get_wsgi_application(), server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+        httpd = serve_platform()
         platform_url = f"http://127.0.0.1:{httpd.server_port}"
         settings.PLATFORM_PUBLIC_URL = platform_url
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
 
         old_dir = write_anomaly_model(work / "models", "motor-anomaly", "1", seed=1)
         new_dir = write_anomaly_model(work / "models", "motor-anomaly", "2", seed=2)
