@@ -80,6 +80,9 @@ def setup_django() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    from web.gc_tuning import freeze_startup_heap
+
+    freeze_startup_heap()  # as every long-running web process does once ready (web/asgi.py)
 
 
 def load_fleet(now: datetime) -> dict:

@@ -21,3 +21,7 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+from web.gc_tuning import freeze_startup_heap  # noqa: E402
+
+freeze_startup_heap()

@@ -61,8 +61,10 @@ class _Operations(bootsteps.StartStopStep):
         if settings.CELERY_EMBEDDED:  # the embedded stack beats for the whole process
             return
         from web import heartbeats, metrics
+        from web.gc_tuning import freeze_startup_heap
 
         self.heartbeat = metrics.start_process_ops(heartbeats.CELERY_WORKER, parent.hostname, self.metrics_port)
+        freeze_startup_heap()  # before the pool starts: fewer long collections, and shared pages stay shared after fork
 
     def stop(self, parent):
         if self.heartbeat is not None:

@@ -13,6 +13,7 @@ from edge_node.services import ingest_broker_url
 from ingest.metrics import start_ingest_ops
 from ingest.worker import IngestWorker, default_client_id
 from web.broker_probe import BrokerCertificateError, probe_broker_tls
+from web.gc_tuning import freeze_startup_heap
 
 log = logging.getLogger("ingest")
 
@@ -52,6 +53,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, on_signal)
         log.info("ingest worker %s starting (broker %s:%s)", worker.client_id, worker.address.host, worker.address.port)
         heartbeat = start_ingest_ops(worker, opts["name"], opts["metrics_port"])
+        freeze_startup_heap()
         try:
             worker.run()
         finally:
