@@ -10,6 +10,7 @@ latest readings of the metric (readings further apart than MAX_GAP_S give no rat
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -56,7 +57,27 @@ class CombinedState:
     held: dict[int, bool] = field(default_factory=dict)
     alert: ConditionState = field(default_factory=ConditionState)
 
+    def signals(self) -> dict:
+        """What the conditions remember between readings, as JSON (the alert part is stored
+        in columns of its own; twins/alert_state.py)."""
+        return {
+            "last": {str(m): [ts, v] for m, (ts, v) in self.last.items()},
+            "rate": {str(m): r for m, r in self.rate.items()},
+            "held": {str(i): h for i, h in self.held.items()},
+        }
+
+    @classmethod
+    def from_signals(cls, signals: dict, alert: ConditionState) -> CombinedState:
+        return cls(
+            last={int(m): (float(ts), float(v)) for m, (ts, v) in signals.get("last", {}).items()},
+            rate={int(m): float(r) for m, r in signals.get("rate", {}).items()},
+            held={int(i): bool(h) for i, h in signals.get("held", {}).items()},
+            alert=alert,
+        )
+
     def observe(self, ts: float, metric_id: int, value: float, rule: Combined) -> Transition | None:
+        if not math.isfinite(value):
+            return None  # says nothing about the condition (and would poison the rate)
         prev = self.last.get(metric_id)
         if prev is not None and ts <= prev[0]:
             return None  # an older or repeated reading says nothing new

@@ -94,3 +94,44 @@ def test_the_engine_opens_one_combined_alert_per_asset_and_tells_it():
     assert alert.asset_id == a and alert.combined_rule_id == rule.id and alert.severity == "warning" and alert.title.startswith("Winding hot or vibration")
     engine.process([(t0 + timedelta(seconds=10), a, temp, 100.0), (t0 + timedelta(seconds=10), a, vib, 2.0)])
     assert Alert.objects.get().state == "cleared"
+
+
+@pytest.mark.django_db
+def test_a_restarted_engine_continues_a_combined_rule_in_progress(settings):
+    """The combination's state is stored: a new engine (a restarted worker, or another worker
+    of the shared subscription) continues the minimum duration, the rate and the open alert
+    where the stream was, reading by reading, exactly as one engine fed the whole stream."""
+    from tests.factories import make_fleet
+    from twins.alerting import AlertEngine
+    from twins.models import Alert, CombinedCondition, CombinedRule, RuleCondition
+
+    settings.ALERT_REOPEN_WINDOW_S = 0
+    fleet = make_fleet(1)
+    temp, vib = fleet.metrics["temperature_c"], fleet.metrics["vib_rms"]
+    hot = CombinedRule.objects.create(asset_type=fleet.asset_type, name="Hot or shaking", combine="or", severity="warning", min_duration_s=10)
+    RuleCondition.objects.create(rule=hot, metric=temp, op="above", threshold=120, hysteresis=5)
+    RuleCondition.objects.create(rule=hot, metric=vib, op="above", threshold=7.1)
+    rising = CombinedRule.objects.create(asset_type=fleet.asset_type, name="Heating fast", combine="or", severity="warning", min_duration_s=10, escalate_after_s=20)
+    RuleCondition.objects.create(rule=rising, metric=temp, op="above", threshold=5.0, measure="rate")
+    a = fleet.assets[0].id
+    t0 = datetime.now(UTC) - timedelta(minutes=10)
+    # 1 °C per 5 s (12 °C/min) from 100 to 130, then flat at 130, then down to 100 at once
+    temps = [100.0 + s / 5 if s <= 150 else 130.0 if s < 200 else 100.0 for s in range(0, 260, 5)]
+    stream = [(t0 + timedelta(seconds=5 * i), a, temp.id, v) for i, v in enumerate(temps)]
+    stream += [(t0 + timedelta(seconds=5 * i + 1), a, vib.id, 2.0) for i in range(len(temps))]
+    stream.sort(key=lambda r: r[0])
+
+    def alerts():
+        return sorted(
+            (x.combined_rule_id, x.severity, x.opened_at, x.escalated_at, x.cleared_at) for x in Alert.objects.filter(asset_id=a)
+        )
+
+    AlertEngine(broadcast=False, notify=False).process(stream)
+    whole = alerts()
+    assert [(r, s) for r, s, *_ in whole] == sorted([(hot.id, "warning"), (rising.id, "critical")])
+    assert all(cleared is not None for *_, cleared in whole)
+    Alert.objects.all().delete()
+    CombinedCondition.objects.all().delete()
+    for row in stream:  # a new engine for every reading
+        AlertEngine(broadcast=False, notify=False).process([row])
+    assert alerts() == whole
