@@ -103,35 +103,33 @@ def test_a_restarted_engine_continues_a_combined_rule_in_progress(settings):
     where the stream was, reading by reading, exactly as one engine fed the whole stream."""
     from tests.factories import make_fleet
     from twins.alerting import AlertEngine
-    from twins.models import Alert, CombinedCondition, CombinedRule, RuleCondition
+    from twins.models import Alert, CombinedRule, RuleCondition
 
     settings.ALERT_REOPEN_WINDOW_S = 0
-    fleet = make_fleet(1)
+    fleet = make_fleet(2)
     temp, vib = fleet.metrics["temperature_c"], fleet.metrics["vib_rms"]
     hot = CombinedRule.objects.create(asset_type=fleet.asset_type, name="Hot or shaking", combine="or", severity="warning", min_duration_s=10)
     RuleCondition.objects.create(rule=hot, metric=temp, op="above", threshold=120, hysteresis=5)
     RuleCondition.objects.create(rule=hot, metric=vib, op="above", threshold=7.1)
     rising = CombinedRule.objects.create(asset_type=fleet.asset_type, name="Heating fast", combine="or", severity="warning", min_duration_s=10, escalate_after_s=20)
     RuleCondition.objects.create(rule=rising, metric=temp, op="above", threshold=5.0, measure="rate")
-    a = fleet.assets[0].id
     t0 = datetime.now(UTC) - timedelta(minutes=10)
     # 1 °C per 5 s (12 °C/min) from 100 to 130, then flat at 130, then down to 100 at once
     temps = [100.0 + s / 5 if s <= 150 else 130.0 if s < 200 else 100.0 for s in range(0, 260, 5)]
-    stream = [(t0 + timedelta(seconds=5 * i), a, temp.id, v) for i, v in enumerate(temps)]
-    stream += [(t0 + timedelta(seconds=5 * i + 1), a, vib.id, 2.0) for i in range(len(temps))]
-    stream.sort(key=lambda r: r[0])
 
-    def alerts():
-        return sorted(
-            (x.combined_rule_id, x.severity, x.opened_at, x.escalated_at, x.cleared_at) for x in Alert.objects.filter(asset_id=a)
-        )
+    def stream(asset):
+        rows = [(t0 + timedelta(seconds=5 * i), asset.id, temp.id, v) for i, v in enumerate(temps)]
+        rows += [(t0 + timedelta(seconds=5 * i + 1), asset.id, vib.id, 2.0) for i in range(len(temps))]
+        return sorted(rows, key=lambda r: r[0])
 
-    AlertEngine(broadcast=False, notify=False).process(stream)
-    whole = alerts()
+    def alerts(asset):
+        return sorted((x.combined_rule_id, x.severity, x.opened_at, x.escalated_at, x.cleared_at) for x in Alert.objects.filter(asset=asset))
+
+    one, many = fleet.assets
+    AlertEngine(broadcast=False, notify=False).process(stream(one))
+    whole = alerts(one)
     assert [(r, s) for r, s, *_ in whole] == sorted([(hot.id, "warning"), (rising.id, "critical")])
     assert all(cleared is not None for *_, cleared in whole)
-    Alert.objects.all().delete()
-    CombinedCondition.objects.all().delete()
-    for row in stream:  # a new engine for every reading
+    for row in stream(many):  # a new engine for every reading
         AlertEngine(broadcast=False, notify=False).process([row])
-    assert alerts() == whole
+    assert alerts(many) == whole
