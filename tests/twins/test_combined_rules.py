@@ -74,6 +74,27 @@ def test_without_timed_settings_a_critical_alert_keeps_its_severity_until_it_cle
     assert kinds == ["open", "clear"]
 
 
+def test_the_state_stored_as_json_continues_exactly_and_an_edited_condition_starts_afresh():
+    import json
+
+    rule = Combined(4, "or", WARNING, (Condition(TEMP, "above", 120.0, hysteresis=5.0), Condition(VIB, "above", 5.0, measure="rate")), min_duration_s=10)
+    readings = [(t, TEMP, 121.0 if t < 30 else 117.0) for t in range(0, 60, 5)] + [(t + 1, VIB, 2.0 + t / 60) for t in range(0, 60, 5)]
+    readings.sort()
+    whole = feed(CombinedState(), rule, readings)
+    assert whole == [(10, "open", WARNING)]  # 117 stays inside the hysteresis band
+    state, got = CombinedState(), []
+    for t, metric, value in readings:  # stored and loaded between every reading
+        change = state.observe(float(t), metric, value, rule)
+        if change is not None:
+            got.append((t, change.kind, change.level))
+        state = CombinedState.from_signals(json.loads(json.dumps(state.signals())), state.alert)
+    assert got == whole
+    # The threshold edited to 118: 117 is below it, and the old condition's truth is not carried over.
+    edited = Combined(4, "or", WARNING, (Condition(TEMP, "above", 118.0, hysteresis=5.0), rule.conditions[1]), min_duration_s=10)
+    state = CombinedState.from_signals(json.loads(json.dumps(state.signals())), state.alert)
+    assert feed(state, edited, [(60, TEMP, 117.0), (65, TEMP, 117.0), (70, TEMP, 117.0)]) == [(70, "clear", 0)]
+
+
 @pytest.mark.django_db
 def test_the_engine_opens_one_combined_alert_per_asset_and_tells_it():
     from tests.factories import make_fleet
