@@ -128,7 +128,8 @@ def save_combined_states(states: dict[Key, CombinedState]) -> None:
 def _upsert(table: str, keys: tuple[str, ...], columns: tuple[str, ...], rows: list[tuple]) -> None:
     """Insert or update ``rows`` (keys then columns) in key order, in statements under the
     database's parameter limit. Plain SQL: every batch writes every state it touched, and
-    Django's bulk_create compiled each row's fields at several times the database's cost."""
+    Django's bulk_create spent about as long compiling the rows as the database spent on them
+    (profiled: 100 combined states per batch)."""
     if not rows:
         return
     names = [*keys, *columns]
