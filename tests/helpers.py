@@ -112,6 +112,32 @@ def start_ingest_process(mqtt_url: str, client_id: str, share: str | None = None
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+@contextmanager
+def celery_worker_process(
+    queue: str, redis_url: str, database_url: str, processes: int = 2, extra_env: dict | None = None,
+) -> Iterator[subprocess.Popen]:
+    """A real Celery worker (prefork) on the Redis broker consuming ``queue``, named
+    ``queue@<host>``; a warm shutdown at the end (it finishes or requeues its tasks)."""
+    import signal
+
+    env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, LOG_LEVEL="WARNING")
+    env.pop("CELERY_BROKER_URL", None)
+    env.pop("CELERY_RESULT_BACKEND", None)
+    env.update(extra_env or {})
+    cmd = [str(ROOT / ".venv/bin/celery"), "-A", "web", "worker", "-P", "prefork", "-c", str(processes), "--without-gossip", "--without-mingle",
+           "--without-heartbeat", "-Q", queue, "-n", f"{queue}@%h", "--loglevel", "WARNING"]
+    process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+
 class TcpProxy:
     """A TCP proxy (to PostgreSQL, to the broker) that can cut every connection: an outage."""
 

@@ -8,9 +8,10 @@ readings are evaluated in the order each node sent them, whichever worker stored
 ``process(rows)`` evaluates rows given directly (one process: tests, the demo's history).
 Rules are cached by metric id (a metric belongs to one asset type, so that is the
 (asset type, metric) key) and reloaded every RULES_TTL_S; a row without a rule costs one
-dict lookup. Per (asset, metric) state (twins/rules.py) lives in the database, locked and
-written in the transaction that changes the alerts (twins/alert_state.py says why), so every
-worker of a shared subscription, and a restarted one, continues the same state.
+dict lookup. Per (asset, metric) and per (asset, combined rule) state (twins/rules.py,
+twins/composite.py) lives in the database, locked and written in the transaction that
+changes the alerts (twins/alert_state.py says why), so every worker of a shared
+subscription, and a restarted one, continues the same state.
 """
 
 from __future__ import annotations
@@ -291,9 +292,9 @@ class AlertEngine:
             if single:
                 changed.extend(self._evaluate(single))
             by_metric = self.combined.by_metric
-            combined = self.combined.observe([r for r in ruled if r[2] in by_metric]) if by_metric else []
+            combined = [r for r in ruled if r[2] in by_metric] if by_metric else []
             if combined:
-                changed.extend(self.combined.apply(combined, self.told))
+                changed.extend(self.combined.evaluate(combined, self.told))
             if event_ids:
                 changed.extend(self._apply_events(event_ids))
             if self.broadcast:

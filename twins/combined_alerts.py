@@ -1,6 +1,10 @@
 """The alert engine's part for combined rules (AND/OR, rate of change): which rows concern
-them, their per-(asset, rule) state, and the alert rows their transitions open, change or
-clear. Called by AlertEngine inside its transaction; the logic is in twins/composite.py."""
+them, and the alert rows their transitions open, change or clear. Called by AlertEngine
+inside its transaction; the logic is in twins/composite.py. The per-(asset, rule) state
+lives in the database (CombinedCondition), locked and written in that same transaction like
+the single-metric rules' state (twins/alert_state.py says why): with a shared subscription
+each worker evaluates a different run of the node's messages, in seq order, so no worker's
+memory could hold the whole signal, and a restarted worker continues the alert in progress."""
 
 from __future__ import annotations
 
@@ -13,9 +17,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from twins.alert_reopen import reopen_recent
+from twins.alert_state import load_combined_states, save_combined_states
 from twins.composite import Combined, CombinedState, Condition
 from twins.models import Alert, Asset, CombinedRule
-from twins.rules import LEVEL_NAMES, NORMAL, SEVERITY_LEVELS, ConditionState, Transition
+from twins.rules import LEVEL_NAMES, SEVERITY_LEVELS, ConditionState, Transition
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +32,6 @@ class CombinedRules:
         self.rules: dict[int, Combined] = {}
         self.names: dict[int, str] = {}
         self.by_metric: dict[int, list[Combined]] = {}
-        self.states: dict[tuple[int, int], CombinedState] = {}
 
     def load(self) -> None:
         rules, names, by_metric = {}, {}, {}
@@ -40,25 +44,28 @@ class CombinedRules:
             for metric_id in rule.metric_ids:
                 by_metric.setdefault(metric_id, []).append(rule)
         self.rules, self.names, self.by_metric = rules, names, by_metric
-        active = Alert.objects.filter(combined_rule_id__in=list(rules), state__in=ACTIVE)
-        for alert_id, asset_id, rule_id, severity in active.values_list("id", "asset_id", "combined_rule_id", "severity"):
-            key = (asset_id, rule_id)
-            if key not in self.states:
-                level = SEVERITY_LEVELS.get(severity, NORMAL) or 1
-                self.states[key] = CombinedState(alert=ConditionState(level=level, peak=level, alert_id=alert_id))
-        for key in [k for k in self.states if k[1] not in rules]:
-            del self.states[key]
 
-    def observe(self, rows: Sequence[tuple[datetime, int, int, float]]) -> list[tuple[int, Combined, Transition, ConditionState]]:
-        """Rows sorted by time; the transitions they cause."""
+    def evaluate(self, rows: Sequence[tuple[datetime, int, int, float]], told: list[tuple[int, str]]) -> list[int]:
+        """Feed rows (in the order the node sent them) to their (asset, rule) states, locked
+        for the caller's transaction; apply the transitions and store the states there too.
+        The ids of the alerts that changed."""
+        keys = {(asset_id, rule.id) for _ts, asset_id, metric_id, _v in rows for rule in self.by_metric.get(metric_id, ())}
+        if not keys:
+            return []
+        states = load_combined_states(keys)
+        transitions = self.observe(rows, states)
+        changed = self.apply(transitions, told) if transitions else []
+        save_combined_states(states)
+        return changed
+
+    def observe(
+        self, rows: Sequence[tuple[datetime, int, int, float]], states: dict[tuple[int, int], CombinedState],
+    ) -> list[tuple[int, Combined, Transition, ConditionState]]:
+        """Rows in order; the transitions they cause to ``states`` (changed in place)."""
         out = []
-        if not self.by_metric:
-            return out
         for ts, asset_id, metric_id, value in rows:
             for rule in self.by_metric.get(metric_id, ()):
-                state = self.states.get((asset_id, rule.id))
-                if state is None:
-                    state = self.states[(asset_id, rule.id)] = CombinedState()
+                state = states[(asset_id, rule.id)]
                 change = state.observe(ts.timestamp(), metric_id, value, rule)
                 if change is not None:
                     out.append((asset_id, rule, change, state.alert))

@@ -10,6 +10,7 @@ latest readings of the metric (readings further apart than MAX_GAP_S give no rat
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -53,10 +54,32 @@ class CombinedState:
 
     last: dict[int, tuple[float, float]] = field(default_factory=dict)
     rate: dict[int, float] = field(default_factory=dict)
-    held: dict[int, bool] = field(default_factory=dict)
+    # by the condition itself, not its position: an edited or removed condition's truth is not
+    # carried over to another
+    held: dict[Condition, bool] = field(default_factory=dict)
     alert: ConditionState = field(default_factory=ConditionState)
 
+    def signals(self) -> dict:
+        """What the conditions remember between readings, as JSON (the alert part is stored
+        in columns of its own; twins/alert_state.py)."""
+        return {
+            "last": {str(m): [ts, v] for m, (ts, v) in self.last.items()},
+            "rate": {str(m): r for m, r in self.rate.items()},
+            "held": {_condition_key(c): h for c, h in self.held.items()},
+        }
+
+    @classmethod
+    def from_signals(cls, signals: dict, alert: ConditionState) -> CombinedState:
+        return cls(
+            last={int(m): (float(ts), float(v)) for m, (ts, v) in signals.get("last", {}).items()},
+            rate={int(m): float(r) for m, r in signals.get("rate", {}).items()},
+            held={_condition_of(k): bool(h) for k, h in signals.get("held", {}).items()},
+            alert=alert,
+        )
+
     def observe(self, ts: float, metric_id: int, value: float, rule: Combined) -> Transition | None:
+        if not math.isfinite(value):
+            return None  # says nothing about the condition (and would poison the rate)
         prev = self.last.get(metric_id)
         if prev is not None and ts <= prev[0]:
             return None  # an older or repeated reading says nothing new
@@ -65,18 +88,29 @@ class CombinedState:
             self.rate[metric_id] = (value - prev[1]) / ((ts - prev[0]) / 60.0)
         else:
             self.rate.pop(metric_id, None)
-        for i, c in enumerate(rule.conditions):
+        for c in rule.conditions:
             if c.metric_id != metric_id:
                 continue
             x = value if c.measure == "value" else self.rate.get(metric_id)
             if x is None:
-                self.held[i] = False
+                self.held[c] = False
                 continue
-            was = self.held.get(i, False)
+            was = self.held.get(c, False)
             if c.op == "above":
-                self.held[i] = x > (c.threshold - c.hysteresis if was else c.threshold)
+                self.held[c] = x > (c.threshold - c.hysteresis if was else c.threshold)
             else:
-                self.held[i] = x < (c.threshold + c.hysteresis if was else c.threshold)
-        truths = [self.held.get(i, False) for i in range(len(rule.conditions))]
+                self.held[c] = x < (c.threshold + c.hysteresis if was else c.threshold)
+        for c in [c for c in self.held if c not in rule.conditions]:
+            del self.held[c]  # the rule was edited: forget conditions it no longer has
+        truths = [self.held.get(c, False) for c in rule.conditions]
         hit = all(truths) if rule.combine == "and" else any(truths)
         return self.alert.observe(ts, 1.0 if hit else 0.0, rule.thresholds())
+
+
+def _condition_key(c: Condition) -> str:
+    return f"{c.metric_id}|{c.op}|{c.threshold!r}|{c.measure}|{c.hysteresis!r}"
+
+
+def _condition_of(key: str) -> Condition:
+    metric_id, op, threshold, measure, hysteresis = key.split("|")
+    return Condition(int(metric_id), op, float(threshold), measure, float(hysteresis))  # type: ignore[arg-type]

@@ -305,7 +305,27 @@ class TwinSnapshot(models.Model):
         indexes = [models.Index(fields=["asset", "computed_at"])]
 
 
-class AlertCondition(models.Model):
+class RuleStateFields(models.Model):
+    """The fields of a rule's ConditionState (twins/rules.py), stored so every ingest worker
+    continues the same state: the level in force and since when (reading time), the pending
+    rise or fall with its start, the open alert."""
+
+    level = models.SmallIntegerField(default=0)
+    peak = models.SmallIntegerField(default=0)
+    alert = models.ForeignKey(Alert, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    up_since = models.FloatField(null=True)
+    up_level = models.SmallIntegerField(default=0)
+    down_since = models.FloatField(null=True)
+    down_level = models.SmallIntegerField(default=0)
+    last_ts = models.FloatField(null=True)
+    level_since = models.FloatField(null=True)
+    lowered = models.BooleanField(default=False)
+
+    class Meta:
+        abstract = True
+
+
+class AlertCondition(RuleStateFields):
     """The rule state of one (asset, metric): the one copy every ingest worker reads and writes.
 
     It lives in the database, locked and updated in the same transaction as the alert rows it
@@ -315,17 +335,22 @@ class AlertCondition(models.Model):
 
     asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="+")
     metric = models.ForeignKey(Metric, on_delete=models.CASCADE, related_name="+")
-    level = models.SmallIntegerField(default=0)
-    peak = models.SmallIntegerField(default=0)
-    alert = models.ForeignKey(Alert, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    up_since = models.FloatField(null=True)
-    up_level = models.SmallIntegerField(default=0)
-    down_since = models.FloatField(null=True)
-    down_level = models.SmallIntegerField(default=0)
-    last_ts = models.FloatField(null=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["asset", "metric"], name="alert_condition_unique")]
+
+
+class CombinedCondition(RuleStateFields):
+    """The state of one (asset, combined rule), kept like AlertCondition: the combination's
+    ConditionState plus ``signals``, what the conditions remember between readings (each
+    metric's last reading and rate of change, each condition's truth for its hysteresis)."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="+")
+    rule = models.ForeignKey(CombinedRule, on_delete=models.CASCADE, related_name="+")
+    signals = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["asset", "rule"], name="combined_condition_unique")]
 
 
 class AlertCursor(models.Model):

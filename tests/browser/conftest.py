@@ -8,6 +8,8 @@ import subprocess
 import sys
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,15 +18,19 @@ from tests.helpers import ROOT, database_url_for_subprocess, free_port, ingest_w
 from web.env import channel_layers_from_url
 
 CHANNEL_PREFIX = f"aiot-test-{uuid.uuid4().hex[:8]}"
+# What-if runs started through these web processes go to a queue of this test run's own.
+SCENARIO_QUEUE = f"scenarios-{CHANNEL_PREFIX}"
 
 
-@pytest.fixture(scope="session")
-def web_server(django_db_setup, redis_url):
-    """daphne serving web.asgi on a free port, against the test database and Redis."""
+@contextmanager
+def daphne_serving(redis_url: str) -> Iterator[str]:
+    """One daphne process serving web.asgi on a free port, against the test database and Redis
+    (this run's channel-layer prefix and scenario queue); its base URL once /healthz answers."""
     port = free_port()
     env = dict(
         os.environ, DATABASE_URL=database_url_for_subprocess(), REDIS_URL=redis_url, ALLOWED_HOSTS="127.0.0.1,localhost",
-        DJANGO_SETTINGS_MODULE="tests.browser.live_settings", AIOT_TEST_CHANNEL_PREFIX=CHANNEL_PREFIX, PYTHONUNBUFFERED="1",
+        DJANGO_SETTINGS_MODULE="tests.browser.live_settings", AIOT_TEST_CHANNEL_PREFIX=CHANNEL_PREFIX, SCENARIO_QUEUE=SCENARIO_QUEUE,
+        PYTHONUNBUFFERED="1",
     )
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"aiot-browser-daphne-{port}.log"
     with open(log_path, "w") as log:
@@ -52,6 +58,20 @@ def web_server(django_db_setup, redis_url):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def web_server(django_db_setup, redis_url):
+    """daphne serving web.asgi on a free port, against the test database and Redis."""
+    with daphne_serving(redis_url) as base:
+        yield base
+
+
+@pytest.fixture(scope="session")
+def second_web_server(django_db_setup, redis_url):
+    """A second daphne process beside ``web_server`` (another host behind the proxy)."""
+    with daphne_serving(redis_url) as base:
+        yield base
 
 
 @pytest.fixture

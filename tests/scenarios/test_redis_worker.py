@@ -5,8 +5,6 @@ stored result is the engine's. Cancelling stops the chunk tasks mid-way."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import uuid
 
 import pytest
@@ -14,7 +12,7 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from tests.helpers import ROOT, database_url_for_subprocess, wait_until
+from tests.helpers import celery_worker_process, database_url_for_subprocess, wait_until
 from tests.scenarios.factories import make_scenario, make_site_with_twins
 from twins.scenarios import const
 from twins.scenarios.consumers import ScenarioRunConsumer
@@ -32,19 +30,8 @@ QUEUE = f"scenarios-test-{uuid.uuid4().hex[:8]}"
 def worker(redis_url, django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         database_url = database_url_for_subprocess()
-    env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, LOG_LEVEL="WARNING")
-    env.pop("CELERY_BROKER_URL", None)
-    env.pop("CELERY_RESULT_BACKEND", None)
-    cmd = [str(ROOT / ".venv/bin/celery"), "-A", "web", "worker", "-P", "prefork", "-c", "2", "--without-gossip", "--without-mingle",
-           "--without-heartbeat", "-Q", QUEUE, "-n", f"{QUEUE}@%h", "--loglevel", "WARNING"]
-    process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    yield process
-    process.send_signal(signal.SIGTERM)  # warm shutdown: finishes or requeues its tasks
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
+    with celery_worker_process(QUEUE, redis_url, database_url) as process:
+        yield process
 
 
 @pytest.fixture

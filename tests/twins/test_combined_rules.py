@@ -74,6 +74,27 @@ def test_without_timed_settings_a_critical_alert_keeps_its_severity_until_it_cle
     assert kinds == ["open", "clear"]
 
 
+def test_the_state_stored_as_json_continues_exactly_and_an_edited_condition_starts_afresh():
+    import json
+
+    rule = Combined(4, "or", WARNING, (Condition(TEMP, "above", 120.0, hysteresis=5.0), Condition(VIB, "above", 5.0, measure="rate")), min_duration_s=10)
+    readings = [(t, TEMP, 121.0 if t < 30 else 117.0) for t in range(0, 60, 5)] + [(t + 1, VIB, 2.0 + t / 60) for t in range(0, 60, 5)]
+    readings.sort()
+    whole = feed(CombinedState(), rule, readings)
+    assert whole == [(10, "open", WARNING)]  # 117 stays inside the hysteresis band
+    state, got = CombinedState(), []
+    for t, metric, value in readings:  # stored and loaded between every reading
+        change = state.observe(float(t), metric, value, rule)
+        if change is not None:
+            got.append((t, change.kind, change.level))
+        state = CombinedState.from_signals(json.loads(json.dumps(state.signals())), state.alert)
+    assert got == whole
+    # The threshold edited to 118: 117 is below it, and the old condition's truth is not carried over.
+    edited = Combined(4, "or", WARNING, (Condition(TEMP, "above", 118.0, hysteresis=5.0), rule.conditions[1]), min_duration_s=10)
+    state = CombinedState.from_signals(json.loads(json.dumps(state.signals())), state.alert)
+    assert feed(state, edited, [(60, TEMP, 117.0), (65, TEMP, 117.0), (70, TEMP, 117.0)]) == [(70, "clear", 0)]
+
+
 @pytest.mark.django_db
 def test_the_engine_opens_one_combined_alert_per_asset_and_tells_it():
     from tests.factories import make_fleet
@@ -94,3 +115,42 @@ def test_the_engine_opens_one_combined_alert_per_asset_and_tells_it():
     assert alert.asset_id == a and alert.combined_rule_id == rule.id and alert.severity == "warning" and alert.title.startswith("Winding hot or vibration")
     engine.process([(t0 + timedelta(seconds=10), a, temp, 100.0), (t0 + timedelta(seconds=10), a, vib, 2.0)])
     assert Alert.objects.get().state == "cleared"
+
+
+@pytest.mark.django_db
+def test_a_restarted_engine_continues_a_combined_rule_in_progress(settings):
+    """The combination's state is stored: a new engine (a restarted worker, or another worker
+    of the shared subscription) continues the minimum duration, the rate and the open alert
+    where the stream was, reading by reading, exactly as one engine fed the whole stream."""
+    from tests.factories import make_fleet
+    from twins.alerting import AlertEngine
+    from twins.models import Alert, CombinedRule, RuleCondition
+
+    settings.ALERT_REOPEN_WINDOW_S = 0
+    fleet = make_fleet(2)
+    temp, vib = fleet.metrics["temperature_c"], fleet.metrics["vib_rms"]
+    hot = CombinedRule.objects.create(asset_type=fleet.asset_type, name="Hot or shaking", combine="or", severity="warning", min_duration_s=10)
+    RuleCondition.objects.create(rule=hot, metric=temp, op="above", threshold=120, hysteresis=5)
+    RuleCondition.objects.create(rule=hot, metric=vib, op="above", threshold=7.1)
+    rising = CombinedRule.objects.create(asset_type=fleet.asset_type, name="Heating fast", combine="or", severity="warning", min_duration_s=10, escalate_after_s=20)
+    RuleCondition.objects.create(rule=rising, metric=temp, op="above", threshold=5.0, measure="rate")
+    t0 = datetime.now(UTC) - timedelta(minutes=10)
+    # 1 °C per 5 s (12 °C/min) from 100 to 130, then flat at 130, then down to 100 at once
+    temps = [100.0 + s / 5 if s <= 150 else 130.0 if s < 200 else 100.0 for s in range(0, 260, 5)]
+
+    def stream(asset):
+        rows = [(t0 + timedelta(seconds=5 * i), asset.id, temp.id, v) for i, v in enumerate(temps)]
+        rows += [(t0 + timedelta(seconds=5 * i + 1), asset.id, vib.id, 2.0) for i in range(len(temps))]
+        return sorted(rows, key=lambda r: r[0])
+
+    def alerts(asset):
+        return sorted((x.combined_rule_id, x.severity, x.opened_at, x.escalated_at, x.cleared_at) for x in Alert.objects.filter(asset=asset))
+
+    one, many = fleet.assets
+    AlertEngine(broadcast=False, notify=False).process(stream(one))
+    whole = alerts(one)
+    assert [(r, s) for r, s, *_ in whole] == sorted([(hot.id, "warning"), (rising.id, "critical")])
+    assert all(cleared is not None for *_, cleared in whole)
+    for row in stream(many):  # a new engine for every reading
+        AlertEngine(broadcast=False, notify=False).process([row])
+    assert alerts(many) == whole

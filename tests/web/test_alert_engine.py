@@ -328,3 +328,26 @@ def test_it_costs_no_query_for_rows_without_a_rule(fleet, rule, engine, django_a
     with django_assert_num_queries(0):
         engine.process(rows(asset, vib, [99.0] * 1000))
     assert engine.stats["rows_checked"] == 0
+
+
+def test_time_based_escalation_and_deescalation_count_across_batches(fleet, engine, settings):
+    """The time a level has been in force is part of the stored state: readings arriving one
+    batch at a time (one message per batch on a live stream) escalate and de-escalate at the
+    same reading times as one batch of the whole stream."""
+    settings.ALERT_REOPEN_WINDOW_S = 0
+    t = Thresholds(warning_above=80, critical_above=95, hysteresis=2, min_duration_s=10, escalate_after_s=60, deescalate_after_s=30)
+    metric = fleet.metrics["temperature_c"]
+    AlertRule.objects.create(metric=metric, warning_above=80, critical_above=95, hysteresis=2, min_duration_s=10, escalate_after_s=60, deescalate_after_s=30)
+    values = [85.0 if s < 100 else 97.0 if s < 130 else 85.0 for s in range(0, 200, 5)]
+    expected, state = [], ConditionState()
+    for i, v in enumerate(values):
+        change = state.observe((T0 + timedelta(seconds=5 * i)).timestamp(), v, t)
+        if change:
+            expected.append((change.kind, T0 + timedelta(seconds=5 * i)))
+    assert [k for k, _ in expected] == ["open", "escalate", "deescalate"]
+    asset = fleet.assets[0]
+    for row in rows(asset, metric, values, step_s=5.0):
+        engine.process([row])
+    [alert] = alerts_of(asset)
+    assert (alert.opened_at, alert.escalated_at) == (expected[0][1], expected[1][1])
+    assert alert.severity == "warning", "the critical alert back at warning for 30 s is lowered"
