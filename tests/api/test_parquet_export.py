@@ -101,3 +101,26 @@ def test_the_asset_page_links_both_exports_of_the_range_it_shows(client, manager
     assert table.column("value").to_pylist() == [1.5] and table.column("asset").to_pylist() == [asset.key]  # the last hour only
     csv_text = b"".join(client.get(links["csv"]).streaming_content).decode()
     assert csv_text.splitlines()[1].endswith(f"{asset.key},vib_rms,1.5")
+
+
+def test_an_export_stopped_half_way_leaves_the_connection_ready(manager, fleet, monkeypatch):
+    """A client that goes away mid-download: the COPY is cancelled and drained, the next query works."""
+    from django.db import connection
+
+    from api import telemetry
+    from twins.models import Asset
+
+    monkeypatch.setattr(telemetry, "CSV_GROUP_ROWS", 50)
+    asset, metric = fleet.assets[0], fleet.metrics["vib_rms"]
+    start = datetime(2026, 11, 30, tzinfo=UTC)
+    write_rows([(start + timedelta(seconds=i), asset.id, metric.id, float(i)) for i in range(2000)])
+    chunks = telemetry.csv_chunks([asset.id], start, start + timedelta(hours=1))
+    assert next(chunks) == telemetry.CSV_HEADER
+    assert next(chunks).count(b"\n") == 50
+    chunks.close()
+    assert Asset.objects.filter(id=asset.id).exists()
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM ingest_telemetry WHERE asset_id = %s", [asset.id])
+        assert cur.fetchone()[0] == 2000
+    rows = b"".join(telemetry.csv_chunks([asset.id], start, start + timedelta(hours=1))).decode().splitlines()
+    assert len(rows) == 2001 and rows[-1] == f"2026-11-30T00:33:19.000000Z,{asset.key},vib_rms,1999"
