@@ -124,3 +124,18 @@ def test_an_export_stopped_half_way_leaves_the_connection_ready(manager, fleet, 
         assert cur.fetchone()[0] == 2000
     rows = b"".join(telemetry.csv_chunks([asset.id], start, start + timedelta(hours=1))).decode().splitlines()
     assert len(rows) == 2001 and rows[-1] == f"2026-11-30T00:33:19.000000Z,{asset.key},vib_rms,1999"
+
+
+def test_the_fleet_page_links_each_sites_last_day_of_readings(client, manager, fleet):
+    import html
+    import re
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    metric = fleet.metrics["temperature_c"]
+    write_rows([(now - timedelta(hours=h), a.id, metric.id, float(h)) for h in (1, 30) for a in fleet.assets])
+    client.force_login(manager)
+    page = client.get("/").content.decode()
+    href = html.unescape(re.search(r'class="export-parquet" href="([^"]+)"', page).group(1))
+    assert href == f"/api/v1/exports/telemetry.parquet?site={fleet.site.id}"
+    table = _read(client.get(href)).read()
+    assert sorted(table.column("asset").to_pylist()) == sorted(a.key for a in fleet.assets) and set(table.column("value").to_pylist()) == {1.0}
