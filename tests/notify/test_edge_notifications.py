@@ -69,6 +69,36 @@ def test_alerts_from_edge_events_are_told_by_the_subscribers_choices(manager, fl
     assert subjects(smtp, "digest@example.org") == [] and Pending.objects.filter(subscription=digest, delivery__isnull=True).count() == 3
 
 
+def test_a_rule_alert_taking_over_the_edge_alert_is_not_told_twice(manager, fleet, smtp, queue, django_capture_on_commit_callbacks):
+    """The node's detector sees the fault first, the threshold rule fires later: one alert for the
+    person on duty (twins/edge_alerts.py), so one 'opened' message, then an escalation."""
+    from twins.models import Alert, AlertRule
+
+    subscribe(manager, "fm@example.org")
+    metric = fleet.metrics["temperature_c"]
+    AlertRule.objects.create(metric=metric, warning_above=80.0, critical_above=100.0, hysteresis=2.0, min_duration_s=5.0)
+    engine = AlertEngine(broadcast=False)
+    t0 = datetime.now(UTC) - timedelta(minutes=10)
+
+    def step(rows=(), events=()):
+        with django_capture_on_commit_callbacks(execute=True):
+            engine.process(list(rows), list(events))
+        queue.run()
+
+    def readings(values, start):
+        return [(start + timedelta(seconds=i), fleet.assets[0].id, metric.id, v) for i, v in enumerate(values)]
+
+    step(events=[edge_event(fleet, t0)])
+    step(rows=readings([85.0] * 8, t0 + timedelta(seconds=1)))  # the rule opens at warning: the same alert
+    [alert] = Alert.objects.all()
+    assert alert.source == "rule" and alert.severity == "warning"
+    assert [m.subject.split(": ", 1)[1].rsplit(" at ", 1)[0] for m in smtp.inbox] == ["Anomaly detected at the edge opened"]
+    step(rows=readings([105.0] * 8, t0 + timedelta(seconds=20)))
+    assert len(smtp.inbox) == 2 and "escalated to critical" in smtp.inbox[1].subject
+    step(rows=readings([60.0] * 8, t0 + timedelta(seconds=40)))
+    assert len(smtp.inbox) == 3 and "cleared" in smtp.inbox[2].subject
+
+
 def test_an_edge_alert_that_went_quiet_is_told_cleared(manager, fleet, smtp, queue, django_capture_on_commit_callbacks):
     subscribe(manager, "fm@example.org")
     engine = AlertEngine(broadcast=False)
