@@ -10,7 +10,9 @@ import io
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
+import pyarrow as pa
 from django.db import connection
+from pyarrow import csv as pa_csv
 
 from api.telemetry_columns import KeyColumn, iso_times, telemetry_columns
 from ingest.timeseries.store import TABLE
@@ -57,9 +59,6 @@ def csv_chunks(asset_ids: Sequence[int], start: datetime, end: datetime) -> Iter
     """time,asset,metric,value rows of these assets in [start, end), ordered by time, as CSV
     byte chunks of CSV_GROUP_ROWS rows: never more than one in memory. Times are ISO 8601 UTC
     with microseconds; values the shortest text that reads back as the same float64."""
-    import pyarrow as pa
-    from pyarrow import csv as pa_csv
-
     yield CSV_HEADER
     if not asset_ids:
         return
