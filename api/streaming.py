@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.http import StreamingHttpResponse
 
 
 def streaming_body(chunks: Iterator[bytes], asynchronous: bool):
@@ -20,3 +22,16 @@ async def _aiter(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
             yield chunk
     finally:
         await sync_to_async(chunks.close, thread_sensitive=True)()
+
+
+def streamed_file(request, content_type: str, chunks: Iterator[bytes], filename: str) -> StreamingHttpResponse:
+    """A download streamed chunk by chunk (``request``: DRF's or Django's)."""
+    raw = getattr(request, "_request", request)
+    response = StreamingHttpResponse(streaming_body(chunks, asynchronous=isinstance(raw, ASGIRequest)), content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def spreadsheet_safe(row) -> list:
+    """Text starting with = + - @ would be a formula in a spreadsheet: quoted as text."""
+    return ["'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in row]

@@ -1,6 +1,6 @@
 """Telemetry over the API: raw readings a page at a time (keyset cursor on time) and CSV
-exports streamed in constant memory (PostgreSQL: COPY ... TO STDOUT, passed through in
-chunks; SQLite: fetchmany). The bucketed series reuse ingest.timeseries.queries."""
+exports streamed in bounded memory (the rows as columns from api/telemetry_columns.py, written
+by Arrow's CSV writer a group at a time). The bucketed series reuse ingest.timeseries.queries."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import io
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
+import pyarrow as pa
 from django.db import connection
+from pyarrow import csv as pa_csv
 
+from api.telemetry_columns import KeyColumn, iso_times, telemetry_columns
 from ingest.timeseries.store import TABLE
-
-FETCH_ROWS = 20000
 
 
 def encode_cursor(ts: float) -> str:
@@ -50,55 +51,27 @@ def readings_page(asset_id: int, metric_id: int, start: datetime, end: datetime,
     return rows, encode_cursor(rows[-1][0]) if more and rows else None
 
 
+CSV_HEADER = b"time,asset,metric,value\r\n"
+CSV_GROUP_ROWS = 16384  # about 1 MB of CSV: smaller groups keep the process's memory flat, larger ones gain nothing
+
+
 def csv_chunks(asset_ids: Sequence[int], start: datetime, end: datetime) -> Iterator[bytes]:
     """time,asset,metric,value rows of these assets in [start, end), ordered by time, as CSV
-    byte chunks: never more than one chunk (about FETCH_ROWS rows) in memory."""
-    yield b"time,asset,metric,value\r\n"
+    byte chunks of CSV_GROUP_ROWS rows: never more than one in memory. Times are ISO 8601 UTC
+    with microseconds; values the shortest text that reads back as the same float64."""
+    yield CSV_HEADER
     if not asset_ids:
         return
-    if connection.vendor == "postgresql":
-        yield from _pg_copy(asset_ids, start, end)
-    else:
-        yield from _sqlite_rows(asset_ids, start, end)
-
-
-def _pg_copy(asset_ids: Sequence[int], start: datetime, end: datetime) -> Iterator[bytes]:
-    from psycopg import sql
-
-    ids = sql.SQL(", ").join(sql.Literal(int(a)) for a in asset_ids)
-    query = sql.SQL(
-        "COPY (SELECT to_char(t.time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), a.key, m.key, t.value "
-        "FROM {table} t JOIN twins_asset a ON a.id = t.asset_id JOIN twins_metric m ON m.id = t.metric_id "
-        "WHERE t.asset_id IN ({ids}) AND t.time >= {start} AND t.time < {end} ORDER BY t.time, t.asset_id, t.metric_id) "
-        "TO STDOUT WITH (FORMAT csv)"
-    ).format(table=sql.Identifier(TABLE), ids=ids, start=sql.Literal(start), end=sql.Literal(end))
-    connection.ensure_connection()
-    buffer: list[bytes] = []
-    size = 0
-    with connection.connection.cursor() as cur, cur.copy(query) as copy:
-        for data in copy:
-            buffer.append(bytes(data))
-            size += len(data)
-            if size >= 1 << 20:
-                yield b"".join(buffer)
-                buffer, size = [], 0
-    if buffer:
-        yield b"".join(buffer)
-
-
-def _sqlite_rows(asset_ids: Sequence[int], start: datetime, end: datetime) -> Iterator[bytes]:
-    marks = ", ".join(["%s"] * len(asset_ids))
-    with connection.cursor() as cur:
-        cur.execute(
-            f"SELECT t.time, a.key, m.key, t.value FROM {TABLE} t JOIN twins_asset a ON a.id = t.asset_id JOIN twins_metric m ON m.id = t.metric_id "
-            f"WHERE t.asset_id IN ({marks}) AND t.time >= %s AND t.time < %s ORDER BY t.time, t.asset_id, t.metric_id",
-            [*asset_ids, start.timestamp(), end.timestamp()],
-        )
-        while rows := cur.fetchmany(FETCH_ROWS):
-            out = io.StringIO()
-            w = csv.writer(out)
-            w.writerows((datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z"), a, m, v) for t, a, m, v in rows)
-            yield out.getvalue().encode()
+    assets, metrics = KeyColumn.assets(asset_ids), KeyColumn.metrics(asset_ids)
+    # Keys are letters, digits and _.- (twins.models.key_validator): written as they are, unless
+    # a row that skipped validation holds a character CSV must quote.
+    plain = not any(set(k) & set(',"\r\n') for k in assets.keys.to_pylist() + metrics.keys.to_pylist())
+    options = pa_csv.WriteOptions(include_header=False, quoting_style="none" if plain else "needed")
+    for time_us, asset, metric, value in telemetry_columns(asset_ids, start, end, CSV_GROUP_ROWS):
+        table = pa.table({"time": iso_times(time_us), "asset": assets.column(asset), "metric": metrics.column(metric), "value": pa.array(value, pa.float64())})
+        sink = pa.BufferOutputStream()
+        pa_csv.write_csv(table, sink, options)
+        yield sink.getvalue().to_pybytes()
 
 
 def queryset_csv(header: Sequence[str], rows: Iterator[Sequence]) -> Iterator[bytes]:

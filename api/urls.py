@@ -2,7 +2,7 @@ from django.contrib.auth.decorators import login_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from api import token_views, views
+from api import export_views, token_views, views
 
 v1 = "api/v1/"
 urlpatterns = [
@@ -29,8 +29,8 @@ urlpatterns = [
     path(v1 + "rollouts/", views.RolloutList.as_view(), name="api-rollouts"),
     path(v1 + "rollouts/<int:pk>/approve/", views.RolloutApprove.as_view(), name="api-rollout-approve"),
     path(v1 + "audit/", views.AuditList.as_view(), name="api-audit"),
-    path(v1 + "exports/telemetry.csv", views.TelemetryExport.as_view(), name="api-export-telemetry"),
-    path(v1 + "exports/alerts.csv", views.AlertExport.as_view(), name="api-export-alerts"),
-    path(v1 + "exports/audit.csv", views.AuditExport.as_view(), name="api-export-audit"),
+    path(v1 + "exports/telemetry.csv", export_views.TelemetryExport.as_view(), name="api-export-telemetry"),
+    path(v1 + "exports/telemetry.parquet", export_views.TelemetryParquetExport.as_view(), name="api-export-telemetry-parquet"),
+    path(v1 + "exports/alerts.csv", export_views.AlertExport.as_view(), name="api-export-alerts"),
+    path(v1 + "exports/audit.csv", export_views.AuditExport.as_view(), name="api-export-audit"),
 ]
-

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.core.handlers.asgi import ASGIRequest
 from django.db import transaction
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -17,9 +16,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api import serializers as s
-from api.params import RangeParams, ReadingsParams, SeriesParams, parse
-from api.streaming import streaming_body
-from api.telemetry import csv_chunks, decode_cursor, queryset_csv, readings_page
+from api.params import ReadingsParams, SeriesParams, parse
+from api.streaming import spreadsheet_safe, streamed_file
+from api.telemetry import decode_cursor, queryset_csv, readings_page
 from edge_node.models import AuditEvent, EdgeNode
 from edge_node.rollouts.actions import RolloutError, approve_rollout, propose_rollout
 from edge_node.rollouts.models import ModelArtifact, Rollout
@@ -272,7 +271,7 @@ class ScenarioRunCsv(APIView):
         if run.state != ScenarioRun.State.DONE:
             return Response({"error": f"Run {run.id} is {run.state}: results come when it is done."}, status=status.HTTP_409_CONFLICT)
         rows = csv_rows(run)
-        return _csv_response(request, queryset_csv(rows[0], (_safe(r) for r in rows[1:])), f"scenario-run-{run.id}.csv")
+        return streamed_file(request, "text/csv; charset=utf-8", queryset_csv(rows[0], (spreadsheet_safe(r) for r in rows[1:])), f"scenario-run-{run.id}.csv")
 
 
 # --- nodes, rollouts, audit ---------------------------------------------------------------
@@ -331,65 +330,3 @@ class AuditList(FilteredList):
     serializer_class = s.AuditSerializer
     read_roles = (ADMIN,)
     queryset = AuditEvent.objects.all()
-
-
-# --- exports -----------------------------------------------------------------------------
-
-
-class ExportParams(RangeParams):
-    asset = serializers.IntegerField(required=False)
-    site = serializers.IntegerField(required=False)
-
-
-def _csv_response(request, chunks, filename: str) -> StreamingHttpResponse:
-    body = streaming_body(chunks, asynchronous=isinstance(request._request, ASGIRequest))
-    response = StreamingHttpResponse(body, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
-
-
-class TelemetryExport(APIView):
-    """CSV of an asset's or a site's telemetry in a time range, streamed (constant memory)."""
-
-    @extend_schema(parameters=[ExportParams], responses={(200, "text/csv"): OpenApiTypes.STR})
-    def get(self, request):
-        p = parse(ExportParams, request)
-        assets = visible_assets(request.user)
-        if p.get("asset") is not None:
-            ids = list(assets.filter(id=p["asset"]).values_list("id", flat=True))
-        elif p.get("site") is not None:
-            ids = list(assets.filter(site_id=p["site"]).values_list("id", flat=True))
-        else:
-            raise ValidationError({"asset": ["Give an asset or a site."]})
-        if not ids:
-            raise ValidationError({"asset" if p.get("asset") is not None else "site": ["Not found among what you may see."]})
-        return _csv_response(request, csv_chunks(ids, p["start"], p["end"]), f"telemetry-{p['start']:%Y%m%dT%H%M}-{p['end']:%Y%m%dT%H%M}.csv")
-
-
-class AlertExport(APIView):
-    @extend_schema(parameters=[RangeParams], responses={(200, "text/csv"): OpenApiTypes.STR})
-    def get(self, request):
-        p = parse(RangeParams, request)
-        qs = Alert.objects.filter(site__in=visible_sites(request.user), opened_at__gte=p["start"], opened_at__lt=p["end"]).order_by("opened_at")
-        rows = qs.values_list("id", "site__key", "asset__key", "metric__key", "severity", "state", "title", "value", "opened_at", "cleared_at",
-                              "acknowledged_by__username", "acknowledged_at", "ack_comment").iterator(chunk_size=2000)
-        header = ["id", "site", "asset", "metric", "severity", "state", "title", "value", "opened_at", "cleared_at", "acknowledged_by", "acknowledged_at", "ack_comment"]
-        return _csv_response(request, queryset_csv(header, (_safe(r) for r in rows)), "alerts.csv")
-
-
-class AuditExport(APIView):
-    read_roles = (ADMIN,)
-
-    @extend_schema(parameters=[RangeParams], responses={(200, "text/csv"): OpenApiTypes.STR})
-    def get(self, request):
-        p = parse(RangeParams, request)
-        rows = AuditEvent.objects.filter(at__gte=p["start"], at__lt=p["end"]).order_by("at").values_list(
-            "id", "at", "actor", "action", "target", "ok", "detail", "remote_addr").iterator(chunk_size=2000)
-        return _csv_response(request, queryset_csv(["id", "at", "actor", "action", "target", "ok", "detail", "remote_addr"], (_safe(r) for r in rows)), "audit.csv")
-
-
-def _safe(row) -> list:
-    """Text starting with = + - @ would be a formula in a spreadsheet: quoted as text."""
-    return ["'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in row]
-
-

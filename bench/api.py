@@ -8,8 +8,9 @@ reading per BENCH_API_STEP_S, default 60 s: 8.64 M rows, loaded with generate_se
    token, through the whole Django + DRF stack in process, for random assets; the baseline is
    the same query called directly (ingest.timeseries.queries.bucketed_metrics).
 2. export: GET /api/v1/exports/telemetry.csv for the site and a range holding 1,000,000
-   readings, the streamed body consumed chunk by chunk; time and RSS growth (peak sampled every
-   10 ms); the baseline is a bare COPY of the same rows to nowhere.
+   readings, the streamed body consumed chunk by chunk; time, this process's CPU time and RSS
+   growth (peak sampled every 10 ms); the baseline is a bare COPY of the same rows to nowhere.
+   The same rows as Parquet (exports/telemetry.parquet): export_parquet_*.
 3. notifications: a real Celery worker (threads) over Redis (REDIS_URL), a real SMTP server
    (aiosmtpd) and a real webhook receiver; alerts opened by the alert engine one at a time
    (each alone in its coalescing window): time from the engine's commit to the email and to
@@ -169,32 +170,9 @@ def bench_export(fleet: dict) -> dict:
     key = create_token(fleet["user"], "bench-export")[1]
     client = Client(HTTP_AUTHORIZATION=f"Token {key}", HTTP_HOST="127.0.0.1")
     url = "/api/v1/exports/telemetry.csv?" + urlencode({"site": fleet["site"].id, "start": start.isoformat(), "end": end.isoformat()})
-    peak = [0.0]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], _rss_mb())
-            time.sleep(0.01)
-
-    import gc
-
-    gc.collect()
-    rss0 = _rss_mb()
-    peak[0] = rss0
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    t0 = time.perf_counter()
-    response = client.get(url)
-    assert response.status_code == 200, response.content[:300]
-    lines = nbytes = 0
-    for chunk in response.streaming_content:
-        lines += chunk.count(b"\n")
-        nbytes += len(chunk)
-    export_s = time.perf_counter() - t0
-    stop.set()
-    sampler.join()
-    rows = lines - 1
+    csv = _timed_download(client, url)
+    rows = csv["lines"] - 1
+    parquet = _timed_download(client, url.replace("telemetry.csv", "telemetry.parquet"))
     # Baseline: the bare COPY of the same rows, bytes read and dropped.
     t0 = time.perf_counter()
     connection.ensure_connection()
@@ -205,8 +183,41 @@ def bench_export(fleet: dict) -> dict:
         for _ in copy:
             pass
     copy_s = time.perf_counter() - t0
-    return {"export_rows": rows, "export_s": round(export_s, 2), "export_rss_mb": round(peak[0] - rss0, 1), "export_mb": round(nbytes / 2**20, 1),
-            "export_copy_baseline_s": round(copy_s, 2), "export_ratio": round(export_s / copy_s, 2)}
+    return {"export_rows": rows, "export_s": round(csv["s"], 2), "export_cpu_s": round(csv["cpu_s"], 2), "export_rss_mb": round(csv["rss_mb"], 1),
+            "export_mb": round(csv["bytes"] / 2**20, 1), "export_copy_baseline_s": round(copy_s, 2), "export_ratio": round(csv["s"] / copy_s, 2),
+            "export_parquet_s": round(parquet["s"], 2), "export_parquet_cpu_s": round(parquet["cpu_s"], 2), "export_parquet_rss_mb": round(parquet["rss_mb"], 1),
+            "export_parquet_mb": round(parquet["bytes"] / 2**20, 1)}
+
+
+def _timed_download(client, url: str) -> dict:
+    """GET a streamed export, consuming it chunk by chunk: wall time, this process's CPU time,
+    RSS growth (peak sampled every 10 ms), bytes and lines."""
+    import gc
+
+    peak = [0.0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss_mb())
+            time.sleep(0.01)
+
+    gc.collect()
+    rss0 = _rss_mb()
+    peak[0] = rss0
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    response = client.get(url)
+    assert response.status_code == 200, response.content[:300]
+    lines = nbytes = 0
+    for chunk in response.streaming_content:
+        lines += chunk.count(b"\n")
+        nbytes += len(chunk)
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    stop.set()
+    sampler.join()
+    return {"s": elapsed, "cpu_s": cpu, "rss_mb": peak[0] - rss0, "bytes": nbytes, "lines": lines}
 
 
 def start_worker(smtp_port: int) -> subprocess.Popen:

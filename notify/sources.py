@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from notify import const
 from notify.dispatch import record_event
+from notify.models import Event
 
 ALERT_EVENT_KINDS = {"open": const.ALERT_OPENED, "escalate": const.ALERT_ESCALATED, "deescalate": const.ALERT_DEESCALATED, "clear": const.ALERT_CLEARED}
 
@@ -31,6 +32,10 @@ def alert_events(changes: list[list]) -> int:
         kind = ALERT_EVENT_KINDS.get(change)
         if alert is None or kind is None:
             continue
+        if kind == const.ALERT_OPENED:
+            kind = _opened_again(alert)
+            if kind is None:
+                continue
         where = f"{alert.asset.name}: " if alert.asset_id else ""
         severity = alert.severity
         verb = {const.ALERT_OPENED: "opened", const.ALERT_ESCALATED: "escalated to " + alert.severity,
@@ -40,6 +45,19 @@ def alert_events(changes: list[list]) -> int:
                         path=_alert_path(alert), alert_id=alert.id, data={"alert": alert.id, "state": alert.state}):
             told += 1
     return told
+
+
+def _opened_again(alert) -> str | None:
+    """An 'open' for an alert whose opening was told and that was not told cleared since: a
+    rule alert taking over the edge alert that saw the same fault first (twins/edge_alerts.py)
+    is one alert for people, told once; an escalation when it opens at a higher severity."""
+    last = (Event.objects.filter(alert_id=alert.id, kind__in=(const.ALERT_OPENED, const.ALERT_ESCALATED, const.ALERT_DEESCALATED, const.ALERT_CLEARED))
+            .order_by("-id").values_list("kind", "severity").first())
+    if last is None or last[0] == const.ALERT_CLEARED:
+        return const.ALERT_OPENED
+    if const.SEVERITY_RANK.get(alert.severity, 0) > const.SEVERITY_RANK.get(last[1], 0):
+        return const.ALERT_ESCALATED
+    return None
 
 
 def unacknowledged_alerts(now: datetime) -> int:

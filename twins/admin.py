@@ -51,7 +51,7 @@ class RuleConditionInline(admin.TabularInline):
 
 @admin.register(CombinedRule)
 class CombinedRuleAdmin(admin.ModelAdmin):
-    """Combined rules (AND/OR, rate of change) are edited here for now."""
+    """Combined rules (AND/OR, rate of change); admins edit them on /rules/ too."""
 
     list_display = ("name", "asset_type", "combine", "severity", "min_duration_s", "enabled")
     inlines = [RuleConditionInline]

@@ -394,7 +394,7 @@ class AlertEngine:
             return existing.id if existing else None
 
     def _apply_events(self, event_ids: Sequence[int]) -> list[int]:
-        return apply_edge_events(event_ids, self.stats)
+        return apply_edge_events(event_ids, self.stats, self.told)
 
     def clear_quiet_edge_alerts(self, now: datetime | None = None) -> list[int]:
         """Clear edge alerts that had no new event for EDGE_ALERT_QUIET_S."""

@@ -37,7 +37,9 @@ CLEARED_SUFFIX = "_cleared"
 EDGE_FOLLOW_S = 600.0
 
 
-def _fold(alert: Alert, severity: str, message: str, value: float | None, now: datetime) -> None:
+def _fold(alert: Alert, severity: str, message: str, value: float | None, now: datetime) -> bool:
+    """Count an event on an alert; True when it escalated the alert (a change worth telling)."""
+    escalated = False
     alert.occurrences += 1
     fields = ["occurrences", "updated_at"]
     if alert.source == Alert.Source.EDGE:
@@ -48,15 +50,20 @@ def _fold(alert: Alert, severity: str, message: str, value: float | None, now: d
         if SEVERITY_LEVELS[severity] > SEVERITY_LEVELS.get(alert.severity, NORMAL):
             alert.severity, alert.state, alert.escalated_at = severity, Alert.State.OPEN, now
             fields += ["severity", "state", "escalated_at"]
+            escalated = True
     else:
         alert.message = f"Also seen by the edge: {message}"[:2000]
         fields.append("message")
     alert.updated_at = now
     alert.save(update_fields=fields)
+    return escalated
 
 
-def apply_edge_events(event_ids: Sequence[int], stats: dict[str, int]) -> list[int]:
-    """Turn stored edge events into alert changes; return the ids of alerts that changed."""
+def apply_edge_events(event_ids: Sequence[int], stats: dict[str, int], told: list[tuple[int, str]] | None = None) -> list[int]:
+    """Turn stored edge events into alert changes; return the ids of alerts that changed.
+    ``told`` receives (alert id, 'open'|'escalate'|'clear') for the changes people are told of,
+    as the threshold rules' are: an event merely counted on an alert is not news."""
+    told = told if told is not None else []
     from ingest.models import EdgeEvent
 
     events = list(EdgeEvent.objects.filter(id__in=list(event_ids), asset__isnull=False).select_related("asset").order_by("ts", "id"))
@@ -73,7 +80,8 @@ def apply_edge_events(event_ids: Sequence[int], stats: dict[str, int]) -> list[i
         if ev.kind.endswith(CLEARED_SUFFIX):
             kind = ev.kind[: -len(CLEARED_SUFFIX)]
             for alert in [a for a in mine if a.source == Alert.Source.EDGE and a.kind == kind]:
-                Alert.objects.filter(id=alert.id, state__in=ACTIVE_STATES).update(state=Alert.State.CLEARED, cleared_at=ev.ts, updated_at=now)
+                if Alert.objects.filter(id=alert.id, state__in=ACTIVE_STATES).update(state=Alert.State.CLEARED, cleared_at=ev.ts, updated_at=now):
+                    told.append((alert.id, "clear"))
                 mine.remove(alert)
                 changed.append(alert.id)
             continue
@@ -89,13 +97,15 @@ def apply_edge_events(event_ids: Sequence[int], stats: dict[str, int]) -> list[i
                 .order_by("-cleared_at").first()
             )
         if target is not None:
-            _fold(target, severity, message, value, now)
+            if _fold(target, severity, message, value, now):
+                told.append((target.id, "escalate"))
             changed.append(target.id)
             continue
         reopened = reopen_recent(Q(source=Alert.Source.EDGE, asset_id=ev.asset_id, kind=ev.kind[:32]), severity, ev.ts, message=message, value=value)
         if reopened is not None:
             mine.append(Alert.objects.get(id=reopened))
             changed.append(reopened)
+            told.append((reopened, "open"))
             continue
         try:
             with transaction.atomic():
@@ -110,9 +120,11 @@ def apply_edge_events(event_ids: Sequence[int], stats: dict[str, int]) -> list[i
             if alert is None:
                 log.error("edge event %s: no alert opened and none active", ev.id)
                 continue
-            _fold(alert, severity, message, value, now)
+            if _fold(alert, severity, message, value, now):
+                told.append((alert.id, "escalate"))
         else:
             stats["edge_alerts"] = stats.get("edge_alerts", 0) + 1
+            told.append((alert.id, "open"))
         mine.append(alert)
         changed.append(alert.id)
     return changed

@@ -14,7 +14,7 @@ from twins.alerting import (
     save_alert_rule,
     serialize_alert,
 )
-from twins.models import Alert, AlertRule, Asset
+from twins.models import Alert, AlertRule, Asset, CombinedRule
 from web.dashboards import filter_alerts
 from web.forms import AcknowledgeForm, AlertFilterForm, AlertRuleForm
 from web.live_messages import LIVE_PATH
@@ -65,7 +65,8 @@ def acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
 
 @require_role(ADMIN)
 def rules(request: HttpRequest) -> HttpResponse:
-    return render(request, "rules.html", {"rules": AlertRule.objects.select_related("metric__asset_type")})
+    combined = CombinedRule.objects.select_related("asset_type").prefetch_related("conditions__metric")
+    return render(request, "rules.html", {"rules": AlertRule.objects.select_related("metric__asset_type"), "combined_rules": combined})
 
 
 @require_role(ADMIN)

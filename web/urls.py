@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from web import alert_views, views
+from web import alert_views, combined_rule_views, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
@@ -22,6 +22,9 @@ urlpatterns = [
     path("rules/new/", alert_views.rule_edit, name="rule-new"),
     path("rules/<int:rule_id>/", alert_views.rule_edit, name="rule-edit"),
     path("rules/<int:rule_id>/delete/", alert_views.rule_delete, name="rule-delete"),
+    path("rules/combined/new/", combined_rule_views.combined_rule_edit, name="combined-rule-new"),
+    path("rules/combined/<int:rule_id>/", combined_rule_views.combined_rule_edit, name="combined-rule-edit"),
+    path("rules/combined/<int:rule_id>/delete/", combined_rule_views.combined_rule_delete, name="combined-rule-delete"),
     path("scenarios/", include("twins.scenarios.urls")),
     path("", include("notify.urls")),
     path("", include("api.urls")),

@@ -6,8 +6,9 @@ Alerts and rules live in web/alert_views.py.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
@@ -118,9 +119,15 @@ def asset_detail(request: HttpRequest, asset_id: int) -> HttpResponse:
     context = {
         "asset": asset, "page": data, "metrics": data["metrics"], "ranges": dashboards.RANGES.values(), "range": data["range"],
         "alerts": dashboards.asset_alerts(asset), "can_ack": has_role(request.user, FACILITY_MANAGER), **_live_context(),
-        "twin": twin_panel(asset.id, asset.hours_per_day),
+        "twin": twin_panel(asset.id, asset.hours_per_day), "export_query": _export_query(asset.id, data["span_s"]),
     }
     return render(request, "asset.html", context)
+
+
+def _export_query(asset_id: int, span_s: float) -> str:
+    """The API exports' query for what the page shows: this asset, the selected range up to now."""
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    return urlencode({"asset": asset_id, "start": (end - timedelta(seconds=span_s)).isoformat(), "end": end.isoformat()})
 
 
 @require_role(*DASHBOARD_ROLES)

@@ -67,7 +67,7 @@ def test_it_holds_the_roles_of_the_ui_over_every_endpoint(client, manager, plann
     export_q = f"?asset={asset.id}"
     checked = 0
     for path in api_paths():
-        url = concrete(path, ids) + (export_q if path.endswith("telemetry.csv") else "?metric=temperature_c" if path.endswith("readings/") else "")
+        url = concrete(path, ids) + (export_q if path.endswith(("telemetry.csv", "telemetry.parquet")) else "?metric=temperature_c" if path.endswith("readings/") else "")
         assert client.get(url).status_code == 401, f"anonymous {url}"
         for name, header in headers.items():
             if path in writes:
