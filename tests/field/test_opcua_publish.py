@@ -7,8 +7,10 @@ the response (sequence numbers, status changes, results) must be what asyncua de
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +105,82 @@ def test_a_body_shorter_than_its_items_is_refused():
     cut = data.index(struct.pack("<d", 1234.5))
     with pytest.raises(struct.error):
         decode_publish_response(data[: cut + 4])
+
+
+# -- both paths through the gateway runtime, against asyncua's server ------------------------
+
+NS = "urn:aiot:bulk-test"
+VARIABLES = [("speed", ua.VariantType.Double, lambda k: 1000.0 + k), ("temp", ua.VariantType.Float, lambda k: 20.5 + k),
+             ("count", ua.VariantType.Int32, lambda k: -7 * k), ("run", ua.VariantType.Boolean, lambda k: k % 2 == 0)]
+
+
+async def until(condition, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+
+
+def received_through_the_gateway(port: int) -> dict[bool, tuple[list[tuple[float, dict[str, float]]], dict[str, int]]]:
+    """What a gateway run (the real runtime and driver) hands the agent while asyncua's server
+    writes 20 ticks at 20 Hz, and the tick of each write's source timestamp: one run with the
+    bulk decoder, one with asyncua decoding every change (against the same server)."""
+    import tomllib
+
+    from asyncua import Server
+
+    from edge_node.agent.field.drivers import opcua as opcua_driver
+    from edge_node.agent.field.mapfile import parse_field
+    from edge_node.agent.field.runtime import FieldGateway
+
+    toml = (f'[[devices]]\nname = "m"\nprotocol = "opcua"\nendpoint = "opc.tcp://127.0.0.1:{port}/t/"\nasset = "machine"\n'
+            'poll_interval_s = 0.1\npublishing_interval_ms = 100\nqueue_size = 20\ntimeout_s = 5.0\n')
+    toml += "".join(f'[[devices.points]]\nmetric = "{name}"\nnode = "ns=2;s=M.{name}"\n' for name, _, _ in VARIABLES)
+    cfg = parse_field(tomllib.loads(toml), toml, Path("."), "node.toml")
+    runs: dict[bool, tuple[list[tuple[float, dict[str, float]]], dict[str, int]]] = {}
+
+    async def serve() -> None:
+        server = Server()
+        await server.init()
+        server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/t/")
+        idx = await server.register_namespace(NS)
+        assert idx == 2
+        nodes = [(await server.nodes.objects.add_variable(ua.NodeId(f"M.{name}", idx), name, ua.Variant(raw(0), vtype)), vtype, raw)
+                 for name, vtype, raw in VARIABLES]
+        async with server:
+            k = 0
+            for bulk in (True, False):
+                opcua_driver.Driver.BULK_DECODE = bulk
+                gateway = FieldGateway(cfg, t0=0.0)
+                written: dict[str, int] = {}
+                gateway.start()
+                await until(lambda g=gateway: g.health.devices["m"].mode == "subscription")
+                for _ in range(20):
+                    k += 1
+                    stamp = datetime.now(UTC)
+                    written[f"{stamp.timestamp():.6f}"] = k
+                    for var, vtype, raw in nodes:
+                        await server.write_attribute_value(var.nodeid, ua.DataValue(ua.Variant(raw(k), vtype), SourceTimestamp=stamp))
+                    await asyncio.sleep(0.05)
+                queue = gateway.sources["machine"].queue
+                await until(lambda q=queue, t=stamp.timestamp(): max((ts for ts, _ in q), default=0) >= t)
+                gateway.stop()
+                runs[bulk] = (list(queue), written)
+
+    try:
+        asyncio.run(serve())
+    finally:
+        opcua_driver.Driver.BULK_DECODE = True
+    return runs
+
+
+def test_the_gateway_hands_over_every_change_exactly_whichever_path_decodes_it():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for bulk, (readings, written) in received_through_the_gateway(port).items():
+        by_tick = {written[f"{ts:.6f}"]: values for ts, values in readings if f"{ts:.6f}" in written}
+        assert sorted(by_tick) == sorted(written.values()), f"bulk={bulk}: ticks missing: {sorted(set(written.values()) - set(by_tick))}"
+        for k, values in by_tick.items():
+            assert values == {"speed": 1000.0 + k, "temp": 20.5 + k, "count": float(-7 * k), "run": 1.0 if k % 2 == 0 else 0.0}, bulk

@@ -77,6 +77,10 @@ def status_problem(dv: ua.DataValue) -> str | None:
 
 
 class Driver:
+    # Decode data changes in bulk (opcua_publish); False: one by one, as asyncua's iterator
+    # delivers them (what happens anyway for a response the bulk decoder cannot read).
+    BULK_DECODE = True
+
     def __init__(self, spec: DeviceSpec, sink: Any, health: Any, shared: dict[str, Any], cfg: Any) -> None:
         self.spec = spec
         self.sink = sink
@@ -101,7 +105,8 @@ class Driver:
         subscribed: set[str] = set()
         subscription = None
         if self.opts.subscribe == "auto":
-            opcua_publish.install(client, self._on_changes)
+            if self.BULK_DECODE:
+                opcua_publish.install(client, self._on_changes)
             subscription, subscribed = await self._subscribe(client, nodes)
         polled = [p for nid, pts in self.by_node.items() if nid not in subscribed for p in pts]
         mode = "subscription" if subscribed and not polled else "subscription+poll" if subscribed else "poll"
