@@ -152,7 +152,7 @@ def received_through_the_gateway(port: int) -> dict[bool, tuple[list[tuple[float
                 opcua_driver.Driver.BULK_DECODE = bulk
                 gateway = FieldGateway(cfg, t0=0.0)
                 written: dict[str, int] = {}
-                gateway.start()
+                await asyncio.to_thread(gateway.start)
                 await until(lambda g=gateway: g.health.devices["m"].mode == "subscription")
                 for _ in range(20):
                     k += 1
@@ -163,7 +163,7 @@ def received_through_the_gateway(port: int) -> dict[bool, tuple[list[tuple[float
                     await asyncio.sleep(0.05)
                 queue = gateway.sources["machine"].queue
                 await until(lambda q=queue, t=stamp.timestamp(): max((ts for ts, _ in q), default=0) >= t)
-                gateway.stop()
+                await asyncio.to_thread(gateway.stop)  # the server answers while the gateway closes its session
                 runs[bulk] = (list(queue), written)
 
     try:
