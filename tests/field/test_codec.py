@@ -99,5 +99,6 @@ def test_a_late_poll_keeps_the_schedule_and_a_missed_slot_is_skipped():
     from edge_node.agent.field.drivers import next_slot
 
     assert next_slot(10.0, 1.0, 10.3) == 11.0  # ran 0.3 s late: the next one is still on time
-    assert next_slot(10.0, 1.0, 12.5) == 13.0  # slower than its interval: 11 and 12 are skipped
-    assert next_slot(10.0, 1.0, 11.0) == 12.0
+    assert next_slot(10.0, 1.0, 11.4) == 11.0  # finished after the next slot's time: it runs at once
+    assert next_slot(10.0, 1.0, 12.5) == 12.0  # slower than its interval: 11 is skipped, 12 runs (late)
+    assert next_slot(10.0, 1.0, 14.0) == 14.0

@@ -33,14 +33,14 @@ def quiet_library_logs(name: str, level: int = logging.WARNING) -> None:
 
 
 def next_slot(due: float, interval: float, now: float) -> float:
-    """The next poll time on the schedule's own grid: a poll that ran late does not shift the
-    schedule (a gateway keeps its 1 s rate under load), and slots missed altogether (a device
-    slower than its interval) are skipped, not caught up in a burst."""
+    """The next poll time on the schedule's own grid (absolute deadlines: a poll that ran late
+    does not shift the schedule, so a 1 s schedule reads exactly once a second on average).
+    A slot whose time has passed by less than one interval runs at once (a loop that was busy
+    for a moment loses no reading); slots a whole interval or more in the past (a device slower
+    than its interval) are skipped, not caught up in a burst."""
     due += interval
-    if due <= now:
-        due += math.ceil((now - due) / interval) * interval
-        if due <= now:
-            due += interval
+    if due <= now - interval:
+        due += math.floor((now - due) / interval) * interval
     return due
 
 

@@ -2,10 +2,13 @@
 otherwise; security policy Basic256Sha256 (Sign or SignAndEncrypt) with this gateway's
 certificate, and user/password.
 
-Notifications arrive in publish responses of many items; the driver takes them from
-asyncua's iterator queue and hands the changes of one publish to the sink grouped by their
-source timestamp (one reading per asset and timestamp: a PLC stamps a whole scan alike), so
-10,000 changes a second cost a few hundred readings, not 10,000. Monitored items have a
+Notifications arrive in publish responses of many items; the driver decodes their data
+changes in bulk from the binary (``opcua_publish``: a tenth of asyncua's cost per change; the
+subscription's iterator queue is still read, for anything asyncua decodes itself) and hands the
+changes of one publish to the sink grouped by their source timestamp (one reading per asset and
+timestamp: a PLC stamps a whole scan alike), so 10,000 changes a second cost a few hundred
+readings, not 10,000. Monitored items carry the driver's own client handles (the index of
+their points), so a change finds its points without a node id lookup. Monitored items have a
 queue (``queue_size``): every change between two publishes arrives, each at its own time.
 A server that stops answering is found by a keep-alive read of its clock (and by the
 subscription going silent past its keep-alive), then the runtime reconnects.
@@ -24,7 +27,7 @@ from asyncua.crypto import security_policies
 
 from ..codec import float32_value
 from ..specs import DeviceSpec, OpcuaOptions, PointSpec
-from . import DeviceDown, next_slot, quiet_library_logs
+from . import DeviceDown, next_slot, opcua_publish, quiet_library_logs
 
 log = logging.getLogger(__name__)
 quiet_library_logs("asyncua", logging.CRITICAL)  # its publish loop logs every lost connection with a traceback
@@ -74,6 +77,10 @@ def status_problem(dv: ua.DataValue) -> str | None:
 
 
 class Driver:
+    # Decode data changes in bulk (opcua_publish); False: one by one, as asyncua's iterator
+    # delivers them (what happens anyway for a response the bulk decoder cannot read).
+    BULK_DECODE = True
+
     def __init__(self, spec: DeviceSpec, sink: Any, health: Any, shared: dict[str, Any], cfg: Any) -> None:
         self.spec = spec
         self.sink = sink
@@ -87,7 +94,8 @@ class Driver:
             self.by_node.setdefault(p.address.node_id, []).append(p)  # type: ignore[union-attr]
         self._pending: list[tuple[PointSpec, Any]] = []
         self._pending_bad: list[tuple[PointSpec, str]] = []
-        self._pending_ts: dict[Any, list[tuple[PointSpec, Any]]] = {}  # source timestamp -> its changes
+        self._pending_ts: dict[float, list[tuple[PointSpec, Any]]] = {}  # source time (Unix s) -> its changes
+        self.by_handle: list[list[PointSpec]] = []  # monitored item client handle -> its points
         self._flush_scheduled = False
         self._skew_logged = False
 
@@ -97,6 +105,8 @@ class Driver:
         subscribed: set[str] = set()
         subscription = None
         if self.opts.subscribe == "auto":
+            if self.BULK_DECODE:
+                opcua_publish.install(client, self._on_changes)
             subscription, subscribed = await self._subscribe(client, nodes)
         polled = [p for nid, pts in self.by_node.items() if nid not in subscribed for p in pts]
         mode = "subscription" if subscribed and not polled else "subscription+poll" if subscribed else "poll"
@@ -148,13 +158,11 @@ class Driver:
         ids = list(nodes)
         ok: set[str] = set()
         bad: list[tuple[PointSpec, str]] = []
+        self.by_handle = [self.by_node[nid] for nid in ids]
         for i in range(0, len(ids), MAX_ITEMS_PER_CALL):
             chunk = ids[i: i + MAX_ITEMS_PER_CALL]
             try:
-                # sampling as fast as the server samples, and a queue per item so that changes
-                # between two publishes are all delivered, not just the latest
-                handles = await sub.subscribe_data_change([nodes[n] for n in chunk], sampling_interval=0,
-                                                          queuesize=self.opts.queue_size)
+                handles = await sub.create_monitored_items([self._item_request(nodes[n], i + j) for j, n in enumerate(chunk)])
             except (ua.UaStatusCodeError, ua.UaError) as exc:
                 log.info("device %s: monitored items refused (%s); polling them", self.spec.name, exc)
                 continue
@@ -169,18 +177,55 @@ class Driver:
         self.sink.bad(self.spec.name, bad, time.time())
         return sub, ok
 
-    async def _consume(self, sub: Any) -> None:
+    def _item_request(self, node: Any, handle: int) -> ua.MonitoredItemCreateRequest:
+        """A monitored item whose client handle is the index of its points in ``by_handle``:
+        sampled as fast as the server samples, with a queue so that every change between two
+        publishes is delivered, not just the latest."""
+        params = ua.MonitoringParameters(ClientHandle=handle, SamplingInterval=0, QueueSize=self.opts.queue_size, DiscardOldest=True)
+        return ua.MonitoredItemCreateRequest(ItemToMonitor=ua.ReadValueId(NodeId=node.nodeid, AttributeId=ua.AttributeIds.Value),
+                                             MonitoringMode=ua.MonitoringMode.Reporting, RequestedParameters=params)
+
+    def _on_changes(self, changes: list[opcua_publish.Change]) -> None:
+        """The changes of one DataChangeNotification, decoded in bulk (see opcua_publish)."""
         source_ts = self.opts.timestamps == "source"
-        loop = asyncio.get_running_loop()
-        by_nodeid = {ua.NodeId.from_string(nid): pts for nid, pts in self.by_node.items()}
+        by_handle = self.by_handle
+        n_handles = len(by_handle)
+        pending_ts = self._pending_ts
+        pending = self._pending
+        epoch, per_s = opcua_publish.FILETIME_UNIX_EPOCH, opcua_publish.TICKS_PER_S
+        for handle, vtype, value, status, source, server in changes:
+            if handle >= n_handles:
+                continue
+            points = by_handle[handle]
+            if status & 0xC0000000:  # not Good (Uncertain or Bad)
+                name = ua.StatusCode(status).name
+                self._pending_bad += [(p, name) for p in points]
+                continue
+            if vtype == opcua_publish.FLOAT_TYPE:
+                value = float32_value(value)
+            elif vtype == opcua_publish.LOCALIZED_TEXT_TYPE:
+                value = value.Text
+            stamp = (source or server) if source_ts else 0
+            target = pending if not stamp else pending_ts.get((stamp - epoch) / per_s)
+            if target is None:
+                target = pending_ts[(stamp - epoch) / per_s] = []
+            for p in points:
+                target.append((p, value))
+        self._schedule_flush()
+
+    async def _consume(self, sub: Any) -> None:
+        """Changes asyncua decoded itself (when the bulk decoder is not in use), one event each."""
+        source_ts = self.opts.timestamps == "source"
+        by_handle = self.by_handle
         async for event in sub:
             data = getattr(event, "data", None)
             if data is None:
                 continue  # a status change: the keep-alive task watches the connection
-            points = by_nodeid.get(event.node.nodeid)
-            if points is None:
+            item = data.monitored_item
+            if not 0 <= item.ClientHandle < len(by_handle):
                 continue
-            dv = data.monitored_item.Value
+            points = by_handle[item.ClientHandle]
+            dv = item.Value
             problem = status_problem(dv)
             if problem is not None:
                 self._pending_bad += [(p, problem) for p in points]
@@ -188,13 +233,16 @@ class Driver:
                 value = to_number(dv)
                 stamp = (dv.SourceTimestamp or dv.ServerTimestamp) if source_ts else None
                 if stamp is not None:
-                    self._pending_ts.setdefault(stamp, []).extend((p, value) for p in points)
+                    self._pending_ts.setdefault(stamp.timestamp(), []).extend((p, value) for p in points)
                 else:
                     self._pending += [(p, value) for p in points]
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                # Runs once the iterator has drained what the publish response queued.
-                loop.call_soon(self._flush)
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            # Runs once what this publish response brought has been handed over.
+            asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -202,8 +250,7 @@ class Driver:
         now = time.time()
         if self._pending_ts:
             groups, self._pending_ts = self._pending_ts, {}
-            for stamp, values in sorted(groups.items()):
-                ts = stamp.timestamp()
+            for ts, values in sorted(groups.items()):
                 if abs(ts - now) > MAX_CLOCK_SKEW_S:
                     if not self._skew_logged:
                         self._skew_logged = True
