@@ -38,6 +38,26 @@ def test_it_validates_every_engine_with_a_model_that_never_saw_it(
     assert [sorted(sum(folds, [])) for folds in result.folds] == [fd001_slice.unit_ids.tolist()] * 2
 
 
+def test_it_weighs_an_ensemble_on_the_other_folds_only(fd001_slice: RunToFailureData) -> None:
+    # two members: one that knows the capped RUL up to noise, one that always says 60
+    target = np.minimum(fd001_slice.rul(), 125)
+    rows = np.arange(len(fd001_slice))[:, None].astype(np.float64)
+    noise = np.random.default_rng(0).normal(0, 8, len(rows))
+
+    def two_members(x, y, x_new, seed):
+        at = x_new[:, 0].astype(int)
+        return np.column_stack([target[at] + noise[at], np.full(len(at), 60.0)])
+
+    result = run_protocol(fd001_slice, rows, target, two_members, 125.0, seeds=[0, 1], folds=4, cuts=3)
+    for seed in result.per_seed:
+        assert len(seed["weights"]) == 4
+        assert all(w[0] >= 0.8 and abs(sum(w) - 1) < 1e-9 for w in seed["weights"])
+        good, constant = seed["members"]
+        assert seed["rmse"] < constant["rmse"] and seed["rmse"] <= good["rmse"] * 1.05
+    assert result.cut_members.shape == (2 * 3 * SLICE_UNITS, 2)
+    assert [m["rmse"] for m in result.summary["members"]][0] < 15
+
+
 def test_it_cuts_engines_like_the_official_test_set(fd001: RunToFailureData) -> None:
     cuts = cut_like_test_set(fd001, 125.0, seed=4, per_unit=4)
     assert len(cuts) == 4 * len(fd001.unit_ids)

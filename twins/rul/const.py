@@ -97,3 +97,23 @@ REGIME_SIGNAL_PREFIX = "setting_"
 # rows, RATE_STRIDE rows apart.
 RATE_POINTS = 5
 RATE_STRIDE = 5
+
+# The optional 1D-CNN (cnn.py: PyTorch to train, ONNX to serve) over the feature window in blocks
+# of CNN_BLOCK rows (block means), plus the age. Settings from a few runs on one 80/20 split of
+# FD001: 30-row windows overfit (RMSE 19-20 on the held-out engines' test-like rows); 16
+# channels, dropout 0.5, input noise 0.3 sd and 40 epochs did best (14.1; LightGBM 10.9).
+CNN_BLOCK = 5
+CNN_CHANNELS = 16
+CNN_KERNEL = 5
+CNN_HIDDEN = 64
+CNN_DROPOUT = 0.5
+CNN_INPUT_NOISE = 0.3
+CNN_WEIGHT_DECAY = 1e-2
+CNN_EPOCHS = 40
+CNN_BATCH = 256
+CNN_LEARNING_RATE = 3e-3
+# Late predictions (above the truth) weigh this much more in the squared loss (PHM08 is asymmetric).
+CNN_LATE_WEIGHT = 1.0
+CNN_WINDOW_INPUT = "window"
+CNN_AGE_INPUT = "age"
+
