@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from twins.rul import RunToFailureData, TrainedRul, split_units, train_rul
+from twins.rul import RunToFailureData, TrainedRul, phm_score, split_units, train_rul
+from twins.rul.booster import make_booster
 from twins.rul.features import histories_features, rows_features
 from twins.rul.protocol import cut_like_test_set, run_protocol
 from twins.rul.regimes import find_regimes, synthetic_multi_regime
@@ -184,3 +185,17 @@ def test_it_serves_the_features_it_trained_on(
     np.testing.assert_allclose(
         served, at_every_row[[e - 1 for e in ends]], rtol=1e-5, atol=1e-5
     )
+
+
+def test_it_leans_early_when_late_predictions_weigh_more(
+    fd001_slice: RunToFailureData, trained: TrainedRul
+) -> None:
+    # the PHM08 score punishes a late prediction more than an early one: so does the loss
+    features = rows_features(trained.spec, fd001_slice.select_signals(trained.spec.inputs), fd001_slice.unit_bounds())
+    target = np.minimum(fd001_slice.rul(), 125)
+    fit, held = fd001_slice.units <= 30, fd001_slice.units > 30
+    plain = make_booster(60, 0, late_weight=1.0).fit(features[fit], target[fit]).predict(features[held])
+    early = make_booster(60, 0, late_weight=3.0).fit(features[fit], target[fit]).predict(features[held])
+    truth = target[held]
+    assert np.mean(early > truth) < np.mean(plain > truth) - 0.05
+    assert phm_score(early, truth) < phm_score(plain, truth)
