@@ -77,25 +77,21 @@ def main() -> None:
         def cnn(x, y, x_new, seed):
             if ("cnn", seed) not in cache:
                 started = time.process_time()
-                model = fit_cnn(windows[x[:, 0]], age[x[:, 0]], y, cap, seed,
-                                epochs=args.epochs, late_weight=args.late_weight)
+                model = fit_cnn(windows[x[:, 0]], age[x[:, 0]], y, cap, seed, epochs=args.epochs, late_weight=args.late_weight)
                 cache["cnn", seed] = predict_cnn(model, windows[x_new[:, 0]], age[x_new[:, 0]])
                 cpu["cnn"] += time.process_time() - started
                 cache["cnn_model"] = model
             return cache["cnn", seed]
 
         candidates["cnn"] = cnn
-        candidates["lightgbm+cnn"] = lambda x, y, x_new, seed: np.column_stack(
-            [lightgbm(x, y, x_new, seed), cnn(x, y, x_new, seed)]
-        )
+        candidates["lightgbm+cnn"] = lambda x, y, x_new, seed: np.column_stack([lightgbm(x, y, x_new, seed), cnn(x, y, x_new, seed)])
     else:
         log.warning("PyTorch is not installed (pip install -r requirements-train.txt): LightGBM only")
 
     report: dict = {"seeds": len(seeds), "window": spec.window}
     for name, fit_predict in candidates.items():
         summary = run_protocol(data, rows, target, fit_predict, cap, seeds=seeds).summary
-        figures = {k: summary[k] for k in summary if k.split("_sd")[0] in (
-            "rmse", "phm_score", "coverage80", "interval_width_mean")}
+        figures = {k: summary[k] for k in summary if k.split("_sd")[0] in ("rmse", "phm_score", "coverage80", "interval_width_mean")}
         if "members" in summary:
             figures["members"] = summary["members"]
         report[name] = figures
@@ -106,9 +102,7 @@ def main() -> None:
             flush=True,
         )
     fits = len(seeds) * const.PROTOCOL_FOLDS
-    report["cpu_s_per_fit"] = {
-        "lightgbm": round(cpu["lightgbm"] / (2 * fits), 1), **({"cnn": round(cpu["cnn"] / fits, 1)} if cpu["cnn"] else {})
-    }
+    report["cpu_s_per_fit"] = {"lightgbm": round(cpu["lightgbm"] / (2 * fits), 1), **({"cnn": round(cpu["cnn"] / fits, 1)} if cpu["cnn"] else {})}
     print(f"CPU seconds per fit (one thread): {json.dumps(report['cpu_s_per_fit'])}")
     if "cnn_model" in cache:
         import onnxruntime as ort
@@ -117,7 +111,8 @@ def main() -> None:
         options.intra_op_num_threads = 1
         session = ort.InferenceSession(
             cnn_to_onnx(cache["cnn_model"], windows.shape[1], windows.shape[2]),
-            options, providers=["CPUExecutionProvider"],
+            options,
+            providers=["CPUExecutionProvider"],
         )
         feed = {const.CNN_WINDOW_INPUT: windows[:1], const.CNN_AGE_INPUT: np.ascontiguousarray(age[:1])}
         session.run(None, feed)

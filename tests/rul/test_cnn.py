@@ -31,9 +31,7 @@ def cnn_inputs(fd001_slice: RunToFailureData):
 def test_it_serves_the_cnn_in_onnxruntime_as_torch_computes_it(cnn_inputs) -> None:
     data, windows, age, target = cnn_inputs
     model = fit_cnn(windows, age, target, 125.0, seed=3, epochs=2)
-    session = ort.InferenceSession(
-        cnn_to_onnx(model, windows.shape[1], windows.shape[2]), providers=["CPUExecutionProvider"]
-    )
+    session = ort.InferenceSession(cnn_to_onnx(model, windows.shape[1], windows.shape[2]), providers=["CPUExecutionProvider"])
     rows = np.random.default_rng(0).choice(len(windows), 300, replace=False)
     served = session.run(None, {CNN_WINDOW_INPUT: windows[rows], CNN_AGE_INPUT: age[rows]})[0].reshape(-1)
     trained = predict_cnn(model, windows[rows], age[rows])

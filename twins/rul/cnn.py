@@ -36,9 +36,7 @@ def torch_available() -> bool:
     return torch is not None
 
 
-def rows_cnn_windows(
-    z: np.ndarray, bounds: Sequence[tuple[int, int]], width: int, block: int = const.CNN_BLOCK
-) -> np.ndarray:
+def rows_cnn_windows(z: np.ndarray, bounds: Sequence[tuple[int, int]], width: int, block: int = const.CNN_BLOCK) -> np.ndarray:
     """The CNN's ``window`` input at every row of many units (``z`` standardised [rows, S]).
 
     Block means of row windows (the latest row-by-row windows of 30 or 60 rows that papers use
@@ -65,12 +63,16 @@ if torch is not None:
             self.cap = float(cap)  # the net learns RUL / cap, of order 1
             self.age_mean, self.age_scale = float(age_mean), float(age_scale)
             self.conv = nn.Sequential(
-                nn.Conv1d(signals, channels, k, padding=k // 2), nn.ReLU(),
-                nn.Conv1d(channels, channels, k, padding=k // 2), nn.ReLU(),
-                nn.Conv1d(channels, channels, 3, padding=1), nn.ReLU(),
+                nn.Conv1d(signals, channels, k, padding=k // 2),
+                nn.ReLU(),
+                nn.Conv1d(channels, channels, k, padding=k // 2),
+                nn.ReLU(),
+                nn.Conv1d(channels, channels, 3, padding=1),
+                nn.ReLU(),
             )
             self.head = nn.Sequential(
-                nn.Linear(2 * channels + 1, const.CNN_HIDDEN), nn.ReLU(),
+                nn.Linear(2 * channels + 1, const.CNN_HIDDEN),
+                nn.ReLU(),
                 nn.Dropout(const.CNN_DROPOUT),
                 nn.Linear(const.CNN_HIDDEN, 1),
             )
@@ -89,8 +91,14 @@ def asymmetric_loss(predicted, target, late_weight: float, cap: float):
 
 
 def fit_cnn(
-    window: np.ndarray, age: np.ndarray, target: np.ndarray, cap: float, seed: int, *,
-    epochs: int = const.CNN_EPOCHS, late_weight: float = const.CNN_LATE_WEIGHT,
+    window: np.ndarray,
+    age: np.ndarray,
+    target: np.ndarray,
+    cap: float,
+    seed: int,
+    *,
+    epochs: int = const.CNN_EPOCHS,
+    late_weight: float = const.CNN_LATE_WEIGHT,
     on_epoch: Callable[[object], None] | None = None,
 ):
     """A RulCnn fitted on windows [N, steps, S], ages [N, 1] and the capped RUL [N].
@@ -106,13 +114,9 @@ def fit_cnn(
     rng = np.random.default_rng(seed)
     age = np.asarray(age, dtype=np.float32).reshape(-1, 1)
     model = RulCnn(window.shape[2], cap, float(age.mean()), float(age.std()) or 1.0)
-    optimiser = torch.optim.AdamW(
-        model.parameters(), lr=const.CNN_LEARNING_RATE, weight_decay=const.CNN_WEIGHT_DECAY
-    )
+    optimiser = torch.optim.AdamW(model.parameters(), lr=const.CNN_LEARNING_RATE, weight_decay=const.CNN_WEIGHT_DECAY)
     batches = -(-len(window) // const.CNN_BATCH)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=const.CNN_LEARNING_RATE, total_steps=epochs * batches
-    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=const.CNN_LEARNING_RATE, total_steps=epochs * batches)
     x = torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))
     a = torch.from_numpy(age)
     y = torch.from_numpy(np.asarray(target, dtype=np.float32).reshape(-1, 1))
@@ -142,7 +146,9 @@ def predict_cnn(model, window: np.ndarray, age: np.ndarray) -> np.ndarray:
             model(
                 torch.from_numpy(np.ascontiguousarray(window[i : i + 4096], dtype=np.float32)),
                 torch.from_numpy(np.ascontiguousarray(age[i : i + 4096])),
-            ).numpy().reshape(-1)
+            )
+            .numpy()
+            .reshape(-1)
             for i in range(0, len(window), 4096)
         ]
     return np.concatenate(out) if out else np.empty(0)
@@ -153,10 +159,13 @@ def cnn_to_onnx(model, steps: int, signals: int) -> bytes:
     buffer = io.BytesIO()
     example = (torch.zeros(1, steps, signals), torch.zeros(1, 1))
     torch.onnx.export(
-        model, example, buffer,
-        input_names=[const.CNN_WINDOW_INPUT, const.CNN_AGE_INPUT], output_names=["rul"],
+        model,
+        example,
+        buffer,
+        input_names=[const.CNN_WINDOW_INPUT, const.CNN_AGE_INPUT],
+        output_names=["rul"],
         dynamic_axes={const.CNN_WINDOW_INPUT: {0: "n"}, const.CNN_AGE_INPUT: {0: "n"}, "rul": {0: "n"}},
         opset_version=const.ONNX_OPSET,
-        dynamo=False,  # the TorchScript exporter: needs no onnxscript
+        dynamo=False,  # the TorchScript exporter (deprecated): the new one needs onnxscript, not a dependency
     )
     return buffer.getvalue()
