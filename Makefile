@@ -8,7 +8,7 @@ RUNTIME := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed-dev
 PROD_VENV := .venv-prod
 
-.PHONY: demo test test-stack test-timescale venv lint production-check bench-ingest bench-edge bench-rul bench-whatif bench-whatif-engine bench-twins rul-fd001 bench-live bench-rollout bench-abuse bench-faults bench-timescale bench-protocols bench-pages bench-api bench-scaleout screenshots clean
+.PHONY: demo test test-stack test-timescale venv lint production-check bench-ingest bench-edge bench-rul bench-rul-models bench-whatif bench-whatif-engine bench-twins rul-fd001 bench-live bench-rollout bench-abuse bench-faults bench-timescale bench-protocols bench-pages bench-api bench-scaleout screenshots clean
 
 $(RUNTIME): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,11 @@ bench-edge: $(STAMP)
 
 bench-rul: $(STAMP)
 	$(PY) bench/rul.py
+
+# LightGBM against the 1D-CNN and their average under the protocol: needs torch (requirements-train.txt)
+bench-rul-models: $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-train.txt
+	nice -n 10 $(PY) bench/rul_models.py
 
 bench-whatif: $(STAMP)
 	$(PY) bench/whatif.py

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from twins.rul import RunToFailureData, TrainedRul, split_units, train_rul
+from twins.rul import RunToFailureData, TrainedRul, phm_score, split_units, train_rul
+from twins.rul.booster import make_booster
 from twins.rul.features import histories_features, rows_features
 from twins.rul.protocol import cut_like_test_set, run_protocol
 from twins.rul.regimes import find_regimes, synthetic_multi_regime
@@ -36,6 +37,26 @@ def test_it_validates_every_engine_with_a_model_that_never_saw_it(
     assert set(counts[fd001_slice.unit_ids]) == {6}
     assert result.summary["seeds"] == 2 and result.summary["engines"] == SLICE_UNITS
     assert [sorted(sum(folds, [])) for folds in result.folds] == [fd001_slice.unit_ids.tolist()] * 2
+
+
+def test_it_weighs_an_ensemble_on_the_other_folds_only(fd001_slice: RunToFailureData) -> None:
+    # two members: one that knows the capped RUL up to noise, one that always says 60
+    target = np.minimum(fd001_slice.rul(), 125)
+    rows = np.arange(len(fd001_slice))[:, None].astype(np.float64)
+    noise = np.random.default_rng(0).normal(0, 8, len(rows))
+
+    def two_members(x, y, x_new, seed):
+        at = x_new[:, 0].astype(int)
+        return np.column_stack([target[at] + noise[at], np.full(len(at), 60.0)])
+
+    result = run_protocol(fd001_slice, rows, target, two_members, 125.0, seeds=[0, 1], folds=4, cuts=3)
+    for seed in result.per_seed:
+        assert len(seed["weights"]) == 4
+        assert all(w[0] >= 0.8 and abs(sum(w) - 1) < 1e-9 for w in seed["weights"])
+        good, constant = seed["members"]
+        assert seed["rmse"] < constant["rmse"] and seed["rmse"] <= good["rmse"] * 1.05
+    assert result.cut_members.shape == (2 * 3 * SLICE_UNITS, 2)
+    assert [m["rmse"] for m in result.summary["members"]][0] < 15
 
 
 def test_it_cuts_engines_like_the_official_test_set(fd001: RunToFailureData) -> None:
@@ -164,3 +185,17 @@ def test_it_serves_the_features_it_trained_on(
     np.testing.assert_allclose(
         served, at_every_row[[e - 1 for e in ends]], rtol=1e-5, atol=1e-5
     )
+
+
+def test_it_leans_early_when_late_predictions_weigh_more(
+    fd001_slice: RunToFailureData, trained: TrainedRul
+) -> None:
+    # the PHM08 score punishes a late prediction more than an early one: so does the loss
+    features = rows_features(trained.spec, fd001_slice.select_signals(trained.spec.inputs), fd001_slice.unit_bounds())
+    target = np.minimum(fd001_slice.rul(), 125)
+    fit, held = fd001_slice.units <= 30, fd001_slice.units > 30
+    plain = make_booster(60, 0, late_weight=1.0).fit(features[fit], target[fit]).predict(features[held])
+    early = make_booster(60, 0, late_weight=3.0).fit(features[fit], target[fit]).predict(features[held])
+    truth = target[held]
+    assert np.mean(early > truth) < np.mean(plain > truth) - 0.05
+    assert phm_score(early, truth) < phm_score(plain, truth)

@@ -143,6 +143,16 @@ def window_features(
     return np.hstack([by_stat[s] for s in stats]).astype(np.float32)
 
 
+def block_means(windows: np.ndarray, block: int) -> np.ndarray:
+    """[N, W, S] windows -> [N, W // block, S] means of consecutive blocks of ``block`` rows,
+    the latest block last (the CNN's input, ``cnn.py``): the whole window in a fraction of the
+    steps, with the row-to-row noise averaged out."""
+    n, width, s = windows.shape
+    steps = width // block
+    tail = windows[:, width - steps * block :, :]
+    return tail.reshape(n, steps, block, s).mean(axis=2).astype(np.float32)
+
+
 def unit_windows(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
     """Windows ending at every row of one unit's standardised [T, S] values (training)."""
     rows = len(values)

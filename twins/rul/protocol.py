@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import const
-from .conformal import calibrate_normalised
+from .conformal import NormalisedBands, calibrate_normalised
 from .data import RunToFailureData
 from .metrics import coverage, phm_score, rmse
 
@@ -67,6 +67,46 @@ class ProtocolResult:
     cut_predicted: np.ndarray
     cut_true: np.ndarray
     folds: list[list[list]]
+    cut_members: np.ndarray | None = None  # [cuts, M] the members' predictions (clipped to the cap)
+
+
+WEIGHT_STEP = 0.05
+
+
+def choose_weights(members: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Weights (>= 0, summing to 1) of the members' average with the least squared error.
+
+    A grid of WEIGHT_STEP for two members; one member gets weight 1.
+    """
+    m = members.shape[1]
+    if m == 1:
+        return np.ones(1)
+    if m != 2:
+        raise ValueError(f"ensembles of {m} members are not supported (1 or 2)")
+    grid = np.linspace(0.0, 1.0, round(1 / WEIGHT_STEP) + 1)
+    errors = [np.mean((members @ np.array([w, 1 - w]) - true) ** 2) for w in grid]
+    w = float(grid[int(np.argmin(errors))])
+    return np.array([w, 1.0 - w])
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What turns the members' predictions into the served estimate: their weights and the
+    interval, both fitted on out-of-fold cuts."""
+
+    weights: np.ndarray
+    bands: NormalisedBands
+
+    def point(self, members: np.ndarray) -> np.ndarray:
+        return np.asarray(members, dtype=np.float64).reshape(len(members), -1) @ self.weights
+
+
+def fit_calibration(
+    members: np.ndarray, true: np.ndarray, coverage_level: float, offset: float
+) -> Calibration:
+    """Weights and interval from cuts' member predictions [n, M] (clipped) and their true RUL."""
+    weights = choose_weights(members, true)
+    return Calibration(weights, calibrate_normalised(members @ weights, true, coverage_level, offset))
 
 
 FIGURES = ("rmse", "phm_score", "coverage80", "interval_width_mean")
@@ -88,28 +128,38 @@ def run_protocol(
 
     ``fit_predict(train_features, train_target, predict_features, seed)`` fits a model and
     returns its (unclipped) predictions. ``features``/``target`` are every row's (target capped).
+    An ensemble's fit_predict returns [n, M], one column per member. Everything applied to a
+    fold's predictions (the members' weights, the interval) is fitted on the other folds' cuts,
+    never on the fold itself.
     """
     raw = data.rul()
     folds = min(folds, len(data.unit_ids))
     offset = const.CONFORMAL_OFFSET_SHARE * cap
-    per_seed, all_pred, all_true, all_folds = [], [], [], []
+    per_seed, all_pred, all_true, all_folds, all_members = [], [], [], [], []
     for seed in seeds:
         groups = unit_folds(data.unit_ids, folds, seed)
         cut = cut_like_test_set(data, cap, seed, cuts)
         cut_fold = np.empty(len(cut), dtype=np.int64)
-        pred = np.empty(len(cut))
+        members = None
         for k, group in enumerate(groups):
             held_rows = np.isin(data.units, group)
             mine = np.isin(data.units[cut], group)
             cut_fold[mine] = k
-            pred[mine] = fit_predict(features[~held_rows], target[~held_rows], features[cut[mine]], seed * 101 + k)
-        pred = np.clip(pred, 0.0, cap)
+            out = np.asarray(fit_predict(features[~held_rows], target[~held_rows], features[cut[mine]], seed * 101 + k))
+            out = out.reshape(int(mine.sum()), -1)
+            if members is None:
+                members = np.empty((len(cut), out.shape[1]))
+            members[mine] = out
+        members = np.clip(members, 0.0, cap)
         true = raw[cut]
-        low, high = np.empty(len(cut)), np.empty(len(cut))
+        pred, low, high = np.empty(len(cut)), np.empty(len(cut)), np.empty(len(cut))
+        weights = []
         for k in range(len(groups)):
             mine = cut_fold == k
-            bands = calibrate_normalised(pred[~mine], true[~mine], coverage_level, offset)
-            low[mine], high[mine] = bands.interval(pred[mine])
+            calibration = fit_calibration(members[~mine], true[~mine], coverage_level, offset)
+            pred[mine] = calibration.point(members[mine])
+            low[mine], high[mine] = calibration.bands.interval(pred[mine])
+            weights.append(calibration.weights.round(3).tolist())
         low = np.maximum(low, 0.0)
         per_seed.append({
             "seed": int(seed),
@@ -117,7 +167,15 @@ def run_protocol(
             "phm_score": round(phm_score(pred, true) / cuts, 4),
             "coverage80": round(coverage(low, high, true), 4),
             "interval_width_mean": round(float(np.mean(high - low)), 4),
+            **({
+                "weights": weights,
+                "members": [
+                    {"rmse": round(rmse(col, true), 4), "phm_score": round(phm_score(col, true) / cuts, 4)}
+                    for col in members.T
+                ],
+            } if members.shape[1] > 1 else {}),
         })
+        all_members.append(members)
         all_pred.append(pred)
         all_true.append(true)
         all_folds.append([g.tolist() for g in groups])
@@ -137,4 +195,15 @@ def run_protocol(
             f"{const.CUT_RUL_LOW_SHARE:.0%}..{const.CUT_RUL_HIGH_SHARE:.0%} of the cap, as 7..145 cycles at C-MAPSS's 125); figures = mean and sd over seeds, against the uncapped true RUL"
         ),
     })
-    return ProtocolResult(per_seed, summary, np.concatenate(all_pred), np.concatenate(all_true), all_folds)
+    if per_seed and "members" in per_seed[0]:
+        summary["members"] = [
+            {
+                name: round(float(np.mean([s["members"][i][name] for s in per_seed])), 4)
+                for name in ("rmse", "phm_score")
+            }
+            for i in range(len(per_seed[0]["members"]))
+        ]
+    return ProtocolResult(
+        per_seed, summary, np.concatenate(all_pred), np.concatenate(all_true), all_folds,
+        np.concatenate(all_members),
+    )

@@ -7,11 +7,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import lightgbm as lgb
 import numpy as np
 
 from . import const
-from .booster import describe, make_booster
+from .booster import RulBooster, describe, make_booster
 from .conformal import NormalisedBands, calibrate_normalised
 from .data import RunToFailureData
 from .features import FeatureSpec, rows_features
@@ -25,7 +24,7 @@ log = logging.getLogger(__name__)
 class TrainedRul:
     """A fitted model with everything needed to serve it and the evidence of how good it is."""
 
-    estimator: lgb.LGBMRegressor
+    estimator: RulBooster
     spec: FeatureSpec
     bands: NormalisedBands
     cap: float
@@ -98,13 +97,13 @@ def detect_regimes(data: RunToFailureData, regime_signals: Sequence[str] | None,
     return regimes
 
 
-def fit_predict(n_estimators: int):
+def fit_predict(n_estimators: int, late_weight: float = const.LATE_WEIGHT):
     """fit_predict(train X, train y, X to predict, seed) for the validation protocol."""
 
     def run(x: np.ndarray, y: np.ndarray, x_new: np.ndarray, seed: int) -> np.ndarray:
         if len(x_new) == 0:
             return np.empty(0)
-        return make_booster(n_estimators, seed).fit(x, y).predict(x_new)
+        return make_booster(n_estimators, seed, late_weight).fit(x, y).predict(x_new)
 
     return run
 
@@ -122,6 +121,7 @@ def train_rul(
     protocol_cuts: int = const.PROTOCOL_CUTS,
     regime_signals: Sequence[str] | None = None,
     coverage: float = const.INTERVAL_COVERAGE,
+    late_weight: float = const.LATE_WEIGHT,
 ) -> TrainedRul:
     """Fit LightGBM on windowed features of every unit, with a normalised conformal 80% interval.
 
@@ -132,7 +132,8 @@ def train_rul(
     every unit. ``signals`` defaults to an automatic choice (see ``choose_signals``);
     ``regime_signals`` (default: signals named setting_*) are clustered into operating regimes,
     and with more than one regime the sensors are standardised per regime (the settings become
-    inputs of the model, not features).
+    inputs of the model, not features). ``late_weight``: how much heavier late predictions
+    weigh in the loss (``booster.AsymmetricSquaredError``).
     """
     started, cpu_started = time.perf_counter(), time.process_time()
     if len(histories.unit_ids) < 2:
@@ -154,14 +155,13 @@ def train_rul(
 
     seeds = [seed + i for i in range(max(1, protocol_seeds))]
     result = run_protocol(
-        histories, features, target, fit_predict(n_estimators), cap,
+        histories, features, target, fit_predict(n_estimators, late_weight), cap,
         seeds=seeds, folds=protocol_folds, cuts=protocol_cuts, coverage_level=coverage,
     )
     bands = calibrate_normalised(
         result.cut_predicted, result.cut_true, coverage, const.CONFORMAL_OFFSET_SHARE * cap
     )
-    estimator = make_booster(n_estimators, seed)
-    estimator.fit(features, target)
+    estimator = make_booster(n_estimators, seed, late_weight).fit(features, target)
 
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started
@@ -188,7 +188,7 @@ def train_rul(
             "seed": seed,
             "seconds": round(seconds, 2),
             "cpu_seconds": round(cpu_seconds, 2),
-            "model": describe(n_estimators),
+            "model": describe(n_estimators, late_weight),
             "interval": (
                 "normalised conformal (width grows with the predicted RUL), calibrated on "
                 f"{len(result.cut_true)} out-of-fold test-like cuts"
