@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -28,13 +29,73 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(native_id: int) -> float:
+    """CPU seconds (user + system) of one live thread of this process, from /proc."""
+    try:
+        fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of another process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def cpu_by_role(httpd: object, fleets: list) -> dict[str, float]:
+    """This process's CPU seconds so far, split by who spent them: the platform's web requests,
+    the rollout listener (its loop, its MQTT client and the driver's database work), the simulated
+    fleet (deploy pool and its MQTT client), and the rest (the bench's polling, jitter timers)."""
+    roles = {"web": float(getattr(httpd, "cpu_seconds", 0.0)), "listener": 0.0, "fleet": 0.0}
+    for t in threading.enumerate():
+        if t.native_id is None:
+            continue
+        if t.name == "rollout-listener" or t.name.startswith("paho-mqtt-client-aiot-rollouts"):
+            roles["listener"] += thread_cpu(t.native_id)
+        elif t.name.startswith(("sim-deploy", "paho-mqtt-client-sim-deploy")):
+            roles["fleet"] += thread_cpu(t.native_id)
+    times = os.times()
+    own = times.user + times.system
+    roles["other"] = own - roles["web"] - roles["listener"] - roles["fleet"]
+    # Fleet processes (--fleet-processes >= 1): their own CPU, not this process's.
+    roles["fleet"] += sum(process_cpu(f.process.pid) for f in fleets if hasattr(f, "process"))
+    roles["platform"] = roles["web"] + roles["listener"]
+    roles["total"] = own + sum(process_cpu(f.process.pid) for f in fleets if hasattr(f, "process"))
+    return roles
+
+
+def fleet_summary(fleets: list) -> tuple[dict[str, int], int]:
+    """Nodes on each version and nodes deploying right now, over every fleet."""
+    versions: dict[str, int] = {}
+    busy = 0
+    for f in fleets:
+        s = f.summary()
+        busy += s["busy"]
+        for v, n in s["versions"].items():
+            versions[v] = versions.get(v, 0) + n
+    return versions, busy
+
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=500)
-    parser.add_argument("--max-concurrent", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=24, help="deploy threads shared by the simulated nodes")
+    parser.add_argument("--max-concurrent", type=int, default=16, help="the first wave (ROLLOUT_MAX_CONCURRENT)")
+    parser.add_argument("--max-concurrent-share", type=float, default=0.05,
+                        help="the in-flight window grows up to this share of the fleet (ROLLOUT_MAX_CONCURRENT_SHARE)")
+    parser.add_argument("--workers", type=int, default=24, help="deploy threads of each fleet process")
+    parser.add_argument("--fleet-processes", type=int, default=1,
+                        help="processes the simulated nodes are spread over (0: in the platform's own process)")
+    parser.add_argument("--web-threads", type=int, default=16,
+                        help="request threads of the platform's server (0: a new thread per request)")
     parser.add_argument("--canary-share", type=float, default=0.02)
     parser.add_argument("--timeout", type=float, default=180.0, help="give up after this many seconds")
     args = parser.parse_args(argv)
@@ -42,10 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-rollout-"))
     os.environ.update({"AIOT_VAR_DIR": str(work / "var"), "DATABASE_URL": f"sqlite:///{work / 'db.sqlite3'}",
                        "ROLLOUT_MAX_CONCURRENT": str(args.max_concurrent), "ROLLOUT_JITTER_S": "0.2",
+                       "ROLLOUT_MAX_CONCURRENT_SHARE": str(args.max_concurrent_share),
                        "ROLLOUT_STEP_INTERVAL_S": "0.2", "MODEL_SIGNING_KEY_FILE": "", "LOG_LEVEL": "WARNING",
                        "REDIS_URL": "", "DJANGO_SETTINGS_MODULE": "web.settings"})
     mqtt_url = os.environ.get("MQTT_TEST_URL", "mqtt://127.0.0.1:1883")
-    fleet = listener_client = httpd = None
+    fleets: list = []
+    listener_client = httpd = None
     stop = threading.Event()
     try:
         import django
@@ -58,10 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         from bench.wsgi_server import serve_platform
 
         call_command("migrate", verbosity=0)
-        from edge_node.agent.deploy_sim import SimDeployFleet
+        from edge_node.agent.deploy_sim import FleetProcess, SimDeployFleet
         from edge_node.models import EdgeNode
         from edge_node.rollouts import const
         from edge_node.rollouts.actions import approve_rollout, propose_rollout
+        from edge_node.rollouts.driver import in_flight_limit
         from edge_node.rollouts.listener import RolloutListener
         from edge_node.rollouts.models import Rollout, RolloutNode
         from edge_node.rollouts.mqtt_client import PlatformMqtt
@@ -72,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         from tests.rollouts.models_for_tests import write_anomaly_model
         from twins.models import Site
 
-        httpd = serve_platform()
+        httpd = serve_platform(threads=args.web_threads)
         platform_url = f"http://127.0.0.1:{httpd.server_port}"
         settings.PLATFORM_PUBLIC_URL = platform_url
 
@@ -94,34 +158,47 @@ def main(argv: list[str] | None = None) -> int:
             u.groups.add(admin)
 
         t_setup = time.perf_counter()
-        fleet = SimDeployFleet(mqtt_url, platform_url, public_key_pem(), secrets, old_dir, work / "nodes", workers=args.workers).start()
-        print(f"{args.nodes} simulated nodes on {model.name}@1 ready in {time.perf_counter() - t_setup:.1f} s")
+        if args.fleet_processes <= 0:
+            fleets.append(SimDeployFleet(mqtt_url, platform_url, public_key_pem(), secrets, old_dir, work / "nodes",
+                                         workers=args.workers).start())
+        else:
+            ids = sorted(secrets)
+            for k in range(args.fleet_processes):
+                share = {n: secrets[n] for n in ids[k::args.fleet_processes]}
+                fleets.append(FleetProcess(mqtt_url, platform_url, public_key_pem(), share, old_dir, work / f"nodes-{k}",
+                                           workers=args.workers))
+            for f in fleets:
+                f.start()
+        print(f"{args.nodes} simulated nodes on {model.name}@1 ready in {time.perf_counter() - t_setup:.1f} s "
+              f"({'in this process' if args.fleet_processes <= 0 else f'{args.fleet_processes} fleet process(es)'})")
         listener_client = PlatformMqtt(mqtt_url, subscribe=True).start()
         listener = RolloutListener(listener_client, step_interval_s=0.2)
-        threading.Thread(target=listener.run, args=(stop,), daemon=True).start()
+        threading.Thread(target=listener.run, args=(stop,), name="rollout-listener", daemon=True).start()
 
         rollout = propose_rollout(proposer, model, site=site, canary_share=args.canary_share, max_p99_latency_ms=50.0,
                                   min_agreement=0.8)
         gauge.reset()
+        allowed = in_flight_limit(args.nodes, args.nodes)  # the widest the window may grow
+        cpu0 = cpu_by_role(httpd, fleets)
         t0 = time.perf_counter()
         approve_rollout(approver, rollout)
         deadline = t0 + args.timeout
         seconds_to_all = None
         canary_done = None
-        peak_deploying = 0  # nodes between taking the command and their final ack, sampled every 50 ms
+        peak_deploying = 0  # nodes between taking the command and their final ack, sampled every 100 ms
         while time.perf_counter() < deadline:
-            peak_deploying = max(peak_deploying, sum(1 for n in fleet.nodes.values() if n.manager.busy > 0))
-            versions = fleet.versions()
+            versions, busy = fleet_summary(fleets)
+            peak_deploying = max(peak_deploying, busy)
             if canary_done is None and Rollout.objects.get(pk=rollout.pk).state in (const.PROMOTING, const.DONE):
                 canary_done = time.perf_counter() - t0
-            if all(v == "2" for v in versions.values()):
+            if versions.get("2", 0) == args.nodes:
                 seconds_to_all = time.perf_counter() - t0
                 break
             if Rollout.objects.get(pk=rollout.pk).state in (const.DONE, const.ROLLED_BACK):
                 break  # finished with some nodes kept on the old model (a tolerated gate failure), or rolled back
-            time.sleep(0.05)
-        versions = fleet.versions()
-        left = sum(1 for v in versions.values() if v != "2")
+            time.sleep(0.1)
+        versions, _busy = fleet_summary(fleets)
+        left = args.nodes - versions.get("2", 0)
         # The rollout turns "done" on the driver's next step after the last ack.
         done_at = None
         while time.perf_counter() < deadline:
@@ -130,25 +207,30 @@ def main(argv: list[str] | None = None) -> int:
                 break
             time.sleep(0.05)
         state = Rollout.objects.get(pk=rollout.pk).state
+        cpu1 = cpu_by_role(httpd, fleets)
+        cpu_ms_per_node = {role: round((cpu1[role] - cpu0[role]) * 1000.0 / args.nodes, 2) for role in cpu1}
         failed = list(RolloutNode.objects.filter(rollout=rollout, state=const.N_FAILED).values_list("node__node_id", "reason", "detail")[:5])
         if failed:
             print(f"nodes that kept the old model (first 5): {failed}")
-        print(f"canary ({max(1, round(args.canary_share * args.nodes))} nodes) passed after {canary_done if canary_done is None else round(canary_done, 2)} s")
+        print(f"canary ({max(1, math.ceil(args.canary_share * args.nodes))} nodes) passed after {canary_done if canary_done is None else round(canary_done, 2)} s")
         print(f"all {args.nodes} nodes on the new version after {seconds_to_all if seconds_to_all is None else round(seconds_to_all, 2)} s "
               f"(rollout {state} after {done_at if done_at is None else round(done_at, 2)} s); left on the old version: {left}")
-        print(f"downloads served: {gauge.total}; peak concurrent {gauge.peak} (allowed {args.max_concurrent}); "
+        print(f"downloads served: {gauge.total}; peak concurrent {gauge.peak} (allowed {allowed}); "
               f"acks handled {listener.acks}, listener failures {listener.failures}; "
               f"most nodes deploying at once (sampled) {peak_deploying}")
+        print(f"CPU ms per node from approval to done (load average {os.getloadavg()[0]:.1f}): {cpu_ms_per_node}")
         print(json.dumps({"nodes": args.nodes, "seconds_to_all": None if seconds_to_all is None else round(seconds_to_all, 2),
-                          "peak_concurrent_downloads": gauge.peak, "max_concurrent_allowed": args.max_concurrent,
+                          "peak_concurrent_downloads": gauge.peak, "max_concurrent_allowed": allowed,
                           "left_on_old": left, "canary_seconds": None if canary_done is None else round(canary_done, 2),
                           "rollout_state": state, "downloads": gauge.total,
-                          "peak_nodes_deploying": peak_deploying}))
+                          "peak_nodes_deploying": peak_deploying, "cpu_ms_per_node": cpu_ms_per_node,
+                          "load_average": round(os.getloadavg()[0], 1),
+                          "fleet_processes": args.fleet_processes, "web_threads": args.web_threads}))
         return 0 if left == 0 else 1
     finally:
         stop.set()
-        if fleet is not None:
-            fleet.stop()
+        for f in fleets:
+            f.stop()
         if listener_client is not None:
             listener_client.stop()
         if httpd is not None:

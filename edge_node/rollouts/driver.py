@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -309,10 +309,24 @@ def record_acks(acks: list[tuple[str, dict[str, Any]]]) -> list[RolloutNode]:
         if _apply_ack(rn, ack, now):
             changed[rn.pk] = rn
     if changed:
-        with transaction.atomic():
-            RolloutNode.objects.bulk_update(list(changed.values()), ["state", "detail", "reason", "report", "gate_failed", "updated_at"],
-                                            batch_size=200)
+        _write_acked(list(changed.values()))
     return list(changed.values())
+
+
+_ACKED_FIELDS = ("state", "detail", "reason", "report", "gate_failed", "updated_at")
+
+
+def _write_acked(rows: list[RolloutNode]) -> None:
+    """One parameterised UPDATE run for every row (executemany) in one transaction: Django's
+    bulk_update builds a CASE expression per field and row, which cost more than the acks."""
+    meta = RolloutNode._meta
+    fields = [meta.get_field(name) for name in _ACKED_FIELDS]
+    qn = connection.ops.quote_name
+    sql = (f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in fields)} "
+           f"WHERE {qn(meta.pk.column)} = %s")
+    params = [[f.get_db_prep_save(getattr(rn, f.attname), connection) for f in fields] + [rn.pk] for rn in rows]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def record_ack(node_id: str, ack: dict[str, Any]) -> RolloutNode | None:
