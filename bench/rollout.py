@@ -19,6 +19,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -50,7 +51,7 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def cpu_by_role(httpd: object, fleets: list) -> dict[str, float]:
+def cpu_by_role(httpd: object, fleets: list, listener_proc: subprocess.Popen | None) -> dict[str, float]:
     """This process's CPU seconds so far, split by who spent them: the platform's web requests,
     the rollout listener (its loop, its MQTT client and the driver's database work), the simulated
     fleet (deploy pool and its MQTT client), and the rest (the bench's polling, jitter timers)."""
@@ -67,8 +68,12 @@ def cpu_by_role(httpd: object, fleets: list) -> dict[str, float]:
     roles["other"] = own - roles["web"] - roles["listener"] - roles["fleet"]
     # Fleet processes (--fleet-processes >= 1): their own CPU, not this process's.
     roles["fleet"] += sum(process_cpu(f.process.pid) for f in fleets if hasattr(f, "process"))
+    others = sum(process_cpu(f.process.pid) for f in fleets if hasattr(f, "process"))
+    if listener_proc is not None:  # --listener process: its own CPU
+        roles["listener"] += process_cpu(listener_proc.pid)
+        others += process_cpu(listener_proc.pid)
     roles["platform"] = roles["web"] + roles["listener"]
-    roles["total"] = own + sum(process_cpu(f.process.pid) for f in fleets if hasattr(f, "process"))
+    roles["total"] = own + others
     return roles
 
 
@@ -94,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=24, help="deploy threads of each fleet process")
     parser.add_argument("--fleet-processes", type=int, default=1,
                         help="processes the simulated nodes are spread over (0: in the platform's own process)")
+    parser.add_argument("--listener", choices=("process", "thread"), default="process",
+                        help="the rollout listener as its own process (manage.py rollout_listener, as deployed) or a thread here")
     parser.add_argument("--web-threads", type=int, default=16,
                         help="request threads of the platform's server (0: a new thread per request)")
     parser.add_argument("--canary-share", type=float, default=0.02)
@@ -108,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                        "REDIS_URL": "", "DJANGO_SETTINGS_MODULE": "web.settings"})
     mqtt_url = os.environ.get("MQTT_TEST_URL", "mqtt://127.0.0.1:1883")
     fleets: list = []
-    listener_client = httpd = None
+    listener_client = httpd = listener_proc = None
     stop = threading.Event()
     try:
         import django
@@ -171,15 +178,23 @@ def main(argv: list[str] | None = None) -> int:
                 f.start()
         print(f"{args.nodes} simulated nodes on {model.name}@1 ready in {time.perf_counter() - t_setup:.1f} s "
               f"({'in this process' if args.fleet_processes <= 0 else f'{args.fleet_processes} fleet process(es)'})")
-        listener_client = PlatformMqtt(mqtt_url, subscribe=True).start()
-        listener = RolloutListener(listener_client, step_interval_s=0.2)
-        threading.Thread(target=listener.run, args=(stop,), name="rollout-listener", daemon=True).start()
+        listener = None
+        if args.listener == "thread":
+            listener_client = PlatformMqtt(mqtt_url, subscribe=True).start()
+            listener = RolloutListener(listener_client, step_interval_s=0.2)
+            threading.Thread(target=listener.run, args=(stop,), name="rollout-listener", daemon=True).start()
+        else:
+            listener_proc = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "rollout_listener", "--mqtt-url", mqtt_url],
+                                             env={**os.environ, "PLATFORM_PUBLIC_URL": platform_url}, cwd=ROOT,
+                                             stdout=subprocess.PIPE, text=True)
+            if listener_proc.stdout.readline().strip() != "rollout listener running":
+                raise SystemExit("the rollout listener did not start")
 
         rollout = propose_rollout(proposer, model, site=site, canary_share=args.canary_share, max_p99_latency_ms=50.0,
                                   min_agreement=0.8)
         gauge.reset()
         allowed = in_flight_limit(args.nodes, args.nodes)  # the widest the window may grow
-        cpu0 = cpu_by_role(httpd, fleets)
+        cpu0 = cpu_by_role(httpd, fleets, listener_proc)
         t0 = time.perf_counter()
         approve_rollout(approver, rollout)
         deadline = t0 + args.timeout
@@ -207,8 +222,12 @@ def main(argv: list[str] | None = None) -> int:
                 break
             time.sleep(0.05)
         state = Rollout.objects.get(pk=rollout.pk).state
-        cpu1 = cpu_by_role(httpd, fleets)
+        cpu1 = cpu_by_role(httpd, fleets, listener_proc)
         cpu_ms_per_node = {role: round((cpu1[role] - cpu0[role]) * 1000.0 / args.nodes, 2) for role in cpu1}
+        spans = sorted((u - s).total_seconds() for s, u in RolloutNode.objects.filter(rollout=rollout, sent_at__isnull=False)
+                       .values_list("sent_at", "updated_at"))
+        node_seconds = {"median": round(spans[len(spans) // 2], 3), "p90": round(spans[int(len(spans) * 0.9)], 3),
+                        "mean_in_flight": round(sum(spans) / max(seconds_to_all or 1e-9, 1e-9), 1)} if spans else {}
         failed = list(RolloutNode.objects.filter(rollout=rollout, state=const.N_FAILED).values_list("node__node_id", "reason", "detail")[:5])
         if failed:
             print(f"nodes that kept the old model (first 5): {failed}")
@@ -216,14 +235,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"all {args.nodes} nodes on the new version after {seconds_to_all if seconds_to_all is None else round(seconds_to_all, 2)} s "
               f"(rollout {state} after {done_at if done_at is None else round(done_at, 2)} s); left on the old version: {left}")
         print(f"downloads served: {gauge.total}; peak concurrent {gauge.peak} (allowed {allowed}); "
-              f"acks handled {listener.acks}, listener failures {listener.failures}; "
-              f"most nodes deploying at once (sampled) {peak_deploying}")
+              + (f"acks handled {listener.acks}, listener failures {listener.failures}; " if listener else "")
+              + f"most nodes deploying at once (sampled) {peak_deploying}")
+        print(f"command -> final reply per node, seconds: {node_seconds}")
         print(f"CPU ms per node from approval to done (load average {os.getloadavg()[0]:.1f}): {cpu_ms_per_node}")
         print(json.dumps({"nodes": args.nodes, "seconds_to_all": None if seconds_to_all is None else round(seconds_to_all, 2),
                           "peak_concurrent_downloads": gauge.peak, "max_concurrent_allowed": allowed,
                           "left_on_old": left, "canary_seconds": None if canary_done is None else round(canary_done, 2),
                           "rollout_state": state, "downloads": gauge.total,
-                          "peak_nodes_deploying": peak_deploying, "cpu_ms_per_node": cpu_ms_per_node,
+                          "peak_nodes_deploying": peak_deploying, "node_seconds": node_seconds, "cpu_ms_per_node": cpu_ms_per_node,
                           "load_average": round(os.getloadavg()[0], 1),
                           "fleet_processes": args.fleet_processes, "web_threads": args.web_threads}))
         return 0 if left == 0 else 1
@@ -233,6 +253,12 @@ def main(argv: list[str] | None = None) -> int:
             f.stop()
         if listener_client is not None:
             listener_client.stop()
+        if listener_proc is not None:
+            listener_proc.terminate()  # SIGTERM: the command stops cleanly
+            try:
+                listener_proc.wait(15)
+            except subprocess.TimeoutExpired:
+                listener_proc.kill()
         if httpd is not None:
             httpd.shutdown()
             httpd.server_close()

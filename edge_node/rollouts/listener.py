@@ -76,7 +76,11 @@ class RolloutListener:
             self._dirty = False
             self._last_step = now
             self._next_step = now + self.step_interval_s
-            found = driver.step_active(self.mqtt.publish) > 0 or found
+            found = driver.step_active(self.mqtt.publish_later) > 0 or found
+            late = self.mqtt.flush()
+            if late:
+                log.warning("rollout listener: %d command(s) without the broker's PUBACK within 10 s (first: %s); "
+                            "the client sends them again after a reconnect", len(late), late[0])
         return found
 
     def _record_acks(self, acks: list[tuple[str, dict]]) -> bool:
