@@ -144,28 +144,52 @@ def _send_deploys(rollout: Rollout, candidates: Q, publish: Publish, now: Any) -
     rollout.nodes.filter(candidates, state=const.N_PENDING, node__online=False).update(state=const.N_OFFLINE, updated_at=now)
     if room <= 0:
         return 0
+    waiting = list(rollout.nodes.filter(candidates, state__in=const.WAITING_STATES, node__online=True).select_related("node")
+                   .order_by("-canary", "node__node_id")[:room])
+    claimed = _claim(rollout, waiting, now)  # first (only one driver sends a node its command), then publish
     sent = 0
-    waiting = (rollout.nodes.filter(candidates, state__in=const.WAITING_STATES, node__online=True).select_related("node")
-               .order_by("-canary", "node__node_id")[:room])
-    for rn in waiting:
-        attempt = rn.attempts + 1
-        command_id = f"ro{rollout.pk}-n{rn.node_id}-d{attempt}"
-        previous = str((rn.node.status.get("versions") or {}).get(f"model:{rollout.model.name}", ""))
-        # Claim the row first (only one driver sends it), then publish.
-        claimed = RolloutNode.objects.filter(pk=rn.pk, state=rn.state).update(
-            state=const.N_SENT, command_id=command_id, sent_at=now, attempts=attempt, previous_version=previous[:64],
-            reason="", detail="", gate_failed=False, updated_at=now)
-        if not claimed:
-            continue
-        rn.command_id, rn.previous_version = command_id, previous
+    for i, (rn, _waited_in) in enumerate(claimed):
         try:
             publish(rn.node.node_id, deploy_command(rollout, rn))
         except OSError as exc:
             log.warning("rollout %s: deploy to %s not published: %s", rollout.pk, rn.node.node_id, exc)
-            RolloutNode.objects.filter(pk=rn.pk, state=const.N_SENT).update(state=rn.state, detail=f"publish failed: {exc}"[:500])
+            for rest, state in claimed[i:]:  # this node and the ones after it wait for the next step
+                RolloutNode.objects.filter(pk=rest.pk, state=const.N_SENT).update(state=state, detail=f"publish failed: {exc}"[:500])
             break
         sent += 1
     return sent
+
+
+_CLAIM_FIELDS = ("state", "command_id", "sent_at", "attempts", "previous_version", "reason", "detail", "gate_failed", "updated_at")
+
+
+def _claim(rollout: Rollout, waiting: list[RolloutNode], now: Any) -> list[tuple[RolloutNode, str]]:
+    """Move waiting nodes to ``sent`` with their new command ids, each only if it is still in the
+    state it was read in (another driver may have claimed it): one executemany for them all.
+    Returns (node, the state it waited in) for every row this call claimed."""
+    if not waiting:
+        return []
+    before = {rn.pk: rn.state for rn in waiting}
+    for rn in waiting:
+        rn.attempts += 1
+        rn.command_id = f"ro{rollout.pk}-n{rn.node_id}-d{rn.attempts}"
+        rn.previous_version = str((rn.node.status.get("versions") or {}).get(f"model:{rollout.model.name}", ""))[:64]
+        rn.state, rn.sent_at, rn.reason, rn.detail, rn.gate_failed, rn.updated_at = const.N_SENT, now, "", "", False, now
+    meta = RolloutNode._meta
+    fields = [meta.get_field(name) for name in _CLAIM_FIELDS]
+    state_col = connection.ops.quote_name(meta.get_field("state").column)
+    qn = connection.ops.quote_name
+    sql = (f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in fields)} "
+           f"WHERE {qn(meta.pk.column)} = %s AND {state_col} = %s")
+    params = [[f.get_db_prep_save(getattr(rn, f.attname), connection) for f in fields] + [rn.pk, before[rn.pk]] for rn in waiting]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+        won = cursor.rowcount
+    if won != len(waiting):  # lost some rows to another driver: keep only the ones stamped by this call
+        ours = set(RolloutNode.objects.filter(pk__in=list(before), state=const.N_SENT, sent_at=now,
+                                              command_id__in=[rn.command_id for rn in waiting]).values_list("pk", flat=True))
+        waiting = [rn for rn in waiting if rn.pk in ours]
+    return [(rn, before[rn.pk]) for rn in waiting]
 
 
 def _send_rollbacks(rollout: Rollout, publish: Publish, now: Any) -> int:

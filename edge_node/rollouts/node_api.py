@@ -88,7 +88,7 @@ def download_artifact(request: HttpRequest, model_id: int) -> HttpResponse:
         response = JsonResponse({"error": "node credentials required"}, status=401)
         response["WWW-Authenticate"] = 'Basic realm="aiot-models"'
         return response
-    model = ModelArtifact.objects.filter(pk=model_id).first()
+    model = next(iter(ModelArtifact.objects.filter(pk=model_id).order_by()[:1]), None)
     allowed = model is not None and RolloutNode.objects.filter(
         node=node, rollout__model=model, rollout__state__in=(const.CANARY, const.PROMOTING, const.DONE)).exists()
     if not allowed:

@@ -110,3 +110,20 @@ def test_a_switched_node_over_the_ceiling_counts_as_a_gate_failure_and_rolls_the
     assert "health gate failed on 1 of 2 judged nodes" in reason and "p99 80.00 ms > 50 ms" in reason
     assert rollbacks == ["rollback", "rollback"]  # both switched nodes are told to go back
     assert set(RolloutNode.objects.filter(rollout=rollout, canary=False).values_list("state", flat=True)) == {const.N_NOT_SENT}
+
+
+def test_a_node_another_driver_claimed_meanwhile_is_not_sent_twice(fleet, admin_user, second_admin,
+                                                                  django_capture_on_commit_callbacks):
+    from django.utils import timezone
+
+    rollout = _approved(fleet, admin_user, second_admin, django_capture_on_commit_callbacks, canary_share=0.1)
+    Rollout.objects.filter(pk=rollout.pk).update(state=const.PROMOTING)
+    rollout.refresh_from_db()
+    waiting = list(RolloutNode.objects.filter(rollout=rollout).select_related("node").order_by("node__node_id")[:3])
+    # The Celery task's step got to the second node first.
+    RolloutNode.objects.filter(pk=waiting[1].pk).update(state=const.N_SENT, command_id="other-driver", attempts=1)
+    claimed = driver._claim(rollout, waiting, timezone.now())
+    assert [rn.pk for rn, _ in claimed] == [waiting[0].pk, waiting[2].pk]
+    assert RolloutNode.objects.get(pk=waiting[1].pk).command_id == "other-driver"
+    rows = RolloutNode.objects.filter(pk__in=[waiting[0].pk, waiting[2].pk])
+    assert {(rn.state, rn.attempts, rn.command_id.endswith("-d1")) for rn in rows} == {(const.N_SENT, 1, True)}
