@@ -1,15 +1,20 @@
-"""Rollout benchmark: 500 simulated nodes take a signed model through canary and promotion.
+"""Rollout benchmark: simulated nodes (500 by default; ``--nodes 5000``) take a signed model through canary and promotion.
 
-Run from the repository root: ``.venv/bin/python bench/rollout.py`` (needs the broker at
+Run from the repository root: ``.venv/bin/python bench/rollout.py [--nodes 5000]`` (needs the broker at
 $MQTT_TEST_URL, default mqtt://127.0.0.1:1883). Prints its figures; the last line is JSON.
 
 Everything is real except the gateways' hardware: a throwaway SQLite database and VAR_DIR, the
-platform's Django app behind a threaded WSGI server (node-authenticated artifact downloads, scrypt
-per request), the rollout listener over MQTT with the platform account, and 500 simulated nodes
-in one process (edge_node.agent.deploy_sim: each node its own models dir and the agent's
-DeployManager: download, size + SHA-256 + Ed25519 check, fsynced install, shadow run on live
-windows, gated atomic switch). Measured: seconds from approval to every node running the new
-version, and the most downloads the server served at once (must stay <= ROLLOUT_MAX_CONCURRENT).
+platform's Django app behind a WSGI server with a pool of request threads (node-authenticated
+artifact downloads, the keyed HMAC check per request), the rollout listener as its own process
+(``manage.py rollout_listener``, as deployed) over MQTT with the platform account, and the
+simulated nodes in their own process (edge_node.agent.deploy_sim.FleetProcess: each node its own
+models dir and the agent's DeployManager: download, size + SHA-256 + Ed25519 check, fsynced
+install, shadow run on live windows, gated atomic switch). ``--fleet-processes 0 --listener thread
+--web-threads 0`` puts everything in one process, as the bench did before.
+Measured: seconds from approval to every node running the new version, the most downloads the
+server served at once (must stay within the in-flight window), seconds from command to final
+reply per node, and CPU milliseconds per node of the web server, the listener and the fleet
+(load-independent, unlike the seconds on a shared machine).
 """
 
 from __future__ import annotations
