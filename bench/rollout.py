@@ -20,10 +20,12 @@ reply per node, and CPU milliseconds per node of the web server, the listener an
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -45,6 +47,18 @@ def thread_cpu(native_id: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+try:  # loaded here, not in the child between fork and exec (threads are running by then)
+    _PRCTL = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+except OSError:
+    _PRCTL = None
+
+
+def _die_with_parent() -> None:
+    """In the listener's child: SIGTERM when the bench dies, even by SIGKILL (Linux prctl)."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def process_cpu(pid: int) -> float:
@@ -191,9 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             listener_proc = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "rollout_listener", "--mqtt-url", mqtt_url],
                                              env={**os.environ, "PLATFORM_PUBLIC_URL": platform_url}, cwd=ROOT,
-                                             stdout=subprocess.PIPE, text=True)
+                                             stdout=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
             if listener_proc.stdout.readline().strip() != "rollout listener running":
                 raise SystemExit("the rollout listener did not start")
+            # Keep reading its stdout so a full pipe never blocks it.
+            threading.Thread(target=listener_proc.stdout.read, daemon=True).start()
 
         rollout = propose_rollout(proposer, model, site=site, canary_share=args.canary_share, max_p99_latency_ms=50.0,
                                   min_agreement=0.8)
