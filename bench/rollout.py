@@ -70,7 +70,18 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def cpu_by_role(httpd: object, fleets: list, listener_proc: subprocess.Popen | None) -> dict[str, float]:
+def database_backends() -> list[int]:
+    """PostgreSQL: the server processes serving this database (the bench's connections); [] for SQLite."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def cpu_by_role(httpd: object, fleets: list, listener_proc: subprocess.Popen | None, backends: set[int]) -> dict[str, float]:
     """This process's CPU seconds so far, split by who spent them: the platform's web requests,
     the rollout listener (its loop, its MQTT client and the driver's database work), the simulated
     fleet (deploy pool and its MQTT client), and the rest (the bench's polling, jitter timers)."""
@@ -91,8 +102,9 @@ def cpu_by_role(httpd: object, fleets: list, listener_proc: subprocess.Popen | N
     if listener_proc is not None:  # --listener process: its own CPU
         roles["listener"] += process_cpu(listener_proc.pid)
         others += process_cpu(listener_proc.pid)
-    roles["platform"] = roles["web"] + roles["listener"]
-    roles["total"] = own + others
+    roles["database"] = sum(process_cpu(pid) for pid in backends)  # PostgreSQL's server processes (0: SQLite, in-process)
+    roles["platform"] = roles["web"] + roles["listener"] + roles["database"]
+    roles["total"] = own + others + roles["database"]
     return roles
 
 
@@ -123,11 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--web-threads", type=int, default=16,
                         help="request threads of the platform's server (0: a new thread per request)")
     parser.add_argument("--canary-share", type=float, default=0.02)
+    parser.add_argument("--database-url", default="",
+                        help="a disposable PostgreSQL database to run on (postgres://...; it is migrated and filled); default a throwaway SQLite file")
     parser.add_argument("--timeout", type=float, default=180.0, help="give up after this many seconds")
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="bench-rollout-"))
-    os.environ.update({"AIOT_VAR_DIR": str(work / "var"), "DATABASE_URL": f"sqlite:///{work / 'db.sqlite3'}",
+    os.environ.update({"AIOT_VAR_DIR": str(work / "var"), "DATABASE_URL": args.database_url or f"sqlite:///{work / 'db.sqlite3'}",
                        "ROLLOUT_MAX_CONCURRENT": str(args.max_concurrent), "ROLLOUT_JITTER_S": "0.2",
                        "ROLLOUT_MAX_CONCURRENT_SHARE": str(args.max_concurrent_share),
                        "ROLLOUT_STEP_INTERVAL_S": "0.2", "MODEL_SIGNING_KEY_FILE": "", "LOG_LEVEL": "WARNING",
@@ -166,10 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         platform_url = f"http://127.0.0.1:{httpd.server_port}"
         settings.PLATFORM_PUBLIC_URL = platform_url
 
-        old_dir = write_anomaly_model(work / "models", "motor-anomaly", "1", seed=1)
-        new_dir = write_anomaly_model(work / "models", "motor-anomaly", "2", seed=2)
-        model = register_anomaly_model(new_dir)
         run = uuid.uuid4().hex[:6]
+        name = f"motor-anomaly-{run}"  # versions are immutable: a reused --database-url gets a new model name
+        old_dir = write_anomaly_model(work / "models", name, "1", seed=1)
+        new_dir = write_anomaly_model(work / "models", name, "2", seed=2)
+        model = register_anomaly_model(new_dir)
         site = Site.objects.create(key=f"bench-{run}", name="Bench site")
         # One secret for all: setup stays short; every download still pays the server's check
         # (the keyed HMAC-SHA256 a real enrollment stores).
@@ -215,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
                                   min_agreement=0.8)
         gauge.reset()
         allowed = in_flight_limit(args.nodes, args.nodes)  # the widest the window may grow
-        cpu0 = cpu_by_role(httpd, fleets, listener_proc)
+        backends = set(database_backends())
+        cpu0 = cpu_by_role(httpd, fleets, listener_proc, backends)
         t0 = time.perf_counter()
         approve_rollout(approver, rollout)
         deadline = t0 + args.timeout
@@ -243,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
                 break
             time.sleep(0.05)
         state = Rollout.objects.get(pk=rollout.pk).state
-        cpu1 = cpu_by_role(httpd, fleets, listener_proc)
+        backends |= set(database_backends())  # connections opened during the run (their CPU before t0 is not subtracted)
+        cpu1 = cpu_by_role(httpd, fleets, listener_proc, backends)
         cpu_ms_per_node = {role: round((cpu1[role] - cpu0[role]) * 1000.0 / args.nodes, 2) for role in cpu1}
         spans = sorted((u - s).total_seconds() for s, u in RolloutNode.objects.filter(rollout=rollout, sent_at__isnull=False)
                        .values_list("sent_at", "updated_at"))
