@@ -154,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
         import django
 
         django.setup()
+        from django.db import connections
+
+        # Request threads keep their database connection, as PostgreSQL's settings do in production
+        # (CONN_MAX_AGE=60); the SQLite default closes it after every request.
+        connections.settings["default"]["CONN_MAX_AGE"] = 60
         from django.conf import settings
         from django.contrib.auth.models import Group, User
         from django.core.management import call_command

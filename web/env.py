@@ -100,10 +100,6 @@ def _sqlite(name: str, sqlite_path: Path) -> dict:
             "transaction_mode": "IMMEDIATE",
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         },
-        # A thread keeps its connection between requests, as with PostgreSQL: opening one (and its
-        # PRAGMAs) cost more than a node's whole artifact download.
-        "CONN_MAX_AGE": 60,
-        "CONN_HEALTH_CHECKS": True,
         # one file per test run: parallel runs (and their subprocesses) never share it
         "TEST": {"NAME": str(sqlite_path.with_name(f"test-{os.getpid()}.sqlite3"))},
     }
