@@ -216,10 +216,13 @@ MOSQUITTO_RELOAD_CMD = env_str("MOSQUITTO_RELOAD_CMD", "")
 ENROLLMENT_TOKEN_TTL_S = env_int("ENROLLMENT_TOKEN_TTL_S", 24 * 3600, 60, 30 * 24 * 3600)
 ENROLLMENT_PUBLIC_URL = env_str("ENROLLMENT_PUBLIC_URL", "")  # the platform's URL as nodes reach it
 MODEL_SIGNING_KEY_FILE = env_str("MODEL_SIGNING_KEY_FILE", "")
-# Model rollouts: at most this many nodes download/verify/shadow a model at once; each node
+# Model rollouts: the first wave of nodes downloading/verifying/shadowing a model at once is
+# ROLLOUT_MAX_CONCURRENT; each node that switches opens one more slot, up to
+# ROLLOUT_MAX_CONCURRENT_SHARE of the rollout's nodes (driver.in_flight_limit); each node
 # waits a random 0..ROLLOUT_JITTER_S before it downloads; a node silent this long after a
 # command counts as a load failure; PLATFORM_PUBLIC_URL is the base URL nodes download from.
 ROLLOUT_MAX_CONCURRENT = env_int("ROLLOUT_MAX_CONCURRENT", 20, 1)
+ROLLOUT_MAX_CONCURRENT_SHARE = env_float("ROLLOUT_MAX_CONCURRENT_SHARE", 0.05)
 ROLLOUT_JITTER_S = env_float("ROLLOUT_JITTER_S", 0.5)
 ROLLOUT_ACK_TIMEOUT_S = env_float("ROLLOUT_ACK_TIMEOUT_S", 120.0)
 ROLLOUT_SHADOW_WINDOWS = env_int("ROLLOUT_SHADOW_WINDOWS", 200, 1)

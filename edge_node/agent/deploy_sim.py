@@ -143,9 +143,97 @@ class SimDeployFleet:
         """What each node runs: in memory and on disk (they must agree)."""
         return {n: node.version for n, node in self.nodes.items()}
 
+    def summary(self) -> dict[str, Any]:
+        """How many nodes run each version, and how many are deploying right now."""
+        versions: dict[str, int] = {}
+        for node in self.nodes.values():
+            versions[node.version] = versions.get(node.version, 0) + 1
+        return {"versions": versions, "busy": sum(1 for n in self.nodes.values() if n.manager.busy > 0)}
+
     def disk_versions(self) -> dict[str, str]:
         return {n: current_version(node.models_dir, node.slot.model.name) for n, node in self.nodes.items()}
 
     def final_acks(self, node_id: str | None = None) -> list[tuple[str, dict[str, Any]]]:
         with self._acks_lock:
             return [(n, a) for n, a in self.acks if (a.get("report") or {}).get("final") and (node_id is None or n == node_id)]
+
+
+def _fleet_main(conn: Any, args: tuple, kwargs: dict[str, Any]) -> None:
+    """The child side of FleetProcess: run a SimDeployFleet and answer the parent's questions."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        fleet = SimDeployFleet(*args, **kwargs).start()
+    except Exception as exc:  # the parent shows it and stops
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", len(fleet.nodes)))
+    try:
+        while True:
+            request = conn.recv()
+            if request == "summary":
+                conn.send(fleet.summary())
+            elif request == "versions":
+                conn.send(fleet.versions())
+            elif request == "disk_versions":
+                conn.send(fleet.disk_versions())
+            else:
+                break
+    except EOFError:
+        pass  # the parent went away
+    finally:
+        fleet.stop()
+
+
+class FleetProcess:
+    """A SimDeployFleet in a child process: its own interpreter (and GIL), as gateways have their
+    own CPUs, so the simulated nodes' work does not queue behind the platform's in one process.
+    ``summary()`` says how many nodes run each version and how many are deploying right now."""
+
+    def __init__(self, broker_url: str, platform_url: str, public_pem: str, secrets: dict[str, str], seed_model: Path,
+                 root: Path, *, workers: int = 4) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads running
+        self._conn, child = ctx.Pipe()
+        self.nodes = len(secrets)
+        self.process = ctx.Process(target=_fleet_main, name="sim-fleet", daemon=True,
+                                   args=(child, (broker_url, platform_url, public_pem, secrets, seed_model, root), {"workers": workers}))
+        self._lock = threading.Lock()
+
+    def start(self, timeout: float = 120.0) -> FleetProcess:
+        self.process.start()
+        if not self._conn.poll(timeout):
+            self.stop()
+            raise OSError(f"simulated fleet process not ready within {timeout:g} s")
+        kind, detail = self._conn.recv()
+        if kind != "ready":
+            self.stop()
+            raise OSError(f"simulated fleet process failed: {detail}")
+        return self
+
+    def _ask(self, what: str) -> Any:
+        with self._lock:
+            self._conn.send(what)
+            return self._conn.recv()
+
+    def summary(self) -> dict[str, Any]:
+        return self._ask("summary")
+
+    def versions(self) -> dict[str, str]:
+        return self._ask("versions")
+
+    def disk_versions(self) -> dict[str, str]:
+        return self._ask("disk_versions")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.process.is_alive():
+            try:
+                with self._lock:
+                    self._conn.send("stop")
+            except OSError:
+                pass  # the child is gone already
+            self.process.join(timeout)
+        if self.process.is_alive():
+            log.warning("simulated fleet process %s did not stop within %g s; terminating it", self.process.pid, timeout)
+            self.process.terminate()
+            self.process.join(5)

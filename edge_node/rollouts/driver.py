@@ -15,8 +15,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from edge_node.audit import record_audit
@@ -77,20 +77,52 @@ def gate_verdict(failed: int, judged: int, scope: int, *, max_share: float, min_
     return judged >= min(min_nodes, scope) and failed / judged > max_share
 
 
-def _evaluate(rollout: Rollout, nodes: list[RolloutNode]) -> str | None:
+def gate_failed_now(rollout: Rollout, rn: RolloutNode) -> bool:
+    """Whether a node's final report counts as a health-gate failure (stored as ``gate_failed``
+    when the ack arrives, so a step counts failures in SQL instead of reading every node)."""
+    if rn.state == const.N_FAILED and rn.reason not in const.GATE_FAILURE_REASONS:
+        return False  # a load failure, counted against max_load_failures
+    return rn.state in (const.N_FAILED, const.N_SWITCHED, const.N_PASSED) and gate_failure(rollout, rn) is not None
+
+
+_JUDGED = Q(state__in=(const.N_SWITCHED, const.N_PASSED)) | Q(state=const.N_FAILED, reason__in=const.GATE_FAILURE_REASONS)
+_LOAD_FAILED = Q(state=const.N_FAILED) & ~Q(reason__in=const.GATE_FAILURE_REASONS)
+
+
+def tally(rollout: Rollout, scope: Q) -> dict[str, int]:
+    """Counts of the nodes in ``scope`` a step decides on: one aggregate query, however large the fleet."""
+    return rollout.nodes.filter(scope).aggregate(
+        total=Count("pk"), switched=Count("pk", filter=Q(state=const.N_SWITCHED)),
+        final=Count("pk", filter=Q(state__in=(const.N_SWITCHED, const.N_FAILED))),
+        judged=Count("pk", filter=_JUDGED), gate_failed=Count("pk", filter=_JUDGED & Q(gate_failed=True)),
+        load_failed=Count("pk", filter=_LOAD_FAILED))
+
+
+def _evaluate(rollout: Rollout, scope: Q, counts: dict[str, int]) -> str | None:
     """The reason to roll back, or None."""
-    load_failures = [rn for rn in nodes if rn.state == const.N_FAILED and rn.reason not in const.GATE_FAILURE_REASONS]
-    judged = [rn for rn in nodes if rn.state in (const.N_FAILED, const.N_SWITCHED, const.N_PASSED) and rn not in load_failures]
-    gate_failed = [(rn, why) for rn in judged if (why := gate_failure(rollout, rn))]
-    if gate_verdict(len(gate_failed), len(judged), len(nodes), max_share=settings.ROLLOUT_GATE_MAX_FAILED_SHARE,
+    if gate_verdict(counts["gate_failed"], counts["judged"], counts["total"], max_share=settings.ROLLOUT_GATE_MAX_FAILED_SHARE,
                     min_nodes=settings.ROLLOUT_GATE_MIN_NODES):
-        return (f"health gate failed on {len(gate_failed)} of {len(judged)} judged nodes (> {settings.ROLLOUT_GATE_MAX_FAILED_SHARE:.0%} allowed; "
-                f"first: {gate_failed[0][1]})")
-    if len(load_failures) > rollout.max_load_failures:
-        first = load_failures[0]
-        return (f"{len(load_failures)} load failure(s) > {rollout.max_load_failures} allowed "
-                f"(first: {first.node.node_id}: {first.reason} {first.detail})")
+        first = rollout.nodes.filter(scope, _JUDGED, gate_failed=True).select_related("node").order_by("updated_at", "pk").first()
+        why = (gate_failure(rollout, first) if first else None) or "a node failed its gate"
+        return (f"health gate failed on {counts['gate_failed']} of {counts['judged']} judged nodes "
+                f"(> {settings.ROLLOUT_GATE_MAX_FAILED_SHARE:.0%} allowed; first: {why})")
+    if counts["load_failed"] > rollout.max_load_failures:
+        first = rollout.nodes.filter(scope, _LOAD_FAILED).select_related("node").order_by("updated_at", "pk").first()
+        detail = f"{first.node.node_id}: {first.reason} {first.detail}" if first else "?"
+        return f"{counts['load_failed']} load failure(s) > {rollout.max_load_failures} allowed (first: {detail})"
     return None
+
+
+def in_flight_limit(total: int, switched: int) -> int:
+    """How many nodes of a rollout of ``total`` may be between command and final reply at once.
+
+    The first wave is ROLLOUT_MAX_CONCURRENT nodes; every node that switches opens one more
+    slot (the window doubles with each wave that succeeds, as AWS IoT Jobs' exponential rollout
+    rate does), up to ROLLOUT_MAX_CONCURRENT_SHARE of the fleet. A small fleet keeps the fixed
+    limit; a failing model opens no slots (and its gate failures roll it back)."""
+    base = settings.ROLLOUT_MAX_CONCURRENT
+    ceiling = max(base, math.ceil(settings.ROLLOUT_MAX_CONCURRENT_SHARE * total))
+    return min(ceiling, base + switched)
 
 
 def _time_out(rollout: Rollout, now: Any) -> None:
@@ -105,36 +137,59 @@ def _time_out(rollout: Rollout, now: Any) -> None:
 
 
 def _send_deploys(rollout: Rollout, candidates: Q, publish: Publish, now: Any) -> int:
-    in_flight = rollout.nodes.filter(state__in=const.IN_FLIGHT_STATES).count()
-    room = settings.ROLLOUT_MAX_CONCURRENT - in_flight
+    whole = rollout.nodes.aggregate(total=Count("pk"), switched=Count("pk", filter=Q(state=const.N_SWITCHED)),
+                                    in_flight=Count("pk", filter=Q(state__in=const.IN_FLIGHT_STATES)))
+    room = in_flight_limit(whole["total"], whole["switched"]) - whole["in_flight"]
+    # Waiting nodes that are offline wait for their status to say online (one UPDATE, not one a node).
+    rollout.nodes.filter(candidates, state=const.N_PENDING, node__online=False).update(state=const.N_OFFLINE, updated_at=now)
+    if room <= 0:
+        return 0
+    waiting = list(rollout.nodes.filter(candidates, state__in=const.WAITING_STATES, node__online=True).select_related("node")
+                   .order_by("-canary", "node__node_id")[:room])
+    claimed = _claim(rollout, waiting, now)  # first (only one driver sends a node its command), then publish
     sent = 0
-    waiting = rollout.nodes.filter(candidates, state__in=(const.N_PENDING, const.N_OFFLINE)).select_related("node").order_by("-canary", "node__node_id")
-    for rn in waiting:
-        if room <= 0:
-            break
-        if not rn.node.online:
-            if rn.state != const.N_OFFLINE:
-                RolloutNode.objects.filter(pk=rn.pk, state=rn.state).update(state=const.N_OFFLINE)
-            continue
-        attempt = rn.attempts + 1
-        command_id = f"ro{rollout.pk}-n{rn.node_id}-d{attempt}"
-        previous = str((rn.node.status.get("versions") or {}).get(f"model:{rollout.model.name}", ""))
-        # Claim the row first (only one driver sends it), then publish.
-        claimed = RolloutNode.objects.filter(pk=rn.pk, state=rn.state).update(
-            state=const.N_SENT, command_id=command_id, sent_at=now, attempts=attempt, previous_version=previous[:64],
-            reason="", detail="")
-        if not claimed:
-            continue
-        rn.command_id, rn.previous_version = command_id, previous
+    for i, (rn, _waited_in) in enumerate(claimed):
         try:
             publish(rn.node.node_id, deploy_command(rollout, rn))
         except OSError as exc:
             log.warning("rollout %s: deploy to %s not published: %s", rollout.pk, rn.node.node_id, exc)
-            RolloutNode.objects.filter(pk=rn.pk, state=const.N_SENT).update(state=rn.state, detail=f"publish failed: {exc}"[:500])
+            for rest, state in claimed[i:]:  # this node and the ones after it wait for the next step
+                RolloutNode.objects.filter(pk=rest.pk, state=const.N_SENT).update(state=state, detail=f"publish failed: {exc}"[:500])
             break
-        room -= 1
         sent += 1
     return sent
+
+
+_CLAIM_FIELDS = ("state", "command_id", "sent_at", "attempts", "previous_version", "reason", "detail", "gate_failed", "updated_at")
+
+
+def _claim(rollout: Rollout, waiting: list[RolloutNode], now: Any) -> list[tuple[RolloutNode, str]]:
+    """Move waiting nodes to ``sent`` with their new command ids, each only if it is still in the
+    state it was read in (another driver may have claimed it): one executemany for them all.
+    Returns (node, the state it waited in) for every row this call claimed."""
+    if not waiting:
+        return []
+    before = {rn.pk: rn.state for rn in waiting}
+    for rn in waiting:
+        rn.attempts += 1
+        rn.command_id = f"ro{rollout.pk}-n{rn.node_id}-d{rn.attempts}"
+        rn.previous_version = str((rn.node.status.get("versions") or {}).get(f"model:{rollout.model.name}", ""))[:64]
+        rn.state, rn.sent_at, rn.reason, rn.detail, rn.gate_failed, rn.updated_at = const.N_SENT, now, "", "", False, now
+    meta = RolloutNode._meta
+    fields = [meta.get_field(name) for name in _CLAIM_FIELDS]
+    state_col = connection.ops.quote_name(meta.get_field("state").column)
+    qn = connection.ops.quote_name
+    sql = (f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in fields)} "
+           f"WHERE {qn(meta.pk.column)} = %s AND {state_col} = %s")
+    params = [[f.get_db_prep_save(getattr(rn, f.attname), connection) for f in fields] + [rn.pk, before[rn.pk]] for rn in waiting]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+        won = cursor.rowcount
+    if won != len(waiting):  # lost some rows to another driver: keep only the ones stamped by this call
+        ours = set(RolloutNode.objects.filter(pk__in=list(before), state=const.N_SENT, sent_at=now,
+                                              command_id__in=[rn.command_id for rn in waiting]).values_list("pk", flat=True))
+        waiting = [rn for rn in waiting if rn.pk in ours]
+    return [(rn, before[rn.pk]) for rn in waiting]
 
 
 def _send_rollbacks(rollout: Rollout, publish: Publish, now: Any) -> int:
@@ -181,24 +236,24 @@ def step_rollout(rollout_id: int, publish: Publish) -> str | None:
                 _pick_canary(rollout)
         rollout.state = const.CANARY
     scope = Q(canary=True) if rollout.state == const.CANARY else Q()
-    nodes = list(rollout.nodes.filter(scope).select_related("node"))
-    why = _evaluate(rollout, nodes)
+    counts = tally(rollout, scope)
+    why = _evaluate(rollout, scope, counts)
     if why:
         mark_rolled_back(rollout.pk, why)
         _send_rollbacks(rollout, publish, now)
         return const.ROLLED_BACK
     # Every node final: switched, or failed within what the gates tolerate (it keeps its old model).
-    if all(rn.state in (const.N_SWITCHED, const.N_FAILED) for rn in nodes) and any(rn.state == const.N_SWITCHED for rn in nodes):
+    if counts["total"] and counts["final"] == counts["total"] and counts["switched"]:
         if rollout.state == const.CANARY:
             if Rollout.objects.filter(pk=rollout.pk, state=const.CANARY).update(state=const.PROMOTING):
                 record_audit(const.AUDIT_ROLLOUT_PROMOTED, target=f"rollout {rollout.pk}",
-                             detail={"canary_nodes": len(nodes), "model": rollout.model.label})
+                             detail={"canary_nodes": counts["total"], "model": rollout.model.label})
             rollout.state = const.PROMOTING
             scope = Q()
         else:
             if Rollout.objects.filter(pk=rollout.pk, state=const.PROMOTING).update(state=const.DONE, finished_at=now):
                 record_audit(const.AUDIT_ROLLOUT_DONE, target=f"rollout {rollout.pk}",
-                             detail={"nodes": len(nodes), "model": rollout.model.label})
+                             detail={"nodes": counts["total"], "model": rollout.model.label})
             return const.DONE
     _send_deploys(rollout, scope, publish, now)
     return rollout.state
@@ -230,32 +285,78 @@ def _node_state_for(report: dict[str, Any], ok: bool) -> str | None:
     return None
 
 
-def record_ack(node_id: str, ack: dict[str, Any]) -> RolloutNode | None:
-    """Apply one cmd/ack: find the RolloutNode by command id (and node), move its state.
-    Acks of other commands, stale attempts and other nodes' ids are ignored."""
-    cid = str(ack.get("id", ""))
-    if not cid.startswith("ro"):
-        return None
-    rn = RolloutNode.objects.filter(command_id=cid, node__node_id=node_id).select_related("rollout").first()
-    if rn is None:
-        return None
+ACK_QUERY_CHUNK = 500  # command ids per SELECT (well under every database's parameter limit)
+
+
+def _apply_ack(rn: RolloutNode, ack: dict[str, Any], now: Any) -> bool:
+    """Move one RolloutNode (in memory) by one ack; True when it changed."""
     report = ack.get("report") if isinstance(ack.get("report"), dict) else {}
     ok = bool(ack.get("ok"))
     state = _node_state_for(report, ok)
     if state is None:
-        return rn
+        return False
     if state in const.PROGRESS_STAGES and rn.state not in const.IN_FLIGHT_STATES:
-        return rn  # a late progress report must not undo a final one
-    if state == const.N_FAILED and rn.state == const.N_SWITCHED and report.get("stage") == const.N_ROLLED_BACK:
+        return False  # a late progress report must not undo a final one
+    refused_rollback = state == const.N_FAILED and rn.state == const.N_SWITCHED and report.get("stage") == const.N_ROLLED_BACK
+    if refused_rollback:
         state = const.N_SWITCHED  # a refused rollback leaves the node where it was
-    fields = {"state": state, "detail": str(ack.get("detail", ""))[:500]}
+    rn.state, rn.detail, rn.updated_at = state, str(ack.get("detail", ""))[:500], now
     if state == const.N_FAILED:
-        fields["reason"] = str(report.get("reason") or "failed")[:64]
+        rn.reason = str(report.get("reason") or "failed")[:64]
     if report.get("final"):
-        fields["report"] = report
-    RolloutNode.objects.filter(pk=rn.pk).update(**fields, updated_at=timezone.now())
-    rn.refresh_from_db()
-    return rn
+        rn.report = report
+        if not refused_rollback and state != const.N_ROLLED_BACK:
+            rn.gate_failed = gate_failed_now(rn.rollout, rn)
+    return True
+
+
+def record_acks(acks: list[tuple[str, dict[str, Any]]]) -> list[RolloutNode]:
+    """Apply a batch of cmd/ack messages (in arrival order) with a few queries, whatever the batch
+    size: find each RolloutNode by command id (the ack must come from that command's node), move
+    its state, write every changed row in one transaction. Acks of other commands, stale
+    attempts and other nodes' ids are ignored. Returns the rows that changed (final ones have
+    ``report["final"]``)."""
+    wanted = [(node_id, ack, str(ack.get("id", ""))) for node_id, ack in acks]
+    cids = list(dict.fromkeys(cid for _n, _a, cid in wanted if cid.startswith("ro")))
+    if not cids:
+        return []
+    rows: dict[str, RolloutNode] = {}
+    for i in range(0, len(cids), ACK_QUERY_CHUNK):
+        for rn in RolloutNode.objects.filter(command_id__in=cids[i:i + ACK_QUERY_CHUNK]).select_related("rollout", "node"):
+            rows[rn.command_id] = rn
+    now = timezone.now()
+    changed: dict[int, RolloutNode] = {}
+    for node_id, ack, cid in wanted:
+        rn = rows.get(cid)
+        if rn is None or rn.node.node_id != node_id:
+            continue
+        if _apply_ack(rn, ack, now):
+            changed[rn.pk] = rn
+    if changed:
+        _write_acked(list(changed.values()))
+    return list(changed.values())
+
+
+_ACKED_FIELDS = ("state", "detail", "reason", "report", "gate_failed", "updated_at")
+
+
+def _write_acked(rows: list[RolloutNode]) -> None:
+    """One parameterised UPDATE run for every row (executemany) in one transaction: Django's
+    bulk_update builds a CASE expression per field and row, which cost more than the acks."""
+    meta = RolloutNode._meta
+    fields = [meta.get_field(name) for name in _ACKED_FIELDS]
+    qn = connection.ops.quote_name
+    sql = (f"UPDATE {qn(meta.db_table)} SET {', '.join(f'{qn(f.column)} = %s' for f in fields)} "
+           f"WHERE {qn(meta.pk.column)} = %s")
+    params = [[f.get_db_prep_save(getattr(rn, f.attname), connection) for f in fields] + [rn.pk] for rn in rows]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+def record_ack(node_id: str, ack: dict[str, Any]) -> RolloutNode | None:
+    """Apply one cmd/ack (see ``record_acks``); the RolloutNode it moved, or None."""
+    changed = record_acks([(node_id, ack)])
+    return changed[0] if changed else None
 
 
 def record_status(node_id: str, status: dict[str, Any]) -> bool:

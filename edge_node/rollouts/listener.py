@@ -46,6 +46,7 @@ class RolloutListener:
             except queue.Empty:
                 break
         close_old_connections()
+        acks: list[tuple[str, dict]] = []
         for topic, raw in batch:
             found = True
             parsed = contract.parse_topic(topic)
@@ -57,10 +58,7 @@ class RolloutListener:
                 if not isinstance(payload, dict):
                     raise contract.PayloadError("not_an_object", "payload is not a map")
                 if channel == "cmd/ack":
-                    rn = driver.record_ack(node_id, payload)
-                    if rn is not None:
-                        self.acks += 1
-                        dirty = dirty or bool((payload.get("report") or {}).get("final"))
+                    acks.append((node_id, payload))  # applied together below: a few queries a batch
                 elif channel == "status":
                     dirty = driver.record_status(node_id, payload) or dirty
             except contract.PayloadError as exc:
@@ -69,16 +67,43 @@ class RolloutListener:
             except Exception:
                 self.failures += 1
                 log.exception("rollout listener: handling %s from %s failed", channel, node_id)
+        dirty = self._record_acks(acks) or dirty
         now = time.monotonic()
-        # A final ack frees a download slot: step soon, but at most every DIRTY_STEP_MIN_S (a step
-        # reads every node of the rollout; hundreds of acks a second must not mean hundreds of steps).
+        # A final ack frees a download slot: step soon, but at most every DIRTY_STEP_MIN_S (hundreds
+        # of acks a second must not mean hundreds of steps).
         self._dirty = self._dirty or dirty
         if now >= self._next_step or (self._dirty and now >= self._last_step + const.DIRTY_STEP_MIN_S):
             self._dirty = False
             self._last_step = now
             self._next_step = now + self.step_interval_s
-            found = driver.step_active(self.mqtt.publish) > 0 or found
+            found = driver.step_active(self.mqtt.publish_later) > 0 or found
+            late = self.mqtt.flush()
+            if late:
+                log.warning("rollout listener: %d command(s) without the broker's PUBACK within 10 s (first: %s); "
+                            "the client sends them again after a reconnect", len(late), late[0])
         return found
+
+    def _record_acks(self, acks: list[tuple[str, dict]]) -> bool:
+        """Apply a batch of acks; True when one was final (a slot freed: step soon). A batch that
+        fails is applied one ack at a time, so one bad ack costs only itself."""
+        if not acks:
+            return False
+        try:
+            changed = driver.record_acks(acks)
+        except Exception:
+            log.exception("rollout listener: a batch of %d acks failed; applying them one by one", len(acks))
+            changed = []
+            for node_id, payload in acks:
+                try:
+                    rn = driver.record_ack(node_id, payload)
+                except Exception:
+                    self.failures += 1
+                    log.exception("rollout listener: handling cmd/ack from %s failed", node_id)
+                    continue
+                if rn is not None:
+                    changed.append(rn)
+        self.acks += len(changed)
+        return any(rn.state not in const.IN_FLIGHT_STATES for rn in changed)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

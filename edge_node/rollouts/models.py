@@ -83,8 +83,10 @@ class RolloutNode(models.Model):
     reason = models.CharField(max_length=64, blank=True)
     detail = models.CharField(max_length=500, blank=True)
     report = models.JSONField(default=dict, blank=True)
+    gate_failed = models.BooleanField(default=False, help_text="Its final report failed a health gate (judged when it arrived).")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ("node__node_id",)
         constraints = (models.UniqueConstraint(fields=("rollout", "node"), name="rollouts_one_state_per_node"),)
+        indexes = (models.Index(fields=("rollout", "state"), name="rollouts_node_rollout_state"),)

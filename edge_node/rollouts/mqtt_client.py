@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 import uuid
 from typing import Any, Self
 from urllib.parse import unquote, urlsplit
@@ -26,6 +27,7 @@ class PlatformMqtt:
         parts = urlsplit(url)
         self.subscribe = subscribe
         self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self._pending: list[tuple[str, Any]] = []
         self.connected = threading.Event()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"aiot-rollouts-{uuid.uuid4().hex[:8]}",
                                   protocol=mqtt.MQTTv311)
@@ -66,14 +68,34 @@ class PlatformMqtt:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def publish(self, node_id: str, command: dict[str, Any]) -> None:
-        """Publish one command (QoS 1) and wait for the broker's PUBACK."""
+    def publish(self, node_id: str, command: dict[str, Any], *, wait: bool = True) -> None:
+        """Publish one command (QoS 1) and wait for the broker's PUBACK; with ``wait=False`` the
+        PUBACK is awaited later, by ``flush`` (a step's commands then cost one round trip, not one each)."""
         info = self.client.publish(contract.topic(node_id, "cmd"), contract.encode(command), qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise OSError(f"publish to {node_id} failed: {mqtt.error_string(info.rc)}")
+        if not wait:
+            self._pending.append((node_id, info))
+            return
         info.wait_for_publish(timeout=10.0)
         if not info.is_published():
             raise OSError(f"publish to {node_id}: no PUBACK within 10 s")
+
+    def publish_later(self, node_id: str, command: dict[str, Any]) -> None:
+        """``publish(..., wait=False)``: the driver's Publish for a loop that calls ``flush`` after each step."""
+        self.publish(node_id, command, wait=False)
+
+    def flush(self, timeout: float = 10.0) -> list[str]:
+        """Wait for the PUBACK of every ``publish(wait=False)``; returns the node ids still without one
+        (paho keeps those QoS 1 messages and sends them again after a reconnect)."""
+        pending, self._pending = self._pending, []
+        deadline = time.monotonic() + timeout
+        late = []
+        for node_id, info in pending:
+            info.wait_for_publish(timeout=max(0.0, deadline - time.monotonic()))
+            if not info.is_published():
+                late.append(node_id)
+        return late
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if reason_code.is_failure:
