@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from edge_node import signing_keys
 from edge_node.audit import record_audit
 from edge_node.models import EdgeNode
 
@@ -36,19 +37,25 @@ def download_url(rollout: Rollout) -> str:
     return f"{settings.PLATFORM_PUBLIC_URL.rstrip('/')}{const.ARTIFACT_URL_PREFIX}{rollout.model_id}/download"
 
 
-def deploy_command(rollout: Rollout, rn: RolloutNode) -> dict[str, Any]:
+def deploy_command(rollout: Rollout, rn: RolloutNode, signer: signing_keys.Signer | None = None) -> dict[str, Any]:
+    """The deploy command for one node, signed for it by the active key (``signer``): the agent
+    trusts its ``downgrade`` flag (an explicit rollback) only because of that signature."""
     model = rollout.model
-    return {"id": rn.command_id, "type": const.CMD_DEPLOY, "args": {
+    command = {"id": rn.command_id, "type": const.CMD_DEPLOY, "args": {
         "rollout": rollout.pk, "url": download_url(rollout), "manifest": model.manifest(), "signature": model.signature,
+        "key_id": model.signing_key_id or None,
         "gates": {"max_p99_latency_ms": rollout.max_p99_latency_ms, "min_agreement": rollout.min_agreement,
                   "max_latency_ratio": settings.ROLLOUT_MAX_LATENCY_RATIO},
-        "shadow_windows": settings.ROLLOUT_SHADOW_WINDOWS, "jitter_s": settings.ROLLOUT_JITTER_S}}
+        "shadow_windows": settings.ROLLOUT_SHADOW_WINDOWS, "jitter_s": settings.ROLLOUT_JITTER_S,
+        "downgrade": rollout.allow_downgrade}}
+    return signing_keys.sign_command(rn.node.node_id, command, [signer] if signer else None)
 
 
-def rollback_command(rollout: Rollout, rn: RolloutNode) -> dict[str, Any]:
-    return {"id": rn.command_id, "type": const.CMD_ROLLBACK, "args": {
+def rollback_command(rollout: Rollout, rn: RolloutNode, signer: signing_keys.Signer | None = None) -> dict[str, Any]:
+    command = {"id": rn.command_id, "type": const.CMD_ROLLBACK, "args": {
         "rollout": rollout.pk, "name": rollout.model.name, "version": rollout.model.version,
         "to_version": rn.previous_version or None}}
+    return signing_keys.sign_command(rn.node.node_id, command, [signer] if signer else None)
 
 
 def gate_failure(rollout: Rollout, rn: RolloutNode) -> str | None:
@@ -108,6 +115,7 @@ def _send_deploys(rollout: Rollout, candidates: Q, publish: Publish, now: Any) -
     in_flight = rollout.nodes.filter(state__in=const.IN_FLIGHT_STATES).count()
     room = settings.ROLLOUT_MAX_CONCURRENT - in_flight
     sent = 0
+    signer: signing_keys.Signer | None = None  # one key lookup per step, not one per node
     waiting = rollout.nodes.filter(candidates, state__in=(const.N_PENDING, const.N_OFFLINE)).select_related("node").order_by("-canary", "node__node_id")
     for rn in waiting:
         if room <= 0:
@@ -127,7 +135,8 @@ def _send_deploys(rollout: Rollout, candidates: Q, publish: Publish, now: Any) -
             continue
         rn.command_id, rn.previous_version = command_id, previous
         try:
-            publish(rn.node.node_id, deploy_command(rollout, rn))
+            signer = signer or signing_keys.active_signer()
+            publish(rn.node.node_id, deploy_command(rollout, rn, signer))
         except OSError as exc:
             log.warning("rollout %s: deploy to %s not published: %s", rollout.pk, rn.node.node_id, exc)
             RolloutNode.objects.filter(pk=rn.pk, state=const.N_SENT).update(state=rn.state, detail=f"publish failed: {exc}"[:500])
@@ -140,6 +149,7 @@ def _send_deploys(rollout: Rollout, candidates: Q, publish: Publish, now: Any) -
 def _send_rollbacks(rollout: Rollout, publish: Publish, now: Any) -> int:
     resend_before = now - timedelta(seconds=settings.ROLLOUT_ACK_TIMEOUT_S)
     sent = 0
+    signer: signing_keys.Signer | None = None
     todo = rollout.nodes.filter(Q(state=const.N_SWITCHED) & (Q(rollback_sent_at__isnull=True) | Q(rollback_sent_at__lt=resend_before)))
     for rn in todo.select_related("node"):
         if not rn.node.online:
@@ -149,7 +159,8 @@ def _send_rollbacks(rollout: Rollout, publish: Publish, now: Any) -> int:
         rn.rollback_sent_at = now
         rn.save(update_fields=["command_id", "attempts", "rollback_sent_at", "updated_at"])
         try:
-            publish(rn.node.node_id, rollback_command(rollout, rn))
+            signer = signer or signing_keys.active_signer()
+            publish(rn.node.node_id, rollback_command(rollout, rn, signer))
         except OSError as exc:
             log.warning("rollout %s: rollback to %s not published: %s", rollout.pk, rn.node.node_id, exc)
             RolloutNode.objects.filter(pk=rn.pk).update(rollback_sent_at=None)
@@ -253,7 +264,13 @@ def record_ack(node_id: str, ack: dict[str, Any]) -> RolloutNode | None:
         fields["reason"] = str(report.get("reason") or "failed")[:64]
     if report.get("final"):
         fields["report"] = report
-    RolloutNode.objects.filter(pk=rn.pk).update(**fields, updated_at=timezone.now())
+    updated = RolloutNode.objects.filter(pk=rn.pk).exclude(state=state).update(**fields, updated_at=timezone.now())
+    if updated and state == const.N_SWITCHED and report.get("downgrade"):
+        # An older model now runs on this node because an admin asked for a rollback: on record.
+        record_audit(const.AUDIT_MODEL_DOWNGRADED, actor=node_id, target=f"rollout {rn.rollout_id}",
+                     detail={"from": report.get("downgrade_from"), "to": report.get("version"), "signed_by": report.get("signed_by")})
+    if not updated:
+        RolloutNode.objects.filter(pk=rn.pk).update(**fields, updated_at=timezone.now())
     rn.refresh_from_db()
     return rn
 

@@ -14,6 +14,7 @@ import time
 from django.conf import settings
 from django.db import close_old_connections
 
+from edge_node import key_rotation
 from edge_node.agent import contract
 
 from . import const, driver
@@ -56,7 +57,9 @@ class RolloutListener:
                 payload = contract.decode(raw)
                 if not isinstance(payload, dict):
                     raise contract.PayloadError("not_an_object", "payload is not a map")
-                if channel == "cmd/ack":
+                if channel == "cmd/ack" and key_rotation.is_keyring_ack(payload):
+                    dirty = key_rotation.record_keyring_ack(node_id, payload) or dirty
+                elif channel == "cmd/ack":
                     rn = driver.record_ack(node_id, payload)
                     if rn is not None:
                         self.acks += 1
@@ -78,6 +81,11 @@ class RolloutListener:
             self._last_step = now
             self._next_step = now + self.step_interval_s
             found = driver.step_active(self.mqtt.publish) > 0 or found
+            try:
+                found = key_rotation.step_keyrings(self.mqtt.publish) > 0 or found
+            except Exception:
+                self.failures += 1
+                log.exception("rollout listener: sending keyrings failed")
         return found
 
     def run(self, stop: threading.Event) -> None:

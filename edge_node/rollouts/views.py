@@ -43,7 +43,8 @@ def model_detail(request: HttpRequest, model_id: int) -> HttpResponse:
         try:
             rollout = actions.propose_rollout(request.user, model, site=d["site"], tag=d["tag"], node_ids=node_ids,
                                               canary_share=d["canary_share"], max_p99_latency_ms=d["max_p99_latency_ms"],
-                                              min_agreement=d["min_agreement"], max_load_failures=d["max_load_failures"])
+                                              min_agreement=d["min_agreement"], max_load_failures=d["max_load_failures"],
+                                              allow_downgrade=d["allow_downgrade"])
         except actions.RolloutError as exc:
             form.add_error(None, str(exc))
         else:
