@@ -104,8 +104,9 @@ class SigningKey(models.Model):
 
 
 class KeyringChange(models.Model):
-    """One rotation of the model-signing keys; its id is the keyring version nodes confirm."""
+    """One rotation of the model-signing keys: keyring ``version`` 1, 2, ... that nodes confirm."""
 
+    version = models.PositiveIntegerField(unique=True)
     at = models.DateTimeField(auto_now_add=True)
     actor = models.CharField(max_length=150)
     added = models.CharField(max_length=16)
@@ -113,7 +114,7 @@ class KeyringChange(models.Model):
     reason = models.CharField(max_length=300, blank=True)
 
     class Meta:
-        ordering = ["-id"]
+        ordering = ["-version"]
 
     def __str__(self) -> str:
-        return f"keyring v{self.pk}: +{self.added} -{','.join(self.revoked) or 'none'}"
+        return f"keyring v{self.version}: +{self.added} -{','.join(self.revoked) or 'none'}"

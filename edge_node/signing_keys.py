@@ -219,7 +219,7 @@ def keyring_version() -> int:
     """How many rotations there have been (nodes confirm the version they applied)."""
     from edge_node.models import KeyringChange
 
-    return KeyringChange.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    return KeyringChange.objects.order_by("-version").values_list("version", flat=True).first() or 0
 
 
 def trusted_keys() -> dict[str, str]:

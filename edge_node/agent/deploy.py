@@ -342,6 +342,9 @@ class DeployManager:
         downgrade: dict[str, Any] = {}
         try:
             signed_by = self._signed_by(cid, "deploy", args)
+            named_key = str(args.get("key_id") or "")
+            if named_key and self.keyring.is_revoked(named_key):  # refused before a byte is downloaded
+                raise ArtifactRefused("revoked_key", f"{label} is signed with key {named_key}, which the platform revoked")
             older = downgrade_of(self.models_dir, str(manifest.get("name", "")), str(manifest.get("version", "")),
                                  str(manifest.get("sha256", "")))
             if older:
