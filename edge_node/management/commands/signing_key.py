@@ -44,9 +44,20 @@ class Command(BaseCommand):
                 revoked = f" revoked {row['revoked_at']:%Y-%m-%d %H:%M}" if row["revoked_at"] else ""
                 self.stdout.write(f"{row['key_id']}  {row['state']:<8} created {row['created_at']:%Y-%m-%d %H:%M} by {row['created_by'] or '?'}{revoked}")
             return
+        from django.db import connection
+
         from edge_node import const
         from edge_node.models import SigningKey
 
+        if SigningKey._meta.db_table not in connection.introspection.table_names():
+            # Before the first migrate (compose may run both at once): make the key file only; it
+            # becomes the first key of the database's keyring on first use.
+            path = signing_keys.signing_key_path()
+            existed = path.exists()
+            if not existed:
+                signing_keys.write_new_key(path)
+            self.stdout.write(f"{'kept' if existed else 'made'} model-signing key file {path} (imported into the database on first use)")
+            return
         existed = SigningKey.objects.filter(state=const.KEY_ACTIVE).exists()
         key = signing_keys.active_key()  # the first one from MODEL_SIGNING_KEY_FILE / VAR_DIR/keys (made if missing)
         where = "in the database" if existed else f"from {signing_keys.signing_key_path()}"
