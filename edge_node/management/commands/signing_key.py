@@ -59,6 +59,8 @@ class Command(BaseCommand):
             self.stdout.write(f"{'kept' if existed else 'made'} model-signing key file {path} (imported into the database on first use)")
             return
         existed = SigningKey.objects.filter(state=const.KEY_ACTIVE).exists()
-        key = signing_keys.active_key()  # the first one from MODEL_SIGNING_KEY_FILE / VAR_DIR/keys (made if missing)
+        if not existed and not signing_keys.signing_key_path().exists():
+            signing_keys.write_new_key(signing_keys.signing_key_path())  # also where MODEL_SIGNING_KEY_FILE names it
+        key = signing_keys.active_key()  # the first one, imported from the key file
         where = "in the database" if existed else f"from {signing_keys.signing_key_path()}"
         self.stdout.write(f"{'kept' if existed else 'made'} model-signing key {key.key_id} {where}; public key {key.public_key}")
