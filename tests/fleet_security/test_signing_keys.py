@@ -90,6 +90,9 @@ def test_only_an_admin_rotates_from_the_nodes_page_and_it_is_audited(client, adm
     assert event.actor == "admin1" and event.target == new.key_id
     assert event.detail == {"keyring_version": 1, "previous": first, "revoked": [first], "reason": "laptop stolen"}
     assert client.get("/fleet-security/keys/rotate/").status_code == 405
+    EdgeNode.objects.create(node_id="gw-behind", site=make_site())
+    row = client.get("/fleet-security/nodes/").content.decode().split('data-node="gw-behind"')[1].split("</tr>")[0]
+    assert "waiting for v1 (has v0)" in row
 
 
 def test_manage_py_lists_rotates_and_revokes(settings):
