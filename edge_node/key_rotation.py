@@ -75,7 +75,7 @@ def rotate_signing_keys(user: Any = None, *, revoke: list[str] | None = None, re
             SigningKey.objects.filter(key_id__in=to_revoke).exclude(state=const.KEY_REVOKED).update(
                 state=const.KEY_REVOKED, revoked_at=now, revoked_in=change.version)
             # Every node is due the new version now, including those sent an older one a moment ago.
-            EdgeNode.objects.filter(revoked_at__isnull=True).update(keyring_sent_at=None)
+            EdgeNode.objects.filter(revoked_at__isnull=True).update(keyring_sent_at=None, keyring_command="")
             record_audit(const.AUDIT_KEYS_ROTATED, actor=who, target=new.key_id, detail={
                 "keyring_version": change.version, "previous": previous.key_id, "revoked": sorted(to_revoke), "reason": reason})
     except RotationError as exc:
@@ -113,10 +113,11 @@ def step_keyrings(publish: Publish) -> int:
     now = timezone.now()
     sent = 0
     for node in _due(version, now).order_by("node_id")[:500]:
-        if not _due(version, now).filter(pk=node.pk).update(keyring_sent_at=now):
+        command = keyring_command(node, version=version)
+        if not _due(version, now).filter(pk=node.pk).update(keyring_sent_at=now, keyring_command=command["id"]):
             continue
         try:
-            publish(node.node_id, keyring_command(node, version=version))
+            publish(node.node_id, command)
         except OSError as exc:
             log.warning("keyring v%s to %s not published: %s", version, node.node_id, exc)
             EdgeNode.objects.filter(pk=node.pk).update(keyring_sent_at=None)
@@ -149,16 +150,11 @@ def record_keyring_ack(node_id: str, ack: dict[str, Any]) -> bool:
     reason = str(report.get("reason") or "refused")[:64]
     record_audit(const.AUDIT_KEYS_REFUSED, actor=node_id, target=node_id, ok=False,
                  detail={"command": cid, "reason": reason, "detail": detail})
-    version = _version_of(cid)
-    if version and version == signing_keys.keyring_version():
-        # Ours and current: do not send it again until an admin acts (re-enroll, or rotate again).
-        EdgeNode.objects.filter(node_id=node_id).update(keyring_refused_version=version, keyring_detail=f"{reason}: {detail}"[:300])
+    # The command we sent (not one someone else made up): do not send it again until an admin
+    # acts (enroll the node again, or rotate again).
+    EdgeNode.objects.filter(node_id=node_id, keyring_command=cid).update(
+        keyring_refused_version=signing_keys.keyring_version(), keyring_detail=f"{reason}: {detail}"[:300])
     return False
-
-
-def _version_of(cid: str) -> int | None:
-    head = cid.removeprefix("kr").split("-", 1)[0]
-    return int(head) if cid.startswith("kr") and head.isdigit() else None
 
 
 def keyring_rows() -> list[dict[str, Any]]:

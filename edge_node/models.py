@@ -30,6 +30,7 @@ class EdgeNode(models.Model):
     # current one was last sent, and the version it refused (not sent again) with why.
     keyring_version = models.PositiveIntegerField(default=0)
     keyring_sent_at = models.DateTimeField(null=True, blank=True)
+    keyring_command = models.CharField(max_length=40, blank=True, help_text="Id of the last keyring command sent to it.")
     keyring_refused_version = models.PositiveIntegerField(default=0)
     keyring_detail = models.CharField(max_length=300, blank=True)
 

@@ -111,3 +111,33 @@ def test_manage_py_lists_rotates_and_revokes(settings):
     with pytest.raises(CommandError, match="no model-signing key with id ffff"):
         call_command("signing_key", "--rotate", "--revoke", "ffff")
     assert signing_keys.active_key_id() == new  # a refused rotation changed nothing
+
+
+def test_the_keyring_goes_to_online_nodes_once_and_a_refusal_stops_it_until_the_next_rotation(settings):
+    from edge_node.key_rotation import record_keyring_ack, step_keyrings
+
+    settings.ROLLOUT_ACK_TIMEOUT_S = 0.0  # anything sent counts as unanswered at once
+    site = make_site()
+    EdgeNode.objects.create(node_id="gw-old-agent", site=site, online=True)
+    EdgeNode.objects.create(node_id="gw-away", site=site, online=False)
+    sent: list[tuple[str, dict]] = []
+    assert step_keyrings(lambda node, cmd: sent.append((node, cmd))) == 0  # no rotation yet: nothing to send
+    rotate_signing_keys(actor="test")
+    assert step_keyrings(lambda node, cmd: sent.append((node, cmd))) == 1 and sent[0][0] == "gw-old-agent"
+    cid = sent[0][1]["id"]
+    # Someone else's command id: audited, but it does not stop the platform's own delivery.
+    record_keyring_ack("gw-old-agent", {"id": "kr1-forged", "ok": False, "report": {"stage": "keyring", "reason": "unknown_signer"}})
+    assert EdgeNode.objects.get(node_id="gw-old-agent").keyring_refused_version == 0
+    # An agent from before keyrings answers like this: recorded, shown, not sent again.
+    record_keyring_ack("gw-old-agent", {"id": cid, "ok": False, "detail": "unsupported command type 'keyring'"})
+    node = EdgeNode.objects.get(node_id="gw-old-agent")
+    assert node.keyring_refused_version == 1 and "unsupported command type" in node.keyring_detail
+    assert AuditEvent.objects.filter(action=const.AUDIT_KEYS_REFUSED, actor="gw-old-agent", ok=False).count() == 2
+    assert step_keyrings(lambda node, cmd: sent.append((node, cmd))) == 0
+    # The next rotation is offered again, and a confirmation is kept.
+    rotate_signing_keys(actor="test")
+    assert step_keyrings(lambda node, cmd: sent.append((node, cmd))) == 1
+    assert record_keyring_ack("gw-old-agent", {"id": sent[-1][1]["id"], "ok": True, "report": {"stage": "keyring", "version": 2}})
+    assert EdgeNode.objects.get(node_id="gw-old-agent").keyring_version == 2
+    assert step_keyrings(lambda node, cmd: sent.append((node, cmd))) == 0
+    assert not record_keyring_ack("gw-old-agent", {"id": "kr9-x", "ok": True, "report": {"stage": "keyring", "version": 9}})
