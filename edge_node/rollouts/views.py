@@ -50,7 +50,9 @@ def model_detail(request: HttpRequest, model_id: int) -> HttpResponse:
         else:
             messages.success(request, f"Rollout {rollout.pk} proposed: another admin must approve it")
             return redirect("rollouts:rollout", rollout_id=rollout.pk)
-    return render(request, "rollouts/model_detail.html", {"model": model, "form": form, "verified": registry.verify_stored(model),
+    verified = registry.verify_stored(model)  # also finds the key id of a model signed before key ids
+    return render(request, "rollouts/model_detail.html", {"model": model, "form": form, "verified": verified,
+                                                          "key_revoked": registry.revoked_signature(model) is not None,
                                                           "variants": model.quantized_variants.all()})
 
 
