@@ -21,8 +21,9 @@ gates pass: ``previous`` pointer, then ``current`` pointer (each an fsynced atom
 then the in-memory slot. Until the ``current`` rename the old model is what a restart loads.
 An artifact that fails any check is never loaded; the refusal and its reason go on cmd/ack.
 
-``rollback`` args: {"name", "version", "to_version"?}: if ``version`` is running, switch back to
+``rollback`` args: {"name", "version", "to_version"?, "auth"}: if ``version`` is running, switch back to
 ``to_version`` (default: the ``previous`` pointer), instantly from memory when it is still loaded.
+It must be signed (it puts an older version back); not to a version signed with a revoked key.
 """
 
 from __future__ import annotations
@@ -404,7 +405,9 @@ class DeployManager:
     def _rollback(self, cid: str, args: dict[str, Any]) -> None:
         name, bad = str(args.get("name", "")), str(args.get("version", ""))
         try:
-            self._signed_by(cid, "rollback", args)
+            # It puts an older version back: only on the platform's signed word (audited there).
+            if self._signed_by(cid, "rollback", args) is None:
+                raise ArtifactRefused("unsigned", f"rollback command {cid} carries no signature")
         except ArtifactRefused as exc:
             log.warning("node %s: rollback %s refused: %s", self.node_id, cid, exc)
             self._ack(cid, False, f"refused: {exc.detail}", stage="rolled_back", reason=exc.reason, final=True)

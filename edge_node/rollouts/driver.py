@@ -26,6 +26,7 @@ from edge_node.models import EdgeNode
 from . import const
 from .actions import mark_rolled_back
 from .models import Rollout, RolloutNode
+from .registry import signing_key_of
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def deploy_command(rollout: Rollout, rn: RolloutNode, signer: signing_keys.Signe
     model = rollout.model
     command = {"id": rn.command_id, "type": const.CMD_DEPLOY, "args": {
         "rollout": rollout.pk, "url": download_url(rollout), "manifest": model.manifest(), "signature": model.signature,
-        "key_id": model.signing_key_id or None,
+        "key_id": signing_key_of(model) or None,
         "gates": {"max_p99_latency_ms": rollout.max_p99_latency_ms, "min_agreement": rollout.min_agreement,
                   "max_latency_ratio": settings.ROLLOUT_MAX_LATENCY_RATIO},
         "shadow_windows": settings.ROLLOUT_SHADOW_WINDOWS, "jitter_s": settings.ROLLOUT_JITTER_S,

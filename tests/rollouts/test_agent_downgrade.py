@@ -90,7 +90,7 @@ def test_it_will_not_roll_back_to_a_version_signed_with_a_revoked_key(tmp_path, 
     node.manager.deploy("c2", {**deploy_args(server, second, model_dirs["v3"], gates=GATES, model_id=3), "key_id": key_id(second)}, None)
     assert node.final()["ok"] and node.slot.model.version == "3"
     node.manager.keyring.apply(1, {}, [key_id(first)])
-    node.manager.rollback("r1", {"name": "motor-anomaly", "version": "3", "to_version": "2"})
+    node.manager.rollback("r1", sign_command(second, "n1", "r1", "rollback", {"name": "motor-anomaly", "version": "3", "to_version": "2"}))
     final = node.final()
     assert not final["ok"] and final["report"]["reason"] == "revoked_key" and key_id(first) in final["detail"]
     assert node.slot.model.version == "3" and current_version(node.models_dir, "motor-anomaly") == "3"
