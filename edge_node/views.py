@@ -131,10 +131,11 @@ def tokens(request: HttpRequest) -> HttpResponse:
 
 @require_role(ADMIN)
 def manage_nodes(request: HttpRequest) -> HttpResponse:
-    from edge_node.signing_keys import keyring_version
+    from edge_node.signing_keys import active_key_id, keyring_version
 
     nodes = EdgeNode.objects.select_related("site").order_by("revoked_at", "node_id")
-    return render(request, "edge_node/manage_nodes.html", {"nodes": nodes, "keys": keyring_rows(), "keyring_version": keyring_version()})
+    return render(request, "edge_node/manage_nodes.html", {"nodes": nodes, "keys": keyring_rows(), "keyring_version": keyring_version(),
+                                                          "active_key_id": active_key_id()})
 
 
 @require_role(ADMIN)
