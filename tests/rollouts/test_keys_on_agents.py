@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.contrib.auth.models import Group, User
+from django.test import Client
 
 from edge_node import signing_keys
 from edge_node.agent import contract
@@ -237,6 +238,10 @@ def test_an_older_model_is_refused_and_an_explicit_rollback_is_accepted_and_audi
     assert gateway.running() == "2"
 
     rollback = platform.roll_out(v1, [gateway], allow_downgrade=True)
+    admin = Client()
+    admin.force_login(platform.approver)
+    assert "Explicit rollback to an older version" in admin.get(f"/rollouts/{rollback.pk}/").content.decode()
+    assert "Explicit rollback to an older version" not in admin.get(f"/rollouts/{plain.pk}/").content.decode()
     accepted = _final(rollback, gateway)
     assert accepted.state == const.N_SWITCHED, accepted.detail
     assert accepted.report["downgrade"] is True and accepted.report["downgrade_from"] == "2"
