@@ -190,7 +190,8 @@ def _check_whole(manifest: dict[str, Any], files: int) -> RestoreReport:
 
     if public_key_base64() != manifest["signing_public_key"]:
         raise BackupError("the restored model-signing key is not the one of the backup: gateways would refuse new models")
-    failed = [m.label for m in ModelArtifact.objects.all() if not verify_stored(m)]
+    # Intact, by whichever key signed it: a model signed with a since revoked key is history, not damage.
+    failed = [m.label for m in ModelArtifact.objects.all() if not verify_stored(m, include_revoked=True)]
     verified = ModelArtifact.objects.count() - len(failed)
     loaded = 0
     for model in RulModel.objects.filter(is_active=True):

@@ -108,17 +108,22 @@ def sign_manifest(manifest: dict[str, Any]) -> tuple[str, str]:
     return signer.sign_b64(artifact.signed_message(manifest)), signer.key_id
 
 
+def every_key() -> Any:
+    """A keyring of every key the platform holds, revoked ones too (what signed what, in the past)."""
+    from edge_node.agent.keyring import Keyring
+    from edge_node.models import SigningKey
+
+    signing_keys.active_key()
+    return Keyring.from_b64(dict(SigningKey.objects.values_list("key_id", "public_key")))
+
+
 def signing_key_of(model: ModelArtifact) -> str:
     """The id of the key that signed ``model``; for an artifact signed before key ids, found by
     trying every key the platform holds (revoked ones too) and remembered."""
     if model.signing_key_id:
         return model.signing_key_id
-    from edge_node.agent.keyring import Keyring
-    from edge_node.models import SigningKey
-
-    every = Keyring.from_b64(dict(SigningKey.objects.values_list("key_id", "public_key")))
     try:
-        found = every.verify(artifact.signed_message(model.manifest()), model.signature, None)
+        found = every_key().verify(artifact.signed_message(model.manifest()), model.signature, None)
     except artifact.ArtifactRefused:
         return ""
     ModelArtifact.objects.filter(pk=model.pk, signing_key_id="").update(signing_key_id=found)
@@ -134,12 +139,14 @@ def revoked_signature(model: ModelArtifact) -> str | None:
     return None
 
 
-def verify_stored(model: ModelArtifact) -> bool:
+def verify_stored(model: ModelArtifact, *, include_revoked: bool = False) -> bool:
     """True when the stored file still has the signed hash and the signature verifies against a
-    key that is not revoked."""
+    key that is not revoked (``include_revoked``: against any key the platform holds: the artifact
+    is intact, whether or not it may still be sent to nodes)."""
     try:
         data = local_file(model.file_path).read_bytes()
-        artifact.verify_artifact(data, model.manifest(), model.signature, signing_keys.platform_keyring(), signing_key_of(model) or None)
+        keyring = every_key() if include_revoked else signing_keys.platform_keyring()
+        artifact.verify_artifact(data, model.manifest(), model.signature, keyring, signing_key_of(model) or None)
     except (OSError, artifact.ArtifactRefused) as exc:
         log.warning("model %s: stored artifact fails verification: %s", model.label, exc)
         return False
