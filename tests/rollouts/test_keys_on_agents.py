@@ -174,18 +174,25 @@ def test_rotation_reaches_an_online_node_and_one_that_was_offline(platform, mode
     assert _keyring_version(away) == 0 and set(away.keyring_on_disk()["keys"]) == {old}
     assert AuditEvent.objects.filter(action="keys.rotated", actor="appr", target=new.key_id).exists()
 
-    away.start()  # back: its status says online, the listener sends it the keyring
-    wait_until(lambda: _keyring_version(away) == 1, timeout=15, what="the returning node to confirm keyring v1")
-    assert set(away.keyring_on_disk()["keys"]) == {old, new.key_id}
-    assert set(AuditEvent.objects.filter(action="keys.node_updated").values_list("actor", flat=True)) == {online.node_id, away.node_id}
+    # A second rotation revokes the first key while the other node is still away.
+    newest = rotate_signing_keys(platform.approver, revoke=[old], reason="retire the first key")
+    wait_until(lambda: _keyring_version(online) == 2, timeout=15, what="the online node to confirm keyring v2")
+    assert online.keyring_on_disk() == {"version": 2, "keys": {new.key_id: new.public_key, newest.key_id: newest.public_key}, "revoked": [old]}
 
-    # New models are signed with the new key, and both nodes take them.
+    away.start()  # back: its status says online, the listener sends it the keyring
+    # It trusts only the first key, revoked since: the command is signed by it too, so it catches up in one step.
+    wait_until(lambda: _keyring_version(away) == 2, timeout=15, what="the returning node to confirm keyring v2")
+    assert away.keyring_on_disk() == online.keyring_on_disk()
+    updates = AuditEvent.objects.filter(action="keys.node_updated")
+    assert sorted(updates.values_list("actor", "detail__keyring_version")) == sorted([(online.node_id, 1), (online.node_id, 2), (away.node_id, 2)])
+
+    # New models are signed with the newest key, and both nodes take them.
     model = register_anomaly_model(model_dirs["v2"])
-    assert model.signing_key_id == new.key_id
+    assert model.signing_key_id == newest.key_id
     rollout = platform.roll_out(model, [online, away])
     wait_until(lambda: Rollout.objects.get(pk=rollout.pk).state == const.DONE, timeout=60, what="the rollout to finish")
     assert online.running() == "2" and away.running() == "2"
-    assert {rn.report["signed_by"] for rn in RolloutNode.objects.filter(rollout=rollout)} == {new.key_id}
+    assert {rn.report["signed_by"] for rn in RolloutNode.objects.filter(rollout=rollout)} == {newest.key_id}
 
 
 def test_a_model_signed_with_a_revoked_key_is_refused(platform, model_dirs, mqtt_url):
