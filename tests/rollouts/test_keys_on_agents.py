@@ -32,6 +32,7 @@ from edge_node.models import AuditEvent, EdgeNode
 from edge_node.rollouts import const
 from edge_node.rollouts.actions import RolloutError, approve_rollout, propose_rollout
 from edge_node.rollouts.models import Rollout, RolloutNode
+from edge_node.rollouts.mqtt_client import PlatformMqtt
 from edge_node.rollouts.registry import register_anomaly_model
 from edge_node.services import create_enrollment_token
 from tests.agent.conftest import Subscriber
@@ -210,8 +211,6 @@ def test_a_model_signed_with_a_revoked_key_is_refused(platform, model_dirs, mqtt
     with pytest.raises(RolloutError, match=f"signed with model-signing key {first}, which is revoked"):
         platform.roll_out(old_model, [gateway])
     # ...and the node refuses it even when a (validly signed) command asks it to.
-    from edge_node.rollouts.mqtt_client import PlatformMqtt
-
     command = signing_keys.sign_command(gateway.node_id, {"id": "d-revoked", "type": "deploy", "args": {
         "rollout": 0, "url": f"{platform.url}/api/models/{old_model.pk}/download", "manifest": old_model.manifest(),
         "signature": old_model.signature, "key_id": first, "gates": {}, "jitter_s": 0.0}})
