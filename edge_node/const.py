@@ -35,6 +35,16 @@ AUDIT_REVOKE = "node.revoke"
 AUDIT_CREDENTIALS_ROTATED = "node.credentials_rotated"
 AUDIT_BROKER_FILES = "broker.files_written"
 AUDIT_NODE_AUTH = "node.auth"
+AUDIT_KEYS_CREATED = "keys.created"
+AUDIT_KEYS_ROTATED = "keys.rotated"
+AUDIT_KEYS_REFUSED = "keys.rotation_refused"  # an admin's rotation refused, or a node refusing a keyring command
+AUDIT_KEYS_NODE_UPDATED = "keys.node_updated"
+
+# Model-signing key states (edge_node.SigningKey).
+KEY_ACTIVE = "active"  # signs new models and commands; exactly one
+KEY_TRUSTED = "trusted"  # an earlier key: its signatures still verify
+KEY_REVOKED = "revoked"  # its signatures are refused by the platform and every node
+KEY_STATES = ((KEY_ACTIVE, "active"), (KEY_TRUSTED, "trusted"), (KEY_REVOKED, "revoked"))
 
 # Broker account kinds.
 KIND_NODE = "node"

@@ -150,9 +150,10 @@ def fleet_layout(node_ids: list[str] | None = None, credentials: dict | None = N
         creds = credentials.get(node_id)
         platform = None
         if creds is not None and getattr(creds, "secret", ""):
-            from edge_node.signing_keys import public_key_pem
+            from edge_node.signing_keys import public_key_pem, trusted_keys
 
-            platform = PlatformConfig(url=settings.PLATFORM_PUBLIC_URL, node_secret=creds.secret, model_public_key=public_key_pem())
+            platform = PlatformConfig(url=settings.PLATFORM_PUBLIC_URL, node_secret=creds.secret, model_public_key=public_key_pem(),
+                                      model_keys=trusted_keys())
         models_dir = node_models_dir(node_id, {a.type_key for a in assets}, seeds) if seeds is not None else None
         nodes.append(NodeSpec(
             node_id, username=node_id if creds else None, password=creds.mqtt_password if creds else None,

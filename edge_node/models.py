@@ -7,6 +7,8 @@ from django.db import models
 
 from twins.models import key_validator
 
+from . import const
+
 
 class EdgeNode(models.Model):
     node_id = models.CharField(max_length=64, unique=True, validators=[key_validator], help_text="The <node> of its MQTT topics.")
@@ -24,6 +26,13 @@ class EdgeNode(models.Model):
     mqtt_password_hash = models.CharField(max_length=255, blank=True, help_text="Mosquitto $7$ (PBKDF2-SHA512) hash of the node's MQTT password.")
     enrolled_at = models.DateTimeField(null=True, blank=True)
     credentials_changed_at = models.DateTimeField(null=True, blank=True)
+    # Model-signing keyring: the version the node confirmed (edge_node/key_rotation.py), when the
+    # current one was last sent, and the version it refused (not sent again) with why.
+    keyring_version = models.PositiveIntegerField(default=0)
+    keyring_sent_at = models.DateTimeField(null=True, blank=True)
+    keyring_command = models.CharField(max_length=40, blank=True, help_text="Id of the last keyring command sent to it.")
+    keyring_refused_version = models.PositiveIntegerField(default=0)
+    keyring_detail = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["node_id"]
@@ -69,3 +78,44 @@ class EnrollmentToken(models.Model):
 
     def __str__(self) -> str:
         return f"token #{self.pk} for {self.site_id}"
+
+
+class SigningKey(models.Model):
+    """One Ed25519 model-signing key. The private half is stored here, encrypted (PKCS#8 under
+    MODEL_SIGNING_KEY_PASSWORD), so every web process and Celery worker on any host signs with
+    the same keys without copying key files around; a database backup holds them too."""
+
+    key_id = models.CharField(max_length=16, unique=True, help_text="First 16 hex of SHA-256 of the raw public key.")
+    public_key = models.CharField(max_length=64, help_text="Raw 32-byte Ed25519 public key, base64.")
+    private_key = models.TextField(help_text="Encrypted PKCS#8 PEM.")
+    state = models.CharField(max_length=16, choices=const.KEY_STATES, default=const.KEY_TRUSTED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    source = models.CharField(max_length=300, blank=True, help_text="Generated, or the key file it was imported from.")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_in = models.PositiveIntegerField(null=True, blank=True, help_text="The keyring version that revoked it.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["state"], condition=models.Q(state=const.KEY_ACTIVE),
+                                               name="edge_node_one_active_signing_key")]
+
+    def __str__(self) -> str:
+        return f"{self.key_id} ({self.state})"
+
+
+class KeyringChange(models.Model):
+    """One rotation of the model-signing keys: keyring ``version`` 1, 2, ... that nodes confirm."""
+
+    version = models.PositiveIntegerField(unique=True)
+    at = models.DateTimeField(auto_now_add=True)
+    actor = models.CharField(max_length=150)
+    added = models.CharField(max_length=16)
+    revoked = models.JSONField(default=list, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-version"]
+
+    def __str__(self) -> str:
+        return f"keyring v{self.version}: +{self.added} -{','.join(self.revoked) or 'none'}"

@@ -70,6 +70,7 @@ class EnrollmentResult:
     broker_url: str
     model_public_key_pem: str
     broker_note: str = ""
+    keyring: dict[str, Any] = field(default_factory=dict)  # signing_keys.enrollment_keys(): what the node pins
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -78,6 +79,7 @@ class EnrollmentResult:
             "secret": self.secret,
             "mqtt": {"url": self.broker_url, "username": self.mqtt_username, "password": self.mqtt_password},
             "model_public_key": self.model_public_key_pem,
+            **self.keyring,
         }
 
 
@@ -223,7 +225,7 @@ def enroll_node(token: str, *, remote_addr: str | None = None, name: str = "") -
     The token is claimed with one conditional UPDATE (unused and unexpired), so of two racing
     enrollments exactly one wins. Every attempt is audited, refused ones included.
     """
-    from edge_node.signing_keys import public_key_pem
+    from edge_node.signing_keys import enrollment_keys, keyring_version, public_key_pem
 
     token = (token or "").strip()
     token_hash = hash_token(token)
@@ -250,6 +252,8 @@ def enroll_node(token: str, *, remote_addr: str | None = None, name: str = "") -
             creds = _issue(node, now)
             reenrolled = node.enrolled_at is not None
             node.enrolled_at = now
+            # It pins the current keyring in the answer: nothing to send it until the next rotation.
+            node.keyring_version, node.keyring_sent_at, node.keyring_refused_version, node.keyring_detail = keyring_version(), None, 0, ""
             node.save()
             EnrollmentToken.objects.filter(pk=row.pk).update(enrolled_node=node)
             record_audit(const.AUDIT_ENROLL, actor=node_id, target=node_id, remote_addr=remote_addr,
@@ -263,6 +267,7 @@ def enroll_node(token: str, *, remote_addr: str | None = None, name: str = "") -
     return EnrollmentResult(
         node=node, secret=creds.secret, mqtt_username=node.node_id, mqtt_password=creds.mqtt_password,
         broker_url=node_broker_url(), model_public_key_pem=public_key_pem(), broker_note="; ".join(holder.notes),
+        keyring=enrollment_keys(),
     )
 
 

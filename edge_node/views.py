@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from edge_node import const
 from edge_node.audit import actor_name, record_audit
 from edge_node.forms import AuditFilterForm, EnrollmentTokenForm
+from edge_node.key_rotation import RotationError, keyring_rows, rotate_signing_keys
 from edge_node.models import AuditEvent, EdgeNode, EnrollmentToken
 from edge_node.node_auth import plain_http_refusal, throttled_response
 from edge_node.services import (
@@ -130,8 +131,25 @@ def tokens(request: HttpRequest) -> HttpResponse:
 
 @require_role(ADMIN)
 def manage_nodes(request: HttpRequest) -> HttpResponse:
+    from edge_node.signing_keys import active_key_id, keyring_version
+
     nodes = EdgeNode.objects.select_related("site").order_by("revoked_at", "node_id")
-    return render(request, "edge_node/manage_nodes.html", {"nodes": nodes})
+    return render(request, "edge_node/manage_nodes.html", {"nodes": nodes, "keys": keyring_rows(), "keyring_version": keyring_version(),
+                                                          "active_key_id": active_key_id()})
+
+
+@require_role(ADMIN)
+@require_POST
+def rotate_keys(request: HttpRequest) -> HttpResponse:
+    try:
+        new = rotate_signing_keys(request.user, revoke_previous=request.POST.get("revoke_previous") == "on",
+                                  reason=request.POST.get("reason", "")[:300])
+    except RotationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"New model-signing key {new.key_id} is active; nodes receive it by a signed keyring command "
+                                   "(offline nodes when they return).")
+    return redirect(reverse("edge_node:nodes"))
 
 
 @require_role(ADMIN)

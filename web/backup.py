@@ -71,7 +71,9 @@ def _file_members() -> dict[str, Path]:
     """Archive name -> file on this host."""
     from edge_node.signing_keys import signing_key_path
 
-    members = {"keys/model-signing.pem": signing_key_path()}
+    # The first model-signing key's file, when this host has it; every key (rotated ones too) is in
+    # the database dump, encrypted under MODEL_SIGNING_KEY_PASSWORD (edge_node/signing_keys.py).
+    members = {"keys/model-signing.pem": signing_key_path()} if signing_key_path().is_file() else {}
     for name, path in (("broker/passwd", settings.MQTT_PASSWORD_FILE), ("broker/acl", settings.MQTT_ACL_FILE)):
         if path and Path(path).is_file():
             members[name] = Path(path)
@@ -89,17 +91,16 @@ def create_backup(out: Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     if any(out.iterdir()):
         raise BackupError(f"{out} is not empty: a backup goes into a new folder")
+    signing_public_key = public_key_base64()  # before the dump: a first key made now must be in it
     env, args = _pg_env_and_args()
     _run(["pg_dump", "--format=custom", "--no-owner", "--file", str(out / DUMP), *args], env, "pg_dump")
     members = _file_members()
-    if not members["keys/model-signing.pem"].is_file():
-        raise BackupError(f"the model-signing key {members['keys/model-signing.pem']} does not exist")
     with tarfile.open(out / FILES, "w:gz") as tar:
         for name, path in members.items():
             tar.add(path, arcname=name, recursive=False)
     manifest = {
         "created_at": datetime.now(UTC).isoformat(), "database": settings.DATABASES["default"]["NAME"],
-        "signing_public_key": public_key_base64(), "files": sorted(members),
+        "signing_public_key": signing_public_key, "files": sorted(members),
         "sha256": {DUMP: _sha256(out / DUMP), FILES: _sha256(out / FILES)},
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
@@ -189,7 +190,8 @@ def _check_whole(manifest: dict[str, Any], files: int) -> RestoreReport:
 
     if public_key_base64() != manifest["signing_public_key"]:
         raise BackupError("the restored model-signing key is not the one of the backup: gateways would refuse new models")
-    failed = [m.label for m in ModelArtifact.objects.all() if not verify_stored(m)]
+    # Intact, by whichever key signed it: a model signed with a since revoked key is history, not damage.
+    failed = [m.label for m in ModelArtifact.objects.all() if not verify_stored(m, include_revoked=True)]
     verified = ModelArtifact.objects.count() - len(failed)
     loaded = 0
     for model in RulModel.objects.filter(is_active=True):

@@ -216,6 +216,10 @@ MOSQUITTO_RELOAD_CMD = env_str("MOSQUITTO_RELOAD_CMD", "")
 ENROLLMENT_TOKEN_TTL_S = env_int("ENROLLMENT_TOKEN_TTL_S", 24 * 3600, 60, 30 * 24 * 3600)
 ENROLLMENT_PUBLIC_URL = env_str("ENROLLMENT_PUBLIC_URL", "")  # the platform's URL as nodes reach it
 MODEL_SIGNING_KEY_FILE = env_str("MODEL_SIGNING_KEY_FILE", "")
+# Model-signing keys live in the database (edge_node.SigningKey), their private halves as
+# encrypted PKCS#8 under this passphrase; unset = derived from SECRET_KEY (changing SECRET_KEY
+# then makes the stored keys unreadable: set this explicitly in production and back it up).
+MODEL_SIGNING_KEY_PASSWORD = env_secret("MODEL_SIGNING_KEY_PASSWORD", "")
 # Model rollouts: the first wave of nodes downloading/verifying/shadowing a model at once is
 # ROLLOUT_MAX_CONCURRENT; each node that switches opens one more slot, up to
 # ROLLOUT_MAX_CONCURRENT_SHARE of the rollout's nodes (driver.in_flight_limit); each node

@@ -24,10 +24,11 @@ import numpy as np
 from . import const, contract
 from .asset_types import metric_words
 from .config import AgentConfig, ConfigError, SourceConfig
-from .deploy import attach_deploy
+from .deploy import agent_keyring, attach_deploy
 from .detectors import EwmaDetector
 from .field.attach import attach_field
 from .filtering import ReadingFilter
+from .keyring import KeyringCommands
 from .models import AnomalyModel, ModelError, ModelSlot, current_version, load_model
 from .mqtt_link import MqttLink
 from .netloop import NetLoop
@@ -154,6 +155,8 @@ class Agent:
             raise ConfigError(f"state_dir {cfg.state_dir}: buffer database unusable: {exc}") from None
         self.link = MqttLink(cfg, on_command=self._on_command, wake=self.wake,
                              offline_payload=contract.encode({"state": "offline"}), net=net)
+        self.keyring = agent_keyring(cfg)  # the platform's model-signing keys this node trusts
+        self.keyring_commands = KeyringCommands(cfg.node_id, self.keyring)
         self.deploy = attach_deploy(self)  # deploy/rollback commands (edge_node/agent/deploy.py)
         self._pending: list[contract.Reading] = []
         self._exact_assets = set(cfg.gateway.assets)
@@ -552,7 +555,7 @@ class Agent:
 
     # -- status and commands -------------------------------------------------------
     def _status(self, state: str, now: float) -> dict[str, Any]:
-        versions = {"agent": const.AGENT_VERSION, "contract": "v1"}
+        versions = {"agent": const.AGENT_VERSION, "contract": "v1", "keyring": str(self.keyring.version)}
         models = self.model_versions()
         if models:
             versions["model"] = ",".join(f"{n}@{v}" for n, v in sorted(models.items()))
@@ -591,6 +594,9 @@ class Agent:
                 continue
             if self.deploy is not None and self.deploy.handles(ctype):
                 self.deploy.submit(cid, ctype, args)  # it acks each stage itself, from its worker
+                continue
+            if self.keyring_commands.handles(ctype) and isinstance(args, dict):
+                self.link.publish("cmd/ack", self._encode(self.keyring_commands.handle(cid, args)), qos=1)
                 continue
             ok, detail = False, f"unsupported command type {ctype!r}"
             if ctype == "inject_fault":

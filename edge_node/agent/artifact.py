@@ -8,8 +8,6 @@ No Django here: the agent imports it on the gateway, the platform imports it to 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 from typing import Any
@@ -44,31 +42,24 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def verify_artifact(data: bytes, manifest: dict[str, Any], signature_b64: str, public_pem: str) -> None:
+def verify_artifact(data: bytes, manifest: dict[str, Any], signature_b64: str, trusted: Any, key_id: str | None = None) -> str:
     """Raise ArtifactRefused unless ``data`` is the manifest's file and the manifest carries the
-    platform's signature (checked against the pinned ``public_pem``)."""
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    platform's signature by a key the node trusts. ``trusted`` is the node's keyring
+    (edge_node/agent/keyring.py) or one pinned public key (PEM); ``key_id`` names the signing key
+    (None: an artifact signed before keys had ids, tried against every trusted key). Returns the
+    id of the key that signed it."""
+    from .keyring import Keyring, KeyringError
 
-    if not public_pem:
+    if not trusted:
         raise ArtifactRefused("no_public_key", "no model_public_key pinned in [platform]: refusing every model")
     if len(data) != int(manifest.get("size", -1)):
         raise ArtifactRefused("size_mismatch", f"downloaded {len(data)} bytes, manifest says {manifest.get('size')}")
     digest = sha256_hex(data)
     if digest != manifest.get("sha256"):
         raise ArtifactRefused("hash_mismatch", f"sha256 {digest[:16]}... != manifest {str(manifest.get('sha256'))[:16]}...")
-    try:
-        signature = base64.b64decode(signature_b64, validate=True)
-    except (binascii.Error, ValueError, TypeError):
-        raise ArtifactRefused("bad_signature", "signature is not base64") from None
-    try:
-        key = serialization.load_pem_public_key(public_pem.encode("ascii"))
-    except ValueError as exc:
-        raise ArtifactRefused("no_public_key", f"pinned model_public_key unreadable: {exc}") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise ArtifactRefused("no_public_key", "pinned model_public_key is not Ed25519")
-    try:
-        key.verify(signature, signed_message(manifest))
-    except InvalidSignature:
-        raise ArtifactRefused("bad_signature", "Ed25519 signature does not verify against the pinned key") from None
+    if isinstance(trusted, str):
+        try:
+            trusted = Keyring.from_pem(trusted)
+        except KeyringError as exc:
+            raise ArtifactRefused("no_public_key", f"pinned model_public_key unusable: {exc}") from None
+    return trusted.verify(signed_message(manifest), signature_b64, key_id or None)

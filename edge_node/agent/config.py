@@ -118,7 +118,11 @@ class PlatformConfig:
 
     url: str = ""
     node_secret: str = ""
-    model_public_key: str = ""  # PEM (Ed25519): every model artifact must verify against it
+    model_public_key: str = ""  # PEM (Ed25519): the key pinned at enrollment (before keyrings, the only one)
+    # The keyring (edge_node/agent/keyring.py): trusted keys by id, updated by signed keyring
+    # commands. node.toml's default is keyring.json beside it; None keeps it in memory only.
+    keyring_file: Path | None = None
+    model_keys: dict[str, str] = field(default_factory=dict)  # key id -> raw public key (base64), for in-code nodes
 
 
 @dataclass
@@ -271,7 +275,8 @@ def parse_config(raw: dict[str, Any], base_dir: Path, name: str = "config", text
     cfg.broker = broker
 
     pl = _Reader(top.table_of("platform"), f"{name}: [platform].")
-    cfg.platform = PlatformConfig(url=pl.get("url", str, ""), node_secret=pl.get("node_secret", str, ""), model_public_key=pl.get("model_public_key", str, ""))
+    cfg.platform = PlatformConfig(url=pl.get("url", str, ""), node_secret=pl.get("node_secret", str, ""), model_public_key=pl.get("model_public_key", str, ""),
+                                  keyring_file=_path(base_dir, pl.get("keyring_file", str, const.KEYRING_FILE)))
     pl.check_unknown()
 
     buf = _Reader(top.table_of("buffer"), f"{name}: [buffer].")

@@ -69,6 +69,8 @@ RAW_BYTES_SLOW = 8
 MODEL_CURRENT_POINTER = "current"
 MODEL_FILE = "model.onnx"
 MODEL_META_FILE = "meta.json"
+# The platform's model-signing keys this node trusts, beside node.toml (edge_node/agent/keyring.py).
+KEYRING_FILE = "keyring.json"
 
 # The run loop never ticks more often than this (staggered sensors are batched).
 MIN_TICK_S = 0.02

@@ -8,7 +8,8 @@ Topics (``<node>`` is the edge node's id):
 - ``aiot/v1/<node>/telemetry``  batches of readings (QoS 1)
 - ``aiot/v1/<node>/events``     anomalies and alerts the node raised itself (QoS 1)
 - ``aiot/v1/<node>/status``     retained heartbeat; the last will says ``offline``
-- ``aiot/v1/<node>/cmd``        platform -> node commands
+- ``aiot/v1/<node>/cmd``        platform -> node commands (``deploy``, ``rollback`` and ``keyring``
+  carry ``args.auth``, the platform's signatures for this node: edge_node/agent/keyring.py)
 - ``aiot/v1/<node>/cmd/ack``    node -> platform replies
 - ``aiot/v1/<node>/confirm``    platform -> node: which telemetry/event ``seq`` the platform
   has durably handled (stored, already stored, or dead-lettered with its reason)
@@ -96,7 +97,7 @@ class Status(TypedDict):
 
 class Command(TypedDict):
     id: str
-    type: str  # e.g. "deploy", "rollback", "config"
+    type: str  # e.g. "deploy", "rollback", "keyring", "config"
     args: NotRequired[dict[str, Any]]
 
 

@@ -3,21 +3,27 @@
 ``deploy`` args (sent by edge_node/rollouts/driver.py)::
 
     {"rollout": 7, "url": ".../api/models/12/download", "manifest": {name, version, kind, sha256, size,
-     inputs, outputs, meta}, "signature": "<base64 Ed25519>", "gates": {"max_p99_latency_ms", "min_agreement"},
-     "shadow_windows": 200, "jitter_s": 0.5}
+     inputs, outputs, meta}, "signature": "<base64 Ed25519>", "key_id": "<16 hex>", "gates": {"max_p99_latency_ms",
+     "min_agreement"}, "shadow_windows": 200, "jitter_s": 0.5, "downgrade": false, "auth": [{"key_id", "signature"}]}
+
+``auth`` signs the whole command for this node (edge_node/agent/keyring.py); when present it
+must verify. An older version than the running one (or another artifact under the running
+version) is refused unless ``downgrade`` is true in a command that carries a valid ``auth``:
+an explicit rollback the platform signed and audited (edge_node/agent/versions.py).
 
 Steps, each reported on cmd/ack (``report.stage``; ``report.final`` on the last one):
 wait a random jitter, download with the node's HTTP credentials (from the configured platform
 URL only: the secret never goes elsewhere), check size, SHA-256 and the Ed25519 signature
-against the pinned public key, write ``models/<name>/<version>/`` through a hidden temp dir
+against the keyring (the key named by ``key_id``; a revoked key is refused), write ``models/<name>/<version>/`` through a hidden temp dir
 (fsync, rename), open a fresh onnxruntime session, shadow-run it beside the current model on
 the node's live windows (p99 latency, agreement of the anomaly decision), and switch when the
 gates pass: ``previous`` pointer, then ``current`` pointer (each an fsynced atomic rename),
 then the in-memory slot. Until the ``current`` rename the old model is what a restart loads.
 An artifact that fails any check is never loaded; the refusal and its reason go on cmd/ack.
 
-``rollback`` args: {"name", "version", "to_version"?}: if ``version`` is running, switch back to
+``rollback`` args: {"name", "version", "to_version"?, "auth"}: if ``version`` is running, switch back to
 ``to_version`` (default: the ``previous`` pointer), instantly from memory when it is still loaded.
+It must be signed (it puts an older version back); not to a version signed with a revoked key.
 """
 
 from __future__ import annotations
@@ -44,7 +50,8 @@ import numpy as np
 
 from . import const
 from .artifact import ArtifactRefused, verify_artifact
-from .config import PlatformConfig
+from .config import ConfigError, PlatformConfig
+from .keyring import CommandRefused, Keyring, KeyringError
 from .models import (
     AnomalyModel,
     ModelError,
@@ -53,12 +60,14 @@ from .models import (
     load_model,
     set_current,
 )
+from .versions import downgrade_of
 
 log = logging.getLogger(__name__)
 
 PREVIOUS_POINTER = "previous"
 MANIFEST_FILE = "manifest.json"
 SIGNATURE_FILE = "signature"
+SIGNING_KEY_FILE = "signing_key"  # the id of the key that signed it (checked again on rollback)
 DOWNLOAD_TIMEOUT_S = 30.0
 MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
 SEEN_COMMANDS = 256
@@ -115,7 +124,7 @@ def read_pointer(models_dir: Path, name: str, pointer: str) -> str | None:
         return None
 
 
-def install_version(models_dir: Path, manifest: dict[str, Any], data: bytes, signature: str) -> Path:
+def install_version(models_dir: Path, manifest: dict[str, Any], data: bytes, signature: str, key_id: str = "") -> Path:
     """Write a verified artifact as ``models/<name>/<version>/`` (temp dir, fsync, rename).
     An existing folder of the same version is kept when it holds the same bytes."""
     name, version = str(manifest["name"]), str(manifest["version"])
@@ -137,6 +146,8 @@ def install_version(models_dir: Path, manifest: dict[str, Any], data: bytes, sig
     _write_file(tmp / const.MODEL_META_FILE, json.dumps(meta, indent=2).encode())
     _write_file(tmp / MANIFEST_FILE, json.dumps(manifest, sort_keys=True).encode())
     _write_file(tmp / SIGNATURE_FILE, signature.encode())
+    if key_id:
+        _write_file(tmp / SIGNING_KEY_FILE, key_id.encode())
     _fsync_dir(tmp)
     _checkpoint("before_version_rename")
     os.replace(tmp, final)
@@ -227,7 +238,7 @@ class DeployManager:
     def __init__(self, node_id: str, models_dir: Path, platform: PlatformConfig, *, publish_ack: Callable[[dict[str, Any]], None],
                  slot_for: Callable[[str], ModelSlot | None], live_rows: Callable[[str, list[str]], np.ndarray | None],
                  executor: ThreadPoolExecutor | None = None, ca_file: str | None = None,
-                 loader: Callable[[Path, str, str], AnomalyModel] = load_model) -> None:
+                 loader: Callable[[Path, str, str], AnomalyModel] = load_model, keyring: Keyring | None = None) -> None:
         self.node_id = node_id
         self.models_dir = Path(models_dir)
         self.platform = platform
@@ -237,6 +248,9 @@ class DeployManager:
         self.executor = executor or shared_executor()
         self.ca_file = ca_file
         self.loader = loader  # a fleet simulator shares sessions of identical verified files
+        if keyring is None:
+            keyring = Keyring.for_platform(platform.keyring_file, platform.model_public_key, platform.model_keys)
+        self.keyring = keyring
         self._seen: deque[str] = deque(maxlen=SEEN_COMMANDS)
         self._previous: dict[str, AnomalyModel] = {}
         self._lock = threading.Lock()  # one deploy/rollback at a time per node
@@ -313,15 +327,37 @@ class DeployManager:
         finally:
             self.busy -= 1
 
+    def _signed_by(self, cid: str, ctype: str, args: dict[str, Any]) -> str | None:
+        """The key that signed this command, None when it is unsigned; ArtifactRefused when its
+        signature does not hold (a forged or altered command is never half-trusted)."""
+        if "auth" not in args:
+            return None
+        try:
+            return self.keyring.verify_command(self.node_id, cid, ctype, args)
+        except CommandRefused as exc:
+            raise ArtifactRefused(exc.reason, exc.detail) from None
+
     def _deploy(self, cid: str, args: dict[str, Any], rows: np.ndarray | None) -> None:
         manifest = args.get("manifest") or {}
         label = f"{manifest.get('name')}@{manifest.get('version')}"
+        downgrade: dict[str, Any] = {}
         try:
+            signed_by = self._signed_by(cid, "deploy", args)
+            named_key = str(args.get("key_id") or "")
+            if named_key and self.keyring.is_revoked(named_key):  # refused before a byte is downloaded
+                raise ArtifactRefused("revoked_key", f"{label} is signed with key {named_key}, which the platform revoked")
+            older = downgrade_of(self.models_dir, str(manifest.get("name", "")), str(manifest.get("version", "")),
+                                 str(manifest.get("sha256", "")))
+            if older:
+                if args.get("downgrade") is not True or signed_by is None:
+                    raise ArtifactRefused("downgrade", f"{older}: only an explicit rollback signed by the platform may install it")
+                downgrade = {"downgrade": True, "downgrade_from": read_pointer(self.models_dir, str(manifest["name"]), const.MODEL_CURRENT_POINTER)}
+                log.warning("node %s: %s; accepted as an explicit rollback signed by key %s", self.node_id, older, signed_by)
             self._ack(cid, True, f"downloading {label}", stage="downloading")
             data = self.download(str(args.get("url", "")), int(manifest.get("size", 0)))
             self._ack(cid, True, f"verifying {label}", stage="verifying")
-            verify_artifact(data, manifest, str(args.get("signature", "")), self.platform.model_public_key)
-            folder = install_version(self.models_dir, manifest, data, str(args.get("signature", "")))
+            key_id = verify_artifact(data, manifest, str(args.get("signature", "")), self.keyring, args.get("key_id"))
+            folder = install_version(self.models_dir, manifest, data, str(args.get("signature", "")), key_id)
             name, version = str(manifest["name"]), str(manifest["version"])
             try:
                 new = self.loader(self.models_dir, name, version)
@@ -343,7 +379,8 @@ class DeployManager:
             # measure again, and judge the second run.
             log.info("node %s: %s over its latency gate (%s); measuring again", self.node_id, label, latency_failure(report, gates))
             report = {**shadow_compare(new, old, rows, windows), "remeasured": True, "first_latency_p99_ms": report["latency_p99_ms"]}
-        report.update(version=version, previous_version=old.version if old else read_pointer(self.models_dir, name, const.MODEL_CURRENT_POINTER))
+        report.update(version=version, previous_version=old.version if old else read_pointer(self.models_dir, name, const.MODEL_CURRENT_POINTER),
+                      signed_by=key_id, **downgrade)
         min_agree = gates.get("min_agreement")
         why = latency_failure(report, gates)
         if why:
@@ -368,6 +405,14 @@ class DeployManager:
     def _rollback(self, cid: str, args: dict[str, Any]) -> None:
         name, bad = str(args.get("name", "")), str(args.get("version", ""))
         try:
+            # It puts an older version back: only on the platform's signed word (audited there).
+            if self._signed_by(cid, "rollback", args) is None:
+                raise ArtifactRefused("unsigned", f"rollback command {cid} carries no signature")
+        except ArtifactRefused as exc:
+            log.warning("node %s: rollback %s refused: %s", self.node_id, cid, exc)
+            self._ack(cid, False, f"refused: {exc.detail}", stage="rolled_back", reason=exc.reason, final=True)
+            return
+        try:
             running = current_version(self.models_dir, name)
         except ModelError as exc:
             self._ack(cid, False, f"cannot roll back {name}: {exc}", stage="rolled_back", reason="no_model", final=True)
@@ -379,6 +424,11 @@ class DeployManager:
         if not target or target == bad:
             self._ack(cid, False, f"no previous version of {name} to roll back to", stage="rolled_back",
                       reason="no_previous", final=True, version=running)
+            return
+        signer = _stored_key_id(self.models_dir / name / target)
+        if signer and self.keyring.is_revoked(signer):
+            self._ack(cid, False, f"{name}@{target} was signed with key {signer}, which the platform revoked", stage="rolled_back",
+                      reason="revoked_key", final=True, version=running)
             return
         slot = self.slot_for(name)
         kept = self._previous.get(name)
@@ -394,6 +444,13 @@ class DeployManager:
             slot.swap(previous)
         self._previous.pop(name, None)
         self._ack(cid, True, f"rolled back {name} {bad} -> {target}", stage="rolled_back", final=True, version=target)
+
+
+def _stored_key_id(folder: Path) -> str:
+    try:
+        return (folder / SIGNING_KEY_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
 
 
 def _agent_rows(agent: Any, name: str, features: list[str]) -> np.ndarray | None:
@@ -437,4 +494,12 @@ def attach_deploy(agent: Any) -> DeployManager | None:
     return DeployManager(agent.node_id, Path(cfg.models_dir), cfg.platform, publish_ack=publish_ack,
                          slot_for=lambda name: _agent_slot(agent, name),
                          live_rows=lambda name, features: _agent_rows(agent, name, features),
-                         ca_file=str(cfg.broker.ca_file) if cfg.broker.ca_file else None)
+                         ca_file=str(cfg.broker.ca_file) if cfg.broker.ca_file else None, keyring=agent.keyring)
+
+
+def agent_keyring(cfg: Any) -> Keyring:
+    """The agent's keyring from its [platform] settings; ConfigError names the problem."""
+    try:
+        return Keyring.for_platform(cfg.platform.keyring_file, cfg.platform.model_public_key, cfg.platform.model_keys)
+    except KeyringError as exc:
+        raise ConfigError(f"[platform] model-signing keys: {exc}") from None

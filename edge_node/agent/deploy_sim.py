@@ -26,6 +26,7 @@ import paho.mqtt.client as mqtt
 from . import contract
 from .config import PlatformConfig
 from .deploy import DeployManager
+from .keyring import Keyring, KeyringCommands
 from .models import AnomalyModel, ModelSlot, current_version, load_model, set_current
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class SimNode:
     slot: ModelSlot
     manager: DeployManager = field(repr=False)
     rows: np.ndarray = field(repr=False)
+    keyring_commands: KeyringCommands | None = field(default=None, repr=False)
 
     @property
     def version(self) -> str:
@@ -62,8 +64,10 @@ class SimNode:
 
 class SimDeployFleet:
     def __init__(self, broker_url: str, platform_url: str, public_pem: str, secrets: dict[str, str], seed_model: Path,
-                 root: Path, *, workers: int = 4, live_rows: Callable[[int], np.ndarray] | None = None) -> None:
-        """``seed_model`` is a version folder (model.onnx + meta.json) every node starts with."""
+                 root: Path, *, workers: int = 4, live_rows: Callable[[int], np.ndarray] | None = None,
+                 model_keys: dict[str, str] | None = None) -> None:
+        """``seed_model`` is a version folder (model.onnx + meta.json) every node starts with;
+        each node pins ``public_pem`` and ``model_keys`` (id -> base64) in its own keyring."""
         self.root = Path(root)
         self.loader = SharedLoader()
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sim-deploy")
@@ -78,11 +82,13 @@ class SimDeployFleet:
             set_current(models_dir, name, version)
             slot = ModelSlot(self.loader(models_dir, name, version))
             rows = live_rows(i) if live_rows else np.random.default_rng(i).normal(0.0, 1.0, (50, len(slot.model.features))).astype(np.float32)
-            platform = PlatformConfig(url=platform_url, node_secret=secret, model_public_key=public_pem)
-            node = SimNode(node_id, models_dir, slot, None, rows)  # type: ignore[arg-type]
+            platform = PlatformConfig(url=platform_url, node_secret=secret, model_public_key=public_pem, model_keys=dict(model_keys or {}))
+            keyring = Keyring.for_platform(None, public_pem, platform.model_keys)
+            node = SimNode(node_id, models_dir, slot, None, rows, KeyringCommands(node_id, keyring))  # type: ignore[arg-type]
             node.manager = DeployManager(node_id, models_dir, platform, publish_ack=self._publisher(node_id),
                                          slot_for=lambda n, slot=slot: slot if slot.model.name == n else None,
-                                         live_rows=lambda n, f, rows=rows: rows, executor=self.executor, loader=self.loader)
+                                         live_rows=lambda n, f, rows=rows: rows, executor=self.executor, loader=self.loader,
+                                         keyring=keyring)
             self.nodes[node_id] = node
         parts = urlsplit(broker_url)
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sim-deploy-{uuid.uuid4().hex[:8]}",
@@ -117,9 +123,15 @@ class SimDeployFleet:
             return
         try:
             cmd = contract.decode(message.payload)
-            self.nodes[parsed[0]].manager.submit(str(cmd["id"]), str(cmd["type"]), cmd.get("args") or {})
-        except (contract.PayloadError, KeyError, TypeError) as exc:
+            node = self.nodes[parsed[0]]
+            if node.keyring_commands is not None and node.keyring_commands.handles(str(cmd["type"])):
+                self._publisher(node.node_id)(node.keyring_commands.handle(str(cmd["id"]), cmd.get("args") or {}))
+                return
+            node.manager.submit(str(cmd["id"]), str(cmd["type"]), cmd.get("args") or {})
+        except (contract.PayloadError, KeyError, TypeError, AttributeError) as exc:
             log.warning("sim node %s: unreadable command: %s", parsed[0], exc)
+        except OSError as exc:
+            log.warning("sim node %s: ack not sent: %s", parsed[0], exc)
 
     def publish_status(self, node_id: str, state: str = "online") -> None:
         node = self.nodes[node_id]

@@ -3,8 +3,11 @@
 Exchanges a one-time enrollment token for the node's identity at the platform's
 ``POST /api/enroll`` and writes it into node.toml (mode 600, atomic rename): node id, MQTT
 username and password, the broker URL, and a ``[platform]`` table with the node's HTTP secret
-and the platform's model-signing public key. Standard library only (urllib, tomllib); TLS
-certificates are verified unless ``--insecure`` is given explicitly.
+and the platform's active model-signing public key. The platform's keyring (every trusted key
+by id, the revoked ids, its version) is pinned in ``keyring.json`` beside node.toml (mode 600);
+signed ``keyring`` commands update it later (edge_node/agent/keyring.py). Standard library
+only (urllib, tomllib) besides ``cryptography`` for the key ids; TLS certificates are verified
+unless ``--insecure`` is given explicitly.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from .const import KEYRING_FILE
 from .files import write_atomic
 
 EXIT_OK = 0
@@ -64,6 +68,10 @@ def request_enrollment(url: str, token: str, *, ca_file: str | None = None, inse
         raise EnrollError(f"cannot reach {endpoint}: {exc}") from None
     if len(raw) > MAX_RESPONSE_BYTES:
         raise EnrollError("the platform's answer is too large")
+    return _parse_answer(raw)
+
+
+def _parse_answer(raw: bytes) -> dict[str, Any]:
     try:
         answer = json.loads(raw.decode("utf-8"))
         for key in ("node_id", "secret", "model_public_key"):
@@ -73,9 +81,32 @@ def request_enrollment(url: str, token: str, *, ca_file: str | None = None, inse
         for key in ("url", "username", "password"):
             if not isinstance(mqtt[key], str) or not mqtt[key]:
                 raise ValueError(f"mqtt.{key}")
+        keys = answer.get("model_keys", [])
+        if not isinstance(keys, list) or not all(isinstance(k, dict) and isinstance(k.get("key_id"), str)
+                                                 and isinstance(k.get("public_key"), str) for k in keys):
+            raise ValueError("model_keys")
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise EnrollError(f"unexpected answer from the platform (missing or bad {exc})") from None
     return answer
+
+
+def pinned_keyring(answer: dict[str, Any], path: Path) -> Any:
+    """The keyring the answer pins: its ``model_keys`` (each id checked against its key), or the
+    one ``model_public_key`` of a platform from before key ids."""
+    from .keyring import Keyring, KeyringError
+
+    try:
+        if answer.get("model_keys"):
+            ring = Keyring.from_b64({k["key_id"]: k["public_key"] for k in answer["model_keys"]},
+                                    answer.get("revoked_keys") or [], int(answer.get("keyring_version") or 0), path)
+        else:
+            ring = Keyring.from_pem(answer["model_public_key"])
+            ring.path = path
+    except (KeyringError, TypeError, ValueError) as exc:
+        raise EnrollError(f"the platform's model-signing keys are unusable: {exc}") from None
+    if not ring.keys:
+        raise EnrollError("the platform's answer pins no model-signing key")
+    return ring
 
 
 def _loopback(endpoint: str) -> bool:
@@ -188,7 +219,12 @@ def enroll(url: str, token: str, config_path: str | Path, *, ca_file: str | None
             # Checked before the token is spent: a broken config must not burn it.
             raise EnrollError(f"{config_path}: cannot read the existing config: {exc}") from None
     answer = request_enrollment(url, token, ca_file=ca_file, insecure=insecure, name=name)
-    write_atomic(config_path, dump_toml(merge_identity(existing, answer, url, ca_file)), 0o600)  # credentials: owner only
+    merged = merge_identity(existing, answer, url, ca_file)
+    keyring_file = config_path.parent / str(merged["platform"].get("keyring_file") or KEYRING_FILE)
+    ring = pinned_keyring(answer, keyring_file)
+    # The keyring first: a node.toml with the new identity never meets an old keyring.
+    ring.save()  # keys the node trusts: owner only, like the secret
+    write_atomic(config_path, dump_toml(merged), 0o600)  # credentials: owner only
     return answer
 
 

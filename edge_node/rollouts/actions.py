@@ -52,24 +52,34 @@ def target_nodes(rollout: Rollout) -> list[EdgeNode]:
 
 def propose_rollout(user: Any, model: ModelArtifact, *, site: Any = None, tag: str = "", node_ids: list[str] | None = None,
                     canary_share: float = 0.1, max_p99_latency_ms: float = 50.0, min_agreement: float = 0.9,
-                    max_load_failures: int = 0) -> Rollout:
+                    max_load_failures: int = 0, allow_downgrade: bool = False) -> Rollout:
+    """``allow_downgrade``: an explicit rollback to an older version (nodes refuse an older model
+    otherwise); the signed deploy command says so, and the proposal, approval and every node
+    that switches down are audited."""
+    from .registry import revoked_signature
+
     _require_admin(user, "propose", model.label)
     if model.kind != const.KIND_ANOMALY:
         raise RolloutError(f"{model.label} is a {model.kind} model: edge agents run anomaly models only")
+    revoked = revoked_signature(model)
+    if revoked:
+        record_audit(const.AUDIT_ROLLOUT_REFUSED, actor=actor_name(user), target=model.label, ok=False,
+                     detail={"action": "propose", "reason": revoked})
+        raise RolloutError(f"{revoked}: nodes refuse it. Register the model again (a new version) to sign it with the active key")
     if not 0.0 < canary_share <= 1.0:
         raise RolloutError("canary share must be in (0, 1]")
     if not (site or tag or node_ids):
         raise RolloutError("a rollout needs a target: a site, a tag or node ids")
     rollout = Rollout(model=model, target_site=site, target_tag=tag.strip(), target_nodes=list(node_ids or []),
                       canary_share=canary_share, max_p99_latency_ms=max_p99_latency_ms, min_agreement=min_agreement,
-                      max_load_failures=max_load_failures, proposer=user)
+                      max_load_failures=max_load_failures, allow_downgrade=allow_downgrade, proposer=user)
     if not target_nodes(rollout):
         raise RolloutError("the target matches no enrolled, non-revoked node")
     with transaction.atomic():
         rollout.save()
         record_audit(const.AUDIT_ROLLOUT_PROPOSED, actor=actor_name(user), target=f"rollout {rollout.pk}",
                      detail={"model": model.label, "site": getattr(site, "key", None), "tag": tag, "nodes": node_ids or [],
-                             "canary_share": canary_share, "gates": {"max_p99_latency_ms": max_p99_latency_ms,
+                             "canary_share": canary_share, "downgrade": allow_downgrade, "gates": {"max_p99_latency_ms": max_p99_latency_ms,
                                                                      "min_agreement": min_agreement,
                                                                      "max_load_failures": max_load_failures}})
     return rollout
@@ -98,7 +108,7 @@ def approve_rollout(user: Any, rollout: Rollout) -> Rollout:
         nodes = target_nodes(rollout)
         RolloutNode.objects.bulk_create([RolloutNode(rollout=rollout, node=n) for n in nodes])
         record_audit(const.AUDIT_ROLLOUT_APPROVED, actor=actor_name(user), target=target,
-                     detail={"model": rollout.model.label, "nodes": len(nodes)})
+                     detail={"model": rollout.model.label, "nodes": len(nodes), "downgrade": rollout.allow_downgrade})
         _wake_driver(rollout.pk)
     return rollout
 

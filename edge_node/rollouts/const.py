@@ -62,7 +62,8 @@ CMD_ROLLBACK = "rollback"
 # Failure kinds in a node's report that are load failures (counted against max_load_failures);
 # anything else that fails is a health-gate failure and rolls the rollout back at once.
 LOAD_FAILURE_REASONS = ("download_failed", "size_mismatch", "hash_mismatch", "bad_signature", "no_public_key",
-                        "bad_manifest", "load_failed", "timeout")
+                        "bad_manifest", "load_failed", "timeout", "unknown_key", "revoked_key", "unknown_signer",
+                        "unsigned", "downgrade")
 GATE_FAILURE_REASONS = ("latency_gate", "agreement_gate")
 
 # Audit actions.
@@ -78,6 +79,7 @@ AUDIT_ROLLOUT_ROLLBACK = "rollout.rollback"
 AUDIT_ROLLOUT_PROMOTED = "rollout.promoted"
 AUDIT_ROLLOUT_DONE = "rollout.done"
 AUDIT_ARTIFACT_DOWNLOAD = "model.download"
+AUDIT_MODEL_DOWNGRADED = "model.downgraded"  # a node switched to an older version by an explicit rollback
 
 # Where artifacts live, under VAR_DIR.
 REGISTRY_SUBDIR = ("models", "registry")

@@ -19,12 +19,14 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from edge_node import signing_keys
 from edge_node.audit import record_audit
 from edge_node.models import EdgeNode
 
 from . import const
 from .actions import mark_rolled_back
 from .models import Rollout, RolloutNode
+from .registry import signing_key_of
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +38,25 @@ def download_url(rollout: Rollout) -> str:
     return f"{settings.PLATFORM_PUBLIC_URL.rstrip('/')}{const.ARTIFACT_URL_PREFIX}{rollout.model_id}/download"
 
 
-def deploy_command(rollout: Rollout, rn: RolloutNode) -> dict[str, Any]:
+def deploy_command(rollout: Rollout, rn: RolloutNode, signer: signing_keys.Signer | None = None) -> dict[str, Any]:
+    """The deploy command for one node, signed for it by the active key (``signer``): the agent
+    trusts its ``downgrade`` flag (an explicit rollback) only because of that signature."""
     model = rollout.model
-    return {"id": rn.command_id, "type": const.CMD_DEPLOY, "args": {
+    command = {"id": rn.command_id, "type": const.CMD_DEPLOY, "args": {
         "rollout": rollout.pk, "url": download_url(rollout), "manifest": model.manifest(), "signature": model.signature,
+        "key_id": signing_key_of(model) or None,
         "gates": {"max_p99_latency_ms": rollout.max_p99_latency_ms, "min_agreement": rollout.min_agreement,
                   "max_latency_ratio": settings.ROLLOUT_MAX_LATENCY_RATIO},
-        "shadow_windows": settings.ROLLOUT_SHADOW_WINDOWS, "jitter_s": settings.ROLLOUT_JITTER_S}}
+        "shadow_windows": settings.ROLLOUT_SHADOW_WINDOWS, "jitter_s": settings.ROLLOUT_JITTER_S,
+        "downgrade": rollout.allow_downgrade}}
+    return signing_keys.sign_command(rn.node.node_id, command, [signer] if signer else None)
 
 
-def rollback_command(rollout: Rollout, rn: RolloutNode) -> dict[str, Any]:
-    return {"id": rn.command_id, "type": const.CMD_ROLLBACK, "args": {
+def rollback_command(rollout: Rollout, rn: RolloutNode, signer: signing_keys.Signer | None = None) -> dict[str, Any]:
+    command = {"id": rn.command_id, "type": const.CMD_ROLLBACK, "args": {
         "rollout": rollout.pk, "name": rollout.model.name, "version": rollout.model.version,
         "to_version": rn.previous_version or None}}
+    return signing_keys.sign_command(rn.node.node_id, command, [signer] if signer else None)
 
 
 def gate_failure(rollout: Rollout, rn: RolloutNode) -> str | None:
@@ -148,9 +156,11 @@ def _send_deploys(rollout: Rollout, candidates: Q, publish: Publish, now: Any) -
                    .order_by("-canary", "node__node_id")[:room])
     claimed = _claim(rollout, waiting, now)  # first (only one driver sends a node its command), then publish
     sent = 0
+    signer: signing_keys.Signer | None = None  # one key lookup per step, not one per node
     for i, (rn, _waited_in) in enumerate(claimed):
         try:
-            publish(rn.node.node_id, deploy_command(rollout, rn))
+            signer = signer or signing_keys.active_signer()
+            publish(rn.node.node_id, deploy_command(rollout, rn, signer))
         except OSError as exc:
             log.warning("rollout %s: deploy to %s not published: %s", rollout.pk, rn.node.node_id, exc)
             for rest, state in claimed[i:]:  # this node and the ones after it wait for the next step
@@ -195,6 +205,7 @@ def _claim(rollout: Rollout, waiting: list[RolloutNode], now: Any) -> list[tuple
 def _send_rollbacks(rollout: Rollout, publish: Publish, now: Any) -> int:
     resend_before = now - timedelta(seconds=settings.ROLLOUT_ACK_TIMEOUT_S)
     sent = 0
+    signer: signing_keys.Signer | None = None
     todo = rollout.nodes.filter(Q(state=const.N_SWITCHED) & (Q(rollback_sent_at__isnull=True) | Q(rollback_sent_at__lt=resend_before)))
     for rn in todo.select_related("node"):
         if not rn.node.online:
@@ -204,7 +215,8 @@ def _send_rollbacks(rollout: Rollout, publish: Publish, now: Any) -> int:
         rn.rollback_sent_at = now
         rn.save(update_fields=["command_id", "attempts", "rollback_sent_at", "updated_at"])
         try:
-            publish(rn.node.node_id, rollback_command(rollout, rn))
+            signer = signer or signing_keys.active_signer()
+            publish(rn.node.node_id, rollback_command(rollout, rn, signer))
         except OSError as exc:
             log.warning("rollout %s: rollback to %s not published: %s", rollout.pk, rn.node.node_id, exc)
             RolloutNode.objects.filter(pk=rn.pk).update(rollback_sent_at=None)
@@ -326,14 +338,23 @@ def record_acks(acks: list[tuple[str, dict[str, Any]]]) -> list[RolloutNode]:
             rows[rn.command_id] = rn
     now = timezone.now()
     changed: dict[int, RolloutNode] = {}
+    downgraded: list[tuple[str, RolloutNode, dict[str, Any]]] = []
     for node_id, ack, cid in wanted:
         rn = rows.get(cid)
         if rn is None or rn.node.node_id != node_id:
             continue
+        was = rn.state
         if _apply_ack(rn, ack, now):
             changed[rn.pk] = rn
+            report = ack.get("report") if isinstance(ack.get("report"), dict) else {}
+            if rn.state == const.N_SWITCHED and was != const.N_SWITCHED and report.get("downgrade"):
+                downgraded.append((node_id, rn, report))
     if changed:
         _write_acked(list(changed.values()))
+    for node_id, rn, report in downgraded:
+        # An older model now runs on this node because an admin asked for a rollback: on record.
+        record_audit(const.AUDIT_MODEL_DOWNGRADED, actor=node_id, target=f"rollout {rn.rollout_id}",
+                     detail={"from": report.get("downgrade_from"), "to": report.get("version"), "signed_by": report.get("signed_by")})
     return list(changed.values())
 
 

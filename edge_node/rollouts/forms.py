@@ -53,3 +53,6 @@ class ProposeForm(forms.Form):
     max_p99_latency_ms = forms.FloatField(initial=50.0, min_value=0.0)
     min_agreement = forms.FloatField(initial=0.9, min_value=0.0, max_value=1.0)
     max_load_failures = forms.IntegerField(initial=0, min_value=0)
+    allow_downgrade = forms.BooleanField(required=False, label="Explicit rollback to an older version",
+                                         help_text="Nodes refuse a version older than the one they run unless this is set "
+                                                   "(the signed command says so; audited).")

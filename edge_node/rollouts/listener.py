@@ -14,6 +14,7 @@ import time
 from django.conf import settings
 from django.db import close_old_connections
 
+from edge_node import key_rotation
 from edge_node.agent import contract
 
 from . import const, driver
@@ -57,7 +58,9 @@ class RolloutListener:
                 payload = contract.decode(raw)
                 if not isinstance(payload, dict):
                     raise contract.PayloadError("not_an_object", "payload is not a map")
-                if channel == "cmd/ack":
+                if channel == "cmd/ack" and key_rotation.is_keyring_ack(payload):
+                    dirty = key_rotation.record_keyring_ack(node_id, payload) or dirty
+                elif channel == "cmd/ack":
                     acks.append((node_id, payload))  # applied together below: a few queries a batch
                 elif channel == "status":
                     dirty = driver.record_status(node_id, payload) or dirty
@@ -77,6 +80,11 @@ class RolloutListener:
             self._last_step = now
             self._next_step = now + self.step_interval_s
             found = driver.step_active(self.mqtt.publish_later) > 0 or found
+            try:
+                found = key_rotation.step_keyrings(self.mqtt.publish_later) > 0 or found
+            except Exception:
+                self.failures += 1
+                log.exception("rollout listener: sending keyrings failed")
             late = self.mqtt.flush()
             if late:
                 log.warning("rollout listener: %d command(s) without the broker's PUBACK within 10 s (first: %s); "

@@ -16,6 +16,8 @@ class ModelArtifact(models.Model):
     kind = models.CharField(max_length=16, choices=const.KINDS)
     sha256 = models.CharField(max_length=64)
     signature = models.CharField(max_length=200, help_text="Ed25519 signature (base64) of the canonical manifest.")
+    signing_key_id = models.CharField(max_length=16, blank=True, db_index=True,
+                                      help_text="Id of the key that signed it (blank: signed before key ids; found on first use).")
     size = models.PositiveBigIntegerField()
     inputs = models.JSONField(default=list, help_text="[{name, type, shape}] as onnxruntime reports them.")
     outputs = models.JSONField(default=list)
@@ -54,6 +56,8 @@ class Rollout(models.Model):
     max_p99_latency_ms = models.FloatField(default=50.0)
     min_agreement = models.FloatField(default=0.9, help_text="Share of live windows where old and new model agree.")
     max_load_failures = models.PositiveIntegerField(default=0)
+    allow_downgrade = models.BooleanField(default=False, help_text="An explicit rollback to an older version: nodes running a "
+                                          "newer one accept it (the signed command says so; audited).")
     state = models.CharField(max_length=16, choices=const.ROLLOUT_STATES, default=const.PROPOSED, db_index=True)
     paused_from = models.CharField(max_length=16, blank=True)
     reason = models.CharField(max_length=500, blank=True, help_text="Why it was rolled back, paused or cancelled.")

@@ -95,6 +95,13 @@ def download_artifact(request: HttpRequest, model_id: int) -> HttpResponse:
         record_audit(const.AUDIT_ARTIFACT_DOWNLOAD, actor=node.node_id, target=f"model {model_id}", ok=False,
                      detail={"reason": "not in a running rollout for this node"}, remote_addr=remote)
         return JsonResponse({"error": "no rollout sends this model to this node"}, status=404)
+    from .registry import revoked_signature
+
+    revoked = revoked_signature(model)
+    if revoked:
+        record_audit(const.AUDIT_ARTIFACT_DOWNLOAD, actor=node.node_id, target=f"model {model_id}", ok=False,
+                     detail={"reason": revoked}, remote_addr=remote)
+        return JsonResponse({"error": revoked}, status=403)
     try:
         path = local_file(model.file_path)  # written from the database on a host that lacks it
     except ArtifactMissing:

@@ -3,7 +3,6 @@ quantize, hash, sign, store under VAR_DIR/models/registry/<name>/<version>/model
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import tempfile
@@ -103,15 +102,51 @@ def _accuracy_change(float_session: Any, quant_session: Any, meta: dict[str, Any
     return {"max_abs_diff": float(d.max()), "mean_abs_diff": float(d.mean()), "probe_rows": int(next(iter(feeds.values())).shape[0])}
 
 
-def sign_manifest(manifest: dict[str, Any]) -> str:
-    return base64.b64encode(signing_keys.sign(artifact.signed_message(manifest))).decode("ascii")
+def sign_manifest(manifest: dict[str, Any]) -> tuple[str, str]:
+    """(signature base64, key id): signed by the active model-signing key."""
+    signer = signing_keys.active_signer()
+    return signer.sign_b64(artifact.signed_message(manifest)), signer.key_id
 
 
-def verify_stored(model: ModelArtifact) -> bool:
-    """True when the stored file still has the signed hash and the signature verifies."""
+def every_key() -> Any:
+    """A keyring of every key the platform holds, revoked ones too (what signed what, in the past)."""
+    from edge_node.agent.keyring import Keyring
+    from edge_node.models import SigningKey
+
+    signing_keys.active_key()
+    return Keyring.from_b64(dict(SigningKey.objects.values_list("key_id", "public_key")))
+
+
+def signing_key_of(model: ModelArtifact) -> str:
+    """The id of the key that signed ``model``; for an artifact signed before key ids, found by
+    trying every key the platform holds (revoked ones too) and remembered."""
+    if model.signing_key_id:
+        return model.signing_key_id
+    try:
+        found = every_key().verify(artifact.signed_message(model.manifest()), model.signature, None)
+    except artifact.ArtifactRefused:
+        return ""
+    ModelArtifact.objects.filter(pk=model.pk, signing_key_id="").update(signing_key_id=found)
+    model.signing_key_id = found
+    return found
+
+
+def revoked_signature(model: ModelArtifact) -> str | None:
+    """Why ``model`` must not be sent to nodes (signed with a revoked key), or None."""
+    kid = signing_key_of(model)
+    if kid and signing_keys.is_revoked(kid):
+        return f"{model.label} is signed with model-signing key {kid}, which is revoked"
+    return None
+
+
+def verify_stored(model: ModelArtifact, *, include_revoked: bool = False) -> bool:
+    """True when the stored file still has the signed hash and the signature verifies against a
+    key that is not revoked (``include_revoked``: against any key the platform holds: the artifact
+    is intact, whether or not it may still be sent to nodes)."""
     try:
         data = local_file(model.file_path).read_bytes()
-        artifact.verify_artifact(data, model.manifest(), model.signature, signing_keys.public_key_pem())
+        keyring = every_key() if include_revoked else signing_keys.platform_keyring()
+        artifact.verify_artifact(data, model.manifest(), model.signature, keyring, signing_key_of(model) or None)
     except (OSError, artifact.ArtifactRefused) as exc:
         log.warning("model %s: stored artifact fails verification: %s", model.label, exc)
         return False
@@ -132,11 +167,12 @@ def _store(data: bytes, *, name: str, version: str, kind: str, metadata: dict[st
     if path.exists():
         raise RegistryError(f"{name}@{version} already exists in the registry (versions are immutable)")
     write_atomic(path, data, 0o644)
+    signature, key_id = sign_manifest(manifest)
     try:
         with transaction.atomic():
             model = ModelArtifact.objects.create(
                 name=name, version=version, kind=kind, sha256=manifest["sha256"], size=len(data), inputs=inputs, outputs=outputs,
-                metadata=metadata, signature=sign_manifest(manifest), file_path=str(path), source=source[:300],
+                metadata=metadata, signature=signature, signing_key_id=key_id, file_path=str(path), source=source[:300],
                 created_by=user if getattr(user, "pk", None) else None, quantized=quantized_from is not None,
                 quantized_from=quantized_from, size_change_pct=size_change_pct, accuracy_change=accuracy_change or {},
             )
@@ -145,7 +181,8 @@ def _store(data: bytes, *, name: str, version: str, kind: str, metadata: dict[st
         path.unlink(missing_ok=True)
         raise RegistryError(f"{name}@{version} already exists in the registry (versions are immutable)") from None
     record_audit(const.AUDIT_MODEL_REGISTERED, actor=_actor(user), target=model.label,
-                 detail={"sha256": model.sha256, "size": model.size, "kind": kind, "quantized": model.quantized, "source": source})
+                 detail={"sha256": model.sha256, "size": model.size, "kind": kind, "quantized": model.quantized, "source": source,
+                         "signing_key": key_id})
     return model
 
 

@@ -27,5 +27,9 @@ def step_rollout_task(self, rollout_id: int) -> str | None:
 
 @shared_task(name="rollouts.step_active")
 def step_active_task() -> int:
+    from edge_node.key_rotation import step_keyrings
+
     with PlatformMqtt(platform_broker_url()) as client:
-        return driver.step_active(client.publish)
+        stepped = driver.step_active(client.publish)
+        step_keyrings(client.publish)
+        return stepped

@@ -43,13 +43,16 @@ def model_detail(request: HttpRequest, model_id: int) -> HttpResponse:
         try:
             rollout = actions.propose_rollout(request.user, model, site=d["site"], tag=d["tag"], node_ids=node_ids,
                                               canary_share=d["canary_share"], max_p99_latency_ms=d["max_p99_latency_ms"],
-                                              min_agreement=d["min_agreement"], max_load_failures=d["max_load_failures"])
+                                              min_agreement=d["min_agreement"], max_load_failures=d["max_load_failures"],
+                                              allow_downgrade=d["allow_downgrade"])
         except actions.RolloutError as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Rollout {rollout.pk} proposed: another admin must approve it")
             return redirect("rollouts:rollout", rollout_id=rollout.pk)
-    return render(request, "rollouts/model_detail.html", {"model": model, "form": form, "verified": registry.verify_stored(model),
+    verified = registry.verify_stored(model)  # also finds the key id of a model signed before key ids
+    return render(request, "rollouts/model_detail.html", {"model": model, "form": form, "verified": verified,
+                                                          "key_revoked": registry.revoked_signature(model) is not None,
                                                           "variants": model.quantized_variants.all()})
 
 

@@ -57,7 +57,11 @@ def build(work: str) -> None:
     write_engine(asset, metrics, _engine_rows(FIRST_ROWS), T0)
     refresh_twins(now=_at(T0 + FIRST_ROWS), broadcast=False)
     twin = TwinState.objects.get(asset=asset)
+    from edge_node.key_rotation import rotate_signing_keys
+
+    rotated = rotate_signing_keys(actor="backup scenario")  # a key that lives only in the database (encrypted)
     print(json.dumps({
+        "active_key": rotated.key_id,
         "node_id": node.node_id, "secret": enrolled.secret, "mqtt_password": enrolled.mqtt_password,
         "public_key_pem": enrolled.model_public_key_pem, "anomaly": anomaly.label, "rul_version": rul.version, "asset": asset.key,
         "twin": {"computed_at": twin.computed_at.isoformat(), "rul_median": twin.rul_median, "model_version": twin.model_version},
@@ -83,6 +87,11 @@ def check(built_json: str) -> None:
         "wrong_secret_refused": authenticate_node(built["node_id"], built["secret"] + "x") is None,
         "mqtt_password_verifies": verify_mosquitto_hash(built["mqtt_password"], node.mqtt_password_hash),
     }
+    from edge_node import signing_keys
+
+    signing_keys._decrypt.cache_clear()
+    found["rotated_key_signs"] = (signing_keys.active_key_id() == built["active_key"]
+                                  and signing_keys.verify(b"after restore", signing_keys.sign(b"after restore")))
     models = list(ModelArtifact.objects.all())
     found["models_verify"] = bool(models) and all(verify_stored(m) for m in models)
     for m in models:  # what the gateway does before it installs a model: the key it pinned at enrollment

@@ -99,6 +99,7 @@ def test_a_restore_into_a_new_database_and_folder_finds_the_platform_whole(datab
     found = json.loads(manage(dst_env, "shell", "-c", f"from tests.deploy.backup_scenario import check; check({built!r})"))
     assert found["node_authenticates"] and found["wrong_secret_refused"] and found["mqtt_password_verifies"]
     assert found["models_verify"] and found["models_verify_with_the_gateways_pinned_key"]
+    assert found["rotated_key_signs"], "the rotated signing key (in the database only) signs on the new host"
     assert found["artifact_under_new_folder"].startswith(str(dst)), "the restored artifact is read from the new folder"
     assert found["twin_kept"] and found["twin_resumed"]
     before, after = found["latest_before_after"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import stat
 import subprocess
@@ -41,6 +42,13 @@ def test_it_enrolls_with_the_real_cli_into_an_existing_config(live_server, tmp_p
     assert cfg.node_id == "gw-cli-1" and cfg.username == "gw-cli-1" and cfg.password
     assert cfg.broker.url == "mqtts://broker.example.com:8883"
     assert cfg.platform.model_public_key == public_key_pem()
+    # The keyring is pinned beside node.toml, owner-only like the secret, and the agent reads it.
+    keyring = tmp_path / "keyring.json"
+    assert stat.S_IMODE(keyring.stat().st_mode) == 0o600 and cfg.platform.keyring_file == keyring
+    assert tomllib.loads(config.read_text())["platform"].keys() == {"url", "node_secret", "model_public_key"}
+    from edge_node.signing_keys import active_key_id, public_key_base64
+
+    assert json.loads(keyring.read_text()) == {"version": 0, "keys": {active_key_id(): public_key_base64()}, "revoked": []}
     assert cfg.platform.url == live_server.url
     assert authenticate_node("gw-cli-1", cfg.platform.node_secret) == EdgeNode.objects.get(node_id="gw-cli-1")
     assert [s.asset for s in cfg.sources] == ["motor-101", "pump-201", "ahu-1", "engine-7"]  # the rest is kept

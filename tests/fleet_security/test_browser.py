@@ -61,3 +61,35 @@ def test_it_lets_an_admin_enroll_and_revoke_a_node_in_the_browser(chromium, live
         assert "node.revoke" in audit and "node.enroll" in audit and "192.0.2.10" in audit
     finally:
         page.close()
+
+
+def test_an_admin_rotates_the_signing_key_in_the_browser_after_confirming(chromium, live_server, admin_user):
+    from edge_node import const, signing_keys
+    from edge_node.models import AuditEvent, SigningKey
+
+    first = signing_keys.active_key_id()
+    page = chromium.new_page()
+    try:
+        page.goto(f"{live_server.url}/login/")
+        page.fill("input[name=username]", admin_user.username)
+        page.fill("input[name=password]", "pw-" + admin_user.username)
+        page.click("button[type=submit]")
+        page.goto(f"{live_server.url}/fleet-security/nodes/")
+        assert "active" in page.locator(f"tr[data-key='{first}']").inner_text()
+        page.fill("#rotate-keys-form input[name=reason]", "key on a lost laptop")
+        page.check("#rotate-keys-form input[name=revoke_previous]")
+        dialogs = []
+        page.once("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.click("text=Rotate signing key")
+        assert dialogs == [f"Rotate the model-signing key and REVOKE the current key {first}? Every node will refuse models it signed."]
+        assert SigningKey.objects.count() == 1  # dismissed: nothing happened
+
+        page.once("dialog", lambda d: d.accept())
+        page.click("text=Rotate signing key")
+        page.wait_for_selector("text=is active; nodes receive it")
+        new = SigningKey.objects.get(state=const.KEY_ACTIVE).key_id
+        assert "revoked" in page.locator(f"tr[data-key='{first}']").inner_text()
+        assert "active" in page.locator(f"tr[data-key='{new}']").inner_text()
+        assert AuditEvent.objects.get(action=const.AUDIT_KEYS_ROTATED).detail["reason"] == "key on a lost laptop"
+    finally:
+        page.close()

@@ -148,3 +148,17 @@ def slow_loader(version: str, extra_s: float, slow_calls: int | None = None, bas
         model = (base or load_model)(models_dir, name, v)
         return SlowModel(model, extra_s, slow_calls) if v == version else model
     return load
+
+
+def key_id(signer: Signer) -> str:
+    from edge_node.agent.keyring import key_id_of
+
+    return key_id_of(signer.key.public_key().public_bytes_raw())
+
+
+def sign_command(signer: Signer, node_id: str, cid: str, ctype: str, args: dict[str, Any]) -> dict[str, Any]:
+    """``args`` with ``auth``: ``signer``'s signature of the command for ``node_id`` (as the platform signs)."""
+    from edge_node.agent.keyring import command_message
+
+    signature = base64.b64encode(signer.key.sign(command_message(node_id, cid, ctype, args))).decode()
+    return {**args, "auth": [{"key_id": key_id(signer), "signature": signature}]}

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from tests.rollouts.models_for_tests import write_anomaly_model
@@ -32,3 +34,29 @@ def second_admin(db):
     user = User.objects.create_user(username="admin2", password="pw-admin2")
     user.groups.add(Group.objects.get_or_create(name="admin")[0])
     return user
+
+
+@pytest.fixture
+def listener(mqtt_url, transactional_db):
+    """The platform's rollout listener (cmd/ack, status; steps rollouts and keyrings) on a thread."""
+    from edge_node.rollouts.listener import RolloutListener
+    from edge_node.rollouts.mqtt_client import PlatformMqtt
+
+    client = PlatformMqtt(mqtt_url, subscribe=True).start()
+    stop = threading.Event()
+    loop = RolloutListener(client, step_interval_s=0.2)
+
+    def run() -> None:
+        from django.db import connection
+
+        try:
+            loop.run(stop)
+        finally:
+            connection.close()  # this thread's own connection: else the test database cannot be dropped
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    yield loop
+    stop.set()
+    thread.join(timeout=10)
+    client.stop()

@@ -13,7 +13,7 @@ import pytest
 from edge_node.agent.deploy import CRASH_ENV, PREVIOUS_POINTER, read_pointer
 from edge_node.agent.models import current_version, load_model
 from tests.helpers import ROOT, wait_until
-from tests.rollouts.agent_helpers import ArtifactServer, Signer, deploy_args, make_node, slow_loader
+from tests.rollouts.agent_helpers import ArtifactServer, Signer, deploy_args, make_node, sign_command, slow_loader
 
 
 @pytest.fixture
@@ -99,11 +99,14 @@ def test_it_rolls_back_to_the_previous_model(tmp_path, model_dirs, server, signe
     node = make_node(tmp_path, model_dirs["v1"], server, signer)
     node.manager.deploy("c1", deploy_args(server, signer, model_dirs["v2"]), None)
     assert node.slot.model.version == "2"
-    node.manager.rollback("c2", {"name": "motor-anomaly", "version": "2"})
+    node.manager.rollback("c1u", {"name": "motor-anomaly", "version": "2"})  # unsigned: it would put an older model back
+    assert node.final()["report"]["reason"] == "unsigned" and node.slot.model.version == "2"
+    node.manager.rollback("c2", sign_command(signer, "n1", "c2", "rollback", {"name": "motor-anomaly", "version": "2"}))
     final = node.final()
     assert final["ok"] and final["report"] == {"stage": "rolled_back", "final": True, "version": "1"}
     assert node.slot.model.version == "1" and current_version(node.models_dir, "motor-anomaly") == "1"
-    node.manager.rollback("c3", {"name": "motor-anomaly", "version": "2"})  # again: nothing to do, still fine
+    # Again: nothing to do, still fine.
+    node.manager.rollback("c3", sign_command(signer, "n1", "c3", "rollback", {"name": "motor-anomaly", "version": "2"}))
     assert node.final()["ok"] and node.slot.model.version == "1"
 
 

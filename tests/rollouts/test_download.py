@@ -91,3 +91,26 @@ def test_guessing_against_a_real_node_id_does_not_lock_the_node_out(client, runn
     for _ in range(5):
         client.get(f"/api/models/{model.pk}/download", REMOTE_ADDR="198.51.100.21", **_basic(node.node_id, "guess"))
     assert client.get(f"/api/models/{model.pk}/download", REMOTE_ADDR="198.51.100.22", **_basic(node.node_id, "node-secret")).status_code == 200
+
+
+def test_it_refuses_a_model_whose_signing_key_was_revoked_meanwhile(client, running):
+    from edge_node.key_rotation import rotate_signing_keys
+
+    node, _, model = running
+    rotate_signing_keys(actor="test", revoke_previous=True, reason="key leaked")
+    resp = client.get(f"/api/models/{model.pk}/download", **_basic(node.node_id, "node-secret"))
+    assert resp.status_code == 403 and f"signed with model-signing key {model.signing_key_id}, which is revoked" in resp.json()["error"]
+    refusal = AuditEvent.objects.get(action=const.AUDIT_ARTIFACT_DOWNLOAD, actor=node.node_id, ok=False)
+    assert "which is revoked" in refusal.detail["reason"]
+
+
+def test_the_model_page_names_the_signing_key_and_says_when_it_is_revoked(client, running, admin_user):
+    from edge_node.key_rotation import rotate_signing_keys
+
+    _, _, model = running
+    client.force_login(admin_user)
+    page = client.get(f"/model-registry/{model.pk}/").content.decode()
+    assert f"<strong>verifies</strong> against the platform's key <code>{model.signing_key_id}</code>" in page
+    rotate_signing_keys(actor="test", revoke_previous=True)
+    page = client.get(f"/model-registry/{model.pk}/").content.decode()
+    assert "does NOT verify" in page and f"signed with key <code>{model.signing_key_id}</code>, which is revoked" in page

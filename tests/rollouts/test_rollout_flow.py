@@ -4,7 +4,6 @@ promotion or automatic rollback."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +16,7 @@ from edge_node.credentials import hash_secret
 from edge_node.models import EdgeNode
 from edge_node.rollouts import const
 from edge_node.rollouts.actions import approve_rollout, propose_rollout
-from edge_node.rollouts.listener import RolloutListener
 from edge_node.rollouts.models import Rollout, RolloutNode
-from edge_node.rollouts.mqtt_client import PlatformMqtt
 from edge_node.rollouts.node_api import gauge
 from edge_node.rollouts.registry import register_anomaly_model
 from edge_node.signing_keys import public_key_pem
@@ -64,27 +61,6 @@ def _start(live_server, mqtt_url, settings, tmp_path, unique, seed_model: Path, 
     fleet = SimDeployFleet(mqtt_url, live_server.url, public_key_pem(), secrets, seed_model, tmp_path / "nodes",
                            live_rows=live_rows).start()
     return Platform(site, fleet, _admin("prop"), _admin("appr"))
-
-
-@pytest.fixture
-def listener(mqtt_url, transactional_db):
-    client = PlatformMqtt(mqtt_url, subscribe=True).start()
-    stop = threading.Event()
-    loop = RolloutListener(client, step_interval_s=0.2)
-    def run() -> None:
-        from django.db import connection
-
-        try:
-            loop.run(stop)
-        finally:
-            connection.close()  # this thread's own connection: else the test database cannot be dropped
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    yield loop
-    stop.set()
-    thread.join(timeout=10)
-    client.stop()
 
 
 def _state(rollout: Rollout) -> str:
