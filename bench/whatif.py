@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-DB_NAME = "bench_whatif"
+DB_NAME = f"bench_whatif_{os.getpid()}"  # one per bench process: two benches never share one
 QUEUE = f"bench-whatif-{uuid.uuid4().hex[:8]}"
 RUN_TIMEOUT_S = 300.0
 

@@ -8,6 +8,10 @@ Public API (everything JSON-ready crosses Celery as is):
     run_chunk(scenario, start, stop, progress=None, should_stop=None) -> ChunkResult (dict)
     chunk_bounds(replications, chunks)           [(start, stop), ...] for a Celery group
     merge(chunks) -> ScenarioResult (dict)       any order, any split: identical result
+    check_plan(chunks) -> CheckPlan (dict)       what the recommendation check simulates
+    run_check_chunk(scenario, plan, start, stop, progress=None, should_stop=None)
+                                                 -> CheckChunk (dict), a split of the check
+    merge(chunks, check_chunks)                  the same result, the check done in chunks
     run(scenario) -> ScenarioResult              merge([run_chunk(scenario, 0, n)])
     compare(baseline, others) -> dict            deltas side by side
     to_csv_rows(result) -> list[list]            header + one row per asset + FLEET row
@@ -15,16 +19,19 @@ Public API (everything JSON-ready crosses Celery as is):
 Each asset has one Weibull life law (lifelaw.py) for the part in place, every replacement and
 the recommendation; merge() checks each recommendation by simulating it (check.py).
 
-A Celery chord would be: group(chunk_task.s(scenario_dict, a, b) for a, b in
-chunk_bounds(n, workers)) | merge_task.s(), each task calling scenario_from_dict then run_chunk.
+Celery runs two chords: group(chunk_task.s(scenario_dict, a, b) for a, b in chunk_bounds(n, k))
+| plan_task (check_plan), then group(check_task(a, b) for a, b in
+chunk_bounds(plan["replications"], k)) | merge_task (merge(chunks, check_chunks)), so that the
+check is shared by the workers too (twins/scenarios/jobs.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from twins.sim.check import CheckChunk, CheckPlan, run_check_chunk
 from twins.sim.report import compare, to_csv_rows
-from twins.sim.results import MergeError, ScenarioResult, merge
+from twins.sim.results import MergeError, ScenarioResult, check_plan, merge
 from twins.sim.runner import ChunkResult, SimulationCancelled, chunk_bounds, run_chunk
 from twins.sim.scenario import (
     AssetInit,
@@ -49,6 +56,8 @@ def run(
 
 __all__ = [
     "AssetInit",
+    "CheckChunk",
+    "CheckPlan",
     "ChunkResult",
     "MergeError",
     "Policy",
@@ -57,10 +66,12 @@ __all__ = [
     "ScenarioError",
     "ScenarioResult",
     "SimulationCancelled",
+    "check_plan",
     "chunk_bounds",
     "compare",
     "merge",
     "run",
+    "run_check_chunk",
     "run_chunk",
     "scenario_from_dict",
     "scenario_to_dict",

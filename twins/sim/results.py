@@ -36,10 +36,17 @@ import numpy as np
 
 from twins.sim import const
 from twins.sim.assumptions import asset_assumptions, scenario_assumptions
-from twins.sim.check import check_recommendations
+from twins.sim.check import (
+    CheckChunk,
+    CheckError,
+    CheckPlan,
+    apply_check,
+    plan_check,
+    run_check_chunk,
+)
 from twins.sim.costs import event_costs
 from twins.sim.laws import asset_stress
-from twins.sim.lifelaw import fit_life_law
+from twins.sim.lifelaw import LifeLaw, fit_life_law
 from twins.sim.recommend import recommend_replacement
 from twins.sim.runner import CHUNK_VERSION, FIELDS, ChunkResult, decode_array
 from twins.sim.scenario import Scenario, scenario_from_dict, scenario_to_dict
@@ -139,8 +146,57 @@ def _asset_costs(scenario: Scenario) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return pick("pm_cost"), pick("cm_cost"), pick("downtime_cost_per_hour")
 
 
-def merge(chunks: Sequence[ChunkResult]) -> ScenarioResult:
-    """Combine chunks (any order, any split) into the scenario's result."""
+def _recommend(
+    scenario: Scenario, arrays: dict[str, np.ndarray]
+) -> tuple[list[LifeLaw], list[dict[str, Any]]]:
+    """Each asset's life law at the scenario's stress and its recommendation (recommend.py),
+    priced with the event costs the simulation charged (costs.py)."""
+    schedule = Schedule(scenario.hours_per_day, scenario.days_per_week)
+    horizon_h = scenario.horizon_days * 24.0
+    failures = arrays["failures"].sum(axis=0)
+    preventive = arrays["preventive"].sum(axis=0)
+    failure_lost = arrays["failure_downtime_h"].sum(axis=0)
+    preventive_lost = (arrays["downtime_h"] - arrays["failure_downtime_h"]).sum(axis=0)
+    laws, recommendations = [], []
+    for k, asset in enumerate(scenario.assets):
+        law = fit_life_law(asset).at_stress(asset_stress(asset, scenario).acceleration)
+        costs = event_costs(
+            scenario,
+            asset,
+            failures=float(failures[k]),
+            failure_lost_h=float(failure_lost[k]),
+            preventive=float(preventive[k]),
+            preventive_lost_h=float(preventive_lost[k]),
+        )
+        recommendation = recommend_replacement(
+            law,
+            preventive_cost=costs.preventive,
+            failure_cost=costs.failure,
+            schedule=schedule,
+            horizon_h=horizon_h,
+        )
+        recommendation["production_hours_lost_per_failure"] = round(costs.failure_lost_h, 2)
+        recommendation["production_hours_lost_per_preventive"] = round(
+            costs.preventive_lost_h, 2
+        )
+        laws.append(law)
+        recommendations.append(recommendation)
+    return laws, recommendations
+
+
+def check_plan(chunks: Sequence[ChunkResult]) -> CheckPlan:
+    """What the recommendation check of these chunks' merge simulates (check.py): the
+    second phase of a chunked run, whose check chunks merge() then takes."""
+    scenario, arrays = _gather(chunks)
+    return plan_check(scenario, _recommend(scenario, arrays)[1])
+
+
+def merge(
+    chunks: Sequence[ChunkResult], check_chunks: Sequence[CheckChunk] | None = None
+) -> ScenarioResult:
+    """Combine chunks (any order, any split) into the scenario's result. The recommendation
+    check runs in this process unless `check_chunks` (run_check_chunk on check_plan(chunks),
+    any split, any order) bring it."""
     scenario, arrays = _gather(chunks)
     schedule = Schedule(scenario.hours_per_day, scenario.days_per_week)
     horizon_h = scenario.horizon_days * 24.0
@@ -162,38 +218,24 @@ def merge(chunks: Sequence[ChunkResult]) -> ScenarioResult:
     ttf_days = first_failure / 24.0
     ttf_op = schedule.to_operating_array(first_failure)
 
+    laws, recommendations = _recommend(scenario, arrays)
+    plan = plan_check(scenario, recommendations)
+    if check_chunks is None:  # the check in this process
+        check_chunks = [run_check_chunk(scenario, plan, 0, plan["replications"])]
+    try:
+        apply_check(scenario, recommendations, plan, check_chunks, arrays)
+    except CheckError as exc:
+        raise MergeError(f"the recommendation check: {exc}") from exc
+
     assets_out = []
-    recommendations: list[dict[str, Any]] = []
     curves = []
     for k, asset in enumerate(scenario.assets):
         stress = asset_stress(asset, scenario)
+        law, recommendation = laws[k], recommendations[k]
         ordered_ff = np.sort(first_failure[:, k])
         curve = np.searchsorted(ordered_ff, grid_h, side="right") / n
         curves.append(curve)
         rul_upper = float(np.quantile(rul_days[:, k], 0.99))
-        law = fit_life_law(asset).at_stress(stress.acceleration)
-        costs = event_costs(
-            scenario,
-            asset,
-            failures=float(failures[:, k].sum()),
-            failure_lost_h=float(arrays["failure_downtime_h"][:, k].sum()),
-            preventive=float(preventive[:, k].sum()),
-            preventive_lost_h=float(
-                (downtime[:, k] - arrays["failure_downtime_h"][:, k]).sum()
-            ),
-        )
-        recommendation = recommend_replacement(
-            law,
-            preventive_cost=costs.preventive,
-            failure_cost=costs.failure,
-            schedule=schedule,
-            horizon_h=horizon_h,
-        )
-        recommendation["production_hours_lost_per_failure"] = round(costs.failure_lost_h, 2)
-        recommendation["production_hours_lost_per_preventive"] = round(
-            costs.preventive_lost_h, 2
-        )
-        recommendations.append(recommendation)
         assets_out.append(
             {
                 "asset_id": asset.asset_id,
@@ -229,8 +271,6 @@ def merge(chunks: Sequence[ChunkResult]) -> ScenarioResult:
                 "assumptions": asset_assumptions(asset, stress, law=law),
             }
         )
-
-    check_recommendations(scenario, recommendations, arrays)
 
     any_failed = np.sort(first_failure.min(axis=1))
     any_curve = np.searchsorted(any_failed, grid_h, side="right") / n
