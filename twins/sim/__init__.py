@@ -9,6 +9,7 @@ Public API (everything JSON-ready crosses Celery as is):
     chunk_bounds(replications, chunks)           [(start, stop), ...] for a Celery group
     merge(chunks) -> ScenarioResult (dict)       any order, any split: identical result
     check_plan(chunks) -> CheckPlan (dict)       what the recommendation check simulates
+    check_replications(scenario) -> int          on how many replications (known beforehand)
     run_check_chunk(scenario, plan, start, stop, progress=None, should_stop=None)
                                                  -> CheckChunk (dict), a split of the check
     merge(chunks, check_chunks)                  the same result, the check done in chunks
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from twins.sim.check import CheckChunk, CheckPlan, run_check_chunk
+from twins.sim.check import CheckChunk, CheckPlan, check_replications, run_check_chunk
 from twins.sim.report import compare, to_csv_rows
 from twins.sim.results import MergeError, ScenarioResult, check_plan, merge
 from twins.sim.runner import ChunkResult, SimulationCancelled, chunk_bounds, run_chunk
@@ -67,6 +68,7 @@ __all__ = [
     "ScenarioResult",
     "SimulationCancelled",
     "check_plan",
+    "check_replications",
     "chunk_bounds",
     "compare",
     "merge",

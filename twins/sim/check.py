@@ -115,6 +115,11 @@ def policy_scenarios(
     return recommended, rtf
 
 
+def check_replications(scenario: Scenario) -> int:
+    """How many of the scenario's first replications the check simulates."""
+    return min(scenario.replications, const.CHECK_REPLICATIONS)
+
+
 def plan_check(scenario: Scenario, recommendations: list[dict[str, Any]]) -> CheckPlan:
     """What the check simulates: the recommended ages when any asset has one, and run to
     failure unless the scenario's own replications are run to failure already."""
@@ -128,7 +133,7 @@ def plan_check(scenario: Scenario, recommendations: list[dict[str, Any]]) -> Che
     if scenario.policy.name != const.POLICY_RUN_TO_FAILURE:
         simulate.append(RUN_TO_FAILURE)
     key = scenario_key(scenario)
-    replications = min(scenario.replications, const.CHECK_REPLICATIONS)
+    replications = check_replications(scenario)
     canonical = json.dumps([key, replications, intervals, simulate], separators=(",", ":"))
     return {
         "version": CHECK_VERSION,
