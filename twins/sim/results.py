@@ -75,6 +75,21 @@ def summarise(values: np.ndarray, digits: int = 2) -> dict[str, float | None]:
     }
 
 
+def summarise_columns(values: np.ndarray, digits: int = 2) -> list[dict[str, float | None]]:
+    """summarise() of each column of a (replications x assets) array, in one pass."""
+    q = np.quantile(values, const.QUANTILES, axis=0)
+    means = values.mean(axis=0)
+    return [
+        {
+            "mean": _round(float(means[k]), digits),
+            "p10": _round(q[0, k], digits),
+            "p50": _round(q[1, k], digits),
+            "p90": _round(q[2, k], digits),
+        }
+        for k in range(values.shape[1])
+    ]
+
+
 def censored_quantiles(values: np.ndarray, digits: int = 2) -> dict[str, float | None]:
     """Quantiles of a sample with inf for 'not within the horizon'; None where not reached."""
     ordered = np.sort(values)
@@ -227,15 +242,29 @@ def merge(
     except CheckError as exc:
         raise MergeError(f"the recommendation check: {exc}") from exc
 
+    # per-asset statistics, each computed for all assets at once
+    summaries = {
+        "rul_operating_hours": summarise_columns(rul, 1),
+        "rul_days": summarise_columns(rul_days, 1),
+        "downtime_hours": summarise_columns(downtime),
+        "wait_hours": summarise_columns(arrays["wait_h"]),
+        "availability": summarise_columns(availability, 5),
+        "maintenance_cost": summarise_columns(maintenance_cost),
+        "downtime_cost": summarise_columns(downtime_cost),
+        "total_cost": summarise_columns(maintenance_cost + downtime_cost),
+    }
+    rul_uppers = np.quantile(rul_days, 0.99, axis=0)
+    ordered_ffs = np.sort(first_failure, axis=0)
+    expected_failures = failures.mean(axis=0)
+    expected_preventive = preventive.mean(axis=0)
     assets_out = []
     curves = []
     for k, asset in enumerate(scenario.assets):
         stress = asset_stress(asset, scenario)
         law, recommendation = laws[k], recommendations[k]
-        ordered_ff = np.sort(first_failure[:, k])
-        curve = np.searchsorted(ordered_ff, grid_h, side="right") / n
+        curve = np.searchsorted(ordered_ffs[:, k], grid_h, side="right") / n
         curves.append(curve)
-        rul_upper = float(np.quantile(rul_days[:, k], 0.99))
+        rul_upper = float(rul_uppers[k])
         assets_out.append(
             {
                 "asset_id": asset.asset_id,
@@ -249,8 +278,8 @@ def merge(
                     "insulation_life_ratio": _round(stress.insulation_life_ratio, 4),
                     "acceleration": _round(stress.acceleration, 4),
                 },
-                "rul_operating_hours": summarise(rul[:, k], 1),
-                "rul_days": summarise(rul_days[:, k], 1),
+                "rul_operating_hours": summaries["rul_operating_hours"][k],
+                "rul_days": summaries["rul_days"][k],
                 "rul_histogram": histogram(rul_days[:, k], rul_upper),
                 "ttf_days": censored_quantiles(ttf_days[:, k], 1),
                 "ttf_operating_hours": censored_quantiles(ttf_op[:, k], 1),
@@ -259,14 +288,11 @@ def merge(
                 ),
                 "failure_probability": [round(float(p), 4) for p in curve],
                 "failure_probability_horizon": round(float(curve[-1]), 4),
-                "expected_failures": round(float(failures[:, k].mean()), 4),
-                "expected_preventive": round(float(preventive[:, k].mean()), 4),
-                "downtime_hours": summarise(downtime[:, k]),
-                "wait_hours": summarise(arrays["wait_h"][:, k]),
-                "availability": summarise(availability[:, k], 5),
-                "maintenance_cost": summarise(maintenance_cost[:, k]),
-                "downtime_cost": summarise(downtime_cost[:, k]),
-                "total_cost": summarise(maintenance_cost[:, k] + downtime_cost[:, k]),
+                "expected_failures": round(float(expected_failures[k]), 4),
+                "expected_preventive": round(float(expected_preventive[k]), 4),
+                **{name: summaries[name][k] for name in (
+                    "downtime_hours", "wait_hours", "availability", "maintenance_cost",
+                    "downtime_cost", "total_cost")},
                 "recommendation": recommendation,
                 "assumptions": asset_assumptions(asset, stress, law=law),
             }
