@@ -36,8 +36,10 @@ def test_it_stores_the_engines_result_through_an_eager_chord(scenario, planner, 
         started = start_run(scenario.id, planner, chunks=3)
     stored = ScenarioRun.objects.get(id=started.id)
     assert stored.state == "done" and stored.error == ""
-    # both phases ran as chords: 3 chunks of each variant's simulation, 3 of its check
+    # both phases ran as chords: 3 chunks of each variant's simulation, then 3 of its check
+    # beside its merge
     assert stored.chunks.filter(phase="simulate").count() == 6 and stored.chunks.filter(phase="check").count() == 6
+    assert stored.chunks.filter(phase="merge").count() == 2
     assert not stored.chunks.filter(finished_at__isnull=True).exists()
     assert not stored.chunks.filter(data__isnull=False).exists()  # arrays dropped once merged
     assert set(stored.check_plans) == {"scenario", "baseline"}
@@ -49,11 +51,11 @@ def test_it_stores_the_engines_result_through_an_eager_chord(scenario, planner, 
 
 def run_phases(run_id: int) -> dict:
     """Both phases as the workers run them, each phase's chunks in reverse order (as two
-    workers may finish them): simulation, plan, check, merge."""
-    for phase, job in (("simulate", jobs.simulate_chunk), ("check", jobs.check_chunk)):
+    workers may finish them): the simulation; the plan; the check and the merges; the end."""
+    for phase, job in (("simulate", jobs.simulate_chunk), ("check", jobs.check_chunk), ("merge", jobs.merge_chunk)):
         if phase == "check":
             assert jobs.plan_checks(run_id)["status"] == "planned"
-        for chunk_id in ScenarioChunk.objects.filter(run_id=run_id, phase=phase).order_by("-start").values_list("id", flat=True):
+        for chunk_id in ScenarioChunk.objects.filter(run_id=run_id, phase=phase).order_by("-start", "variant").values_list("id", flat=True):
             assert job(chunk_id)["status"] == "done"
     return jobs.finish_run(run_id)
 
@@ -70,13 +72,14 @@ def test_it_gives_identical_results_with_one_chunk_and_with_two(scenario):
 
 
 def test_the_check_phase_gives_the_engines_figures_whatever_its_chunking(scenario):
-    # The recommendation check split over 1, 3 and 7 chunks (100 replications each variant)
-    # stores what the engine gives with the whole check in one process.
+    # The recommendation check split over 1, 3 and 4 chunks (100 replications each variant;
+    # 7 chunks of the simulation give 4 of the check, each of at least 25 replications) stores
+    # what the engine gives with the whole check in one process.
     direct = None
-    for chunks in (1, 3, 7):
+    for chunks, check_chunks in ((1, 1), (3, 3), (7, 4)):
         started = start_run(scenario.id, chunks=chunks, dispatch=False)
         checks = ScenarioChunk.objects.filter(run=started, variant=const.VARIANT_SCENARIO, phase="check")
-        assert [(c.start, c.stop) for c in checks.order_by("start")] == chunk_bounds(100, chunks)
+        assert [(c.start, c.stop) for c in checks.order_by("start")] == chunk_bounds(100, check_chunks)
         assert started.check_total == 200
         assert run_phases(started.id)["status"] == "done"
         stored = ScenarioRun.objects.get(id=started.id)
@@ -109,6 +112,9 @@ def test_it_is_idempotent_for_redelivered_tasks(scenario):
     check = ScenarioChunk.objects.filter(run=started, phase="check").first()
     assert jobs.check_chunk(check.id)["status"] == "done"
     assert jobs.check_chunk(check.id)["status"] == "already done"
+    merged = ScenarioChunk.objects.filter(run=started, phase="merge").first()
+    assert jobs.merge_chunk(merged.id)["status"] == "done"
+    assert jobs.merge_chunk(merged.id)["status"] == "already done"
     assert jobs.run_all_chunks(started.id)["status"] == "done"
     first = ScenarioRun.objects.get(id=started.id)
     assert jobs.finish_run(started.id)["status"] == "done"  # already stored: nothing changes
@@ -121,6 +127,7 @@ def test_it_exits_cleanly_when_the_run_is_gone(scenario):
     started.delete()
     assert jobs.simulate_chunk(chunk_id) == {"chunk": chunk_id, "status": "gone"}
     assert jobs.check_chunk(chunk_id) == {"chunk": chunk_id, "status": "gone"}
+    assert jobs.merge_chunk(chunk_id) == {"chunk": chunk_id, "status": "gone"}
     assert jobs.plan_checks(started.id) == {"run": started.id, "status": "gone"}
     assert jobs.finish_run(started.id) == {"run": started.id, "status": "gone"}
 
@@ -148,6 +155,7 @@ def test_it_stops_a_chunk_once_the_run_is_cancelled(scenario, planner):
     assert jobs.simulate_chunk(chunk.id)["status"] == "cancelled"
     assert jobs.plan_checks(started.id)["status"] == "cancelled"
     assert jobs.check_chunk(started.chunks.get(variant=const.VARIANT_SCENARIO, phase="check").id)["status"] == "cancelled"
+    assert jobs.merge_chunk(started.chunks.get(variant=const.VARIANT_SCENARIO, phase="merge").id)["status"] == "cancelled"
     assert jobs.finish_run(started.id)["status"] == "cancelled"
     final = ScenarioRun.objects.get(id=started.id)
     assert final.state == "cancelled" and final.results is None

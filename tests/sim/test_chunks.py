@@ -15,7 +15,9 @@ from twins.sim import (
     SimulationCancelled,
     check_plan,
     chunk_bounds,
+    complete,
     merge,
+    merge_unchecked,
     run,
     run_check_chunk,
     run_chunk,
@@ -80,6 +82,10 @@ def test_the_recommendation_check_gives_the_same_figures_whatever_its_chunking()
             ]
             random.Random(5).shuffle(checks)
             assert as_json(merge(chunks, checks)) == as_json(whole)
+            # the merge but the check done meanwhile (by another worker), then completed
+            unchecked = over_the_wire(merge_unchecked(chunks))
+            assert unchecked["plan"] == plan
+            assert as_json(complete(unchecked, checks)) == as_json(whole)
 
 
 def test_it_refuses_check_chunks_that_do_not_cover_the_plan():
@@ -97,6 +103,8 @@ def test_it_refuses_check_chunks_that_do_not_cover_the_plan():
     other_plan = check_plan([run_chunk(other, 0, 120)])
     with pytest.raises(MergeError, match="another check plan"):
         merge(chunks, [run_check_chunk(other, other_plan, 0, 100)])
+    with pytest.raises(MergeError, match="another check plan"):
+        complete(merge_unchecked(chunks), [run_check_chunk(other, other_plan, 0, 100)])
     with pytest.raises(ScenarioError, match="another scenario"):
         run_check_chunk(SHARED, other_plan, 0, 100)
     with pytest.raises(ScenarioError):

@@ -1,11 +1,13 @@
-"""What the Celery tasks do, as plain functions tests call directly. A run has two phases of
-chunks: the simulation's (simulate_chunk), then, planned from all of them (plan_checks), the
-check of its recommendations (check_chunk); finish_run merges both into the results. Each takes
-ids, is idempotent and returns quietly when the run is gone or no longer active."""
+"""What the Celery tasks do, as plain functions tests call directly. A run has two phases:
+the simulation's chunks (simulate_chunk); then, planned from all of them (plan_checks), the
+check of its recommendations in chunks (check_chunk) beside each variant's merge of all but the
+check (merge_chunk); finish_run completes the merges with the check and stores the results.
+Each takes ids, is idempotent and returns quietly when the run is gone or no longer active."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,13 +24,14 @@ from twins.sim import (
     SimulationCancelled,
     check_plan,
     compare,
-    merge,
+    complete,
+    merge_unchecked,
     run_check_chunk,
     run_chunk,
 )
 
 log = logging.getLogger(__name__)
-SIMULATE, CHECK = ScenarioChunk.Phase.SIMULATE, ScenarioChunk.Phase.CHECK
+SIMULATE, CHECK, MERGE = ScenarioChunk.Phase.SIMULATE, ScenarioChunk.Phase.CHECK, ScenarioChunk.Phase.MERGE
 
 # (run, chunk, progress, should_stop) -> the chunk's data
 Work = Callable[[ScenarioRun, ScenarioChunk, ChunkProgress, CancelFlag], dict[str, Any]]
@@ -86,6 +89,34 @@ def check_chunk(chunk_id: int) -> dict[str, Any]:
     return _run_chunk(chunk_id, CHECK, work)
 
 
+def merge_chunk(chunk_id: int) -> dict[str, Any]:
+    """Merge a variant's simulation chunks but the recommendation check, while it runs."""
+    chunk = ScenarioChunk.objects.filter(id=chunk_id, phase=MERGE).select_related("run").only("id", "run", "variant", "start", "stop", "run__state").first()
+    if chunk is None:
+        log.info("scenario merge %s is gone: nothing to do", chunk_id)
+        return {"chunk": chunk_id, "status": "gone"}
+    run_id = chunk.run_id
+    if ScenarioChunk.objects.filter(id=chunk_id, data__isnull=False).exists():
+        return {"chunk": chunk_id, "status": "already done"}  # a redelivered task
+    if chunk.run.state not in ScenarioRun.ACTIVE:
+        return {"chunk": chunk_id, "status": chunk.run.state}
+    chunks = _phase_data(run_id, chunk.variant, SIMULATE)
+    if chunks is None:
+        return {"chunk": chunk_id, "status": "incomplete"}
+    began = time.perf_counter()
+    try:
+        unchecked = merge_unchecked(chunks)
+    except MergeError as exc:
+        fail_run(run_id, f"the {chunk.variant}'s chunks do not merge: {exc}")
+        return {"chunk": chunk_id, "status": "failed"}
+    seconds = round(time.perf_counter() - began, 4)
+    with transaction.atomic():
+        ScenarioChunk.objects.filter(id=chunk_id, data__isnull=True).update(
+            data=unchecked, done=chunk.stop - chunk.start, seconds=seconds, finished_at=timezone.now()
+        )
+    return {"chunk": chunk_id, "status": "done", "seconds": seconds}
+
+
 def _phase_data(run_id: int, variant: str, phase: str) -> list[dict[str, Any]] | None:
     """The chunks' data of one variant and phase, None (the run failed, unless it stopped
     already) when a chunk has none: it stopped when the run was cancelled or failed meanwhile."""
@@ -123,7 +154,7 @@ def plan_checks(run_id: int) -> dict[str, Any]:
 
 
 def finish_run(run_id: int) -> dict[str, Any]:
-    """Merge each variant's simulation and check chunks (read from the DB, not the result
+    """Complete each variant's merge with its check chunks (read from the DB, not the result
     backend) and store the results and the comparison against the baseline."""
     run = ScenarioRun.objects.filter(id=run_id).only("id", "state", "specs").first()
     if run is None:
@@ -132,12 +163,12 @@ def finish_run(run_id: int) -> dict[str, Any]:
         return {"run": run_id, "status": run.state}
     results: dict[str, Any] = {}
     for variant in run.specs:
-        chunks = _phase_data(run_id, variant, SIMULATE)
-        checks = _phase_data(run_id, variant, CHECK) if chunks is not None else None
-        if chunks is None or checks is None:
+        unchecked = _phase_data(run_id, variant, MERGE)
+        checks = _phase_data(run_id, variant, CHECK) if unchecked is not None else None
+        if unchecked is None or checks is None:
             return {"run": run_id, "status": "incomplete"}
         try:
-            results[variant] = merge(chunks, checks)
+            results[variant] = complete(unchecked[0], checks)
         except MergeError as exc:
             fail_run(run_id, f"the {variant}'s chunks do not merge: {exc}")
             return {"run": run_id, "status": "failed"}
@@ -155,6 +186,8 @@ def run_all_chunks(run_id: int) -> dict[str, Any]:
     planned = plan_checks(run_id)
     if planned["status"] != "planned":
         return planned
+    for chunk_id in ScenarioChunk.objects.filter(run_id=run_id, phase=MERGE).order_by("variant").values_list("id", flat=True):
+        merge_chunk(chunk_id)
     for chunk_id in ScenarioChunk.objects.filter(run_id=run_id, phase=CHECK).order_by("index", "variant").values_list("id", flat=True):
         check_chunk(chunk_id)
     return finish_run(run_id)

@@ -67,14 +67,17 @@ class ScenarioRun(models.Model):
 
 
 class ScenarioChunk(models.Model):
-    """Replications start..stop-1 of one variant, in one of a run's two phases: the simulation
-    (`data` the engine's ChunkResult) or, once all of it is in, the check of its
-    recommendations (`data` a CheckChunk). `data` is cleared once the run's results are merged:
-    the merged result is what stays."""
+    """A piece of a run's work for one variant. First the simulation: replications
+    start..stop-1 (`data` the engine's ChunkResult). Once all of them are in, side by side: the
+    check of the recommendations, replications start..stop-1 of it (`data` a CheckChunk), and
+    the merge of the simulation's chunks but that check (one row, 0..replications, `data` an
+    UncheckedResult). `data` is cleared once the run's results are stored: the merged result
+    is what stays."""
 
     class Phase(models.TextChoices):
         SIMULATE = "simulate"
         CHECK = "check"
+        MERGE = "merge"
 
     run = models.ForeignKey(ScenarioRun, on_delete=models.CASCADE, related_name="chunks")
     phase = models.CharField(max_length=16, choices=Phase.choices, default=Phase.SIMULATE)

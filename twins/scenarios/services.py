@@ -95,6 +95,7 @@ def start_run(scenario_id: int, user: Any = None, chunks: int | None = None, dis
                 for variant in specs
                 for index, (start, stop) in enumerate(chunk_bounds(checked, check_chunks))
             ]
+            + [ScenarioChunk(run=run, phase=ScenarioChunk.Phase.MERGE, variant=variant, index=0, start=0, stop=replications) for variant in specs]
         )
         if dispatch:
             transaction.on_commit(lambda: dispatch_run(run.id))
@@ -109,14 +110,17 @@ def _dispatch_chord(run_id: int, phase: str, queue: str | None) -> Any:
     if queue is None:
         queue = getattr(settings, "SCENARIO_QUEUE", "")
     options = {"queue": queue} if queue else {}
+    chunks = ScenarioChunk.objects.filter(run_id=run_id).order_by("index", "variant")
     if phase == ScenarioChunk.Phase.SIMULATE:
-        # the callback queues the check phase on the same queue (the worker's settings may differ)
-        header, callback = tasks.simulate_chunk, tasks.plan_checks.si(run_id, queue)
-    else:
-        header, callback = tasks.check_chunk, tasks.finish_run.si(run_id)
-    chunk_ids = list(ScenarioChunk.objects.filter(run_id=run_id, phase=phase).order_by("index", "variant").values_list("id", flat=True))
+        header = [tasks.simulate_chunk.si(chunk_id) for chunk_id in chunks.filter(phase=phase).values_list("id", flat=True)]
+        # the callback queues the next phase on the same queue (the worker's settings may differ)
+        callback = tasks.plan_checks.si(run_id, queue)
+    else:  # the merges first: each is one task, the longest of the phase
+        header = [tasks.merge_chunk.si(chunk_id) for chunk_id in chunks.filter(phase=ScenarioChunk.Phase.MERGE).values_list("id", flat=True)]
+        header += [tasks.check_chunk.si(chunk_id) for chunk_id in chunks.filter(phase=phase).values_list("id", flat=True)]
+        callback = tasks.finish_run.si(run_id)
     try:
-        return chord([header.si(chunk_id).set(**options) for chunk_id in chunk_ids])(callback.set(**options))
+        return chord([signature.set(**options) for signature in header])(callback.set(**options))
     except Exception as exc:
         log.exception("scenario run %s (%s phase) could not be queued", run_id, phase)
         fail_run(run_id, f"could not be queued: {exc}")
@@ -132,8 +136,9 @@ def dispatch_run(run_id: int) -> Any:
 
 
 def dispatch_checks(run_id: int, queue: str = "") -> Any:
-    """Queue the run's second phase on `queue` ("": Celery's default): a chord of the check's
-    chunk tasks whose callback merges everything and stores the result."""
+    """Queue the run's second phase on `queue` ("": Celery's default): a chord of each
+    variant's merge (all but the check) and the check's chunk tasks, whose callback completes
+    the merged results with the check and stores them."""
     return _dispatch_chord(run_id, ScenarioChunk.Phase.CHECK, queue)
 
 

@@ -45,6 +45,11 @@ def check_chunk(chunk_id: int) -> dict[str, Any]:
     return jobs.check_chunk(chunk_id)
 
 
+@shared_task(name="scenarios.merge_chunk", base=ChunkTask, **RETRY)
+def merge_chunk(chunk_id: int) -> dict[str, Any]:
+    return jobs.merge_chunk(chunk_id)
+
+
 @shared_task(name="scenarios.plan_checks", **RETRY)
 def plan_checks(run_id: int, queue: str = "") -> dict[str, Any]:
     """The first chord's callback: plan the recommendation check, then queue its chord on the

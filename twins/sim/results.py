@@ -30,13 +30,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
 from twins.sim import const
 from twins.sim.assumptions import asset_assumptions, scenario_assumptions
 from twins.sim.check import (
+    CHECK_FIELDS,
+    RUN_TO_FAILURE,
     CheckChunk,
     CheckError,
     CheckPlan,
@@ -48,7 +50,7 @@ from twins.sim.costs import event_costs
 from twins.sim.laws import asset_stress
 from twins.sim.lifelaw import LifeLaw, fit_life_law
 from twins.sim.recommend import recommend_replacement
-from twins.sim.runner import CHUNK_VERSION, FIELDS, ChunkResult, decode_array
+from twins.sim.runner import CHUNK_VERSION, FIELDS, ChunkResult, EncodedArray, decode_array, encode_array
 from twins.sim.scenario import Scenario, scenario_from_dict, scenario_to_dict
 from twins.sim.schedule import Schedule
 
@@ -206,12 +208,50 @@ def check_plan(chunks: Sequence[ChunkResult]) -> CheckPlan:
     return plan_check(scenario, _recommend(scenario, arrays)[1])
 
 
+class UncheckedResult(TypedDict):
+    """A scenario's result whose recommendations the check has yet to confirm (JSON-ready)."""
+
+    version: int
+    result: ScenarioResult  # without the recommendations' "simulated" figures
+    plan: CheckPlan
+    # the scenario's own first plan["replications"] (CHECK_FIELDS) when the check reuses
+    # them as its run-to-failure side (a run-to-failure scenario), else {}
+    head: dict[str, EncodedArray]
+
+
 def merge(
     chunks: Sequence[ChunkResult], check_chunks: Sequence[CheckChunk] | None = None
 ) -> ScenarioResult:
     """Combine chunks (any order, any split) into the scenario's result. The recommendation
     check runs in this process unless `check_chunks` (run_check_chunk on check_plan(chunks),
     any split, any order) bring it."""
+    unchecked = merge_unchecked(chunks)
+    if check_chunks is None:  # the check in this process
+        scenario = scenario_from_dict(unchecked["result"]["scenario"])
+        plan = unchecked["plan"]
+        check_chunks = [run_check_chunk(scenario, plan, 0, plan["replications"])]
+    return complete(unchecked, check_chunks)
+
+
+def complete(unchecked: UncheckedResult, check_chunks: Sequence[CheckChunk]) -> ScenarioResult:
+    """The result with its recommendations checked: merge_unchecked(chunks) (also after a trip
+    through JSON) and the check's chunks, any split, any order."""
+    if unchecked.get("version") != RESULT_VERSION:
+        raise MergeError(f"unchecked result version must be {RESULT_VERSION}")
+    result = unchecked["result"]
+    scenario = scenario_from_dict(result["scenario"])
+    head = {name: decode_array(encoded).astype(np.float64) for name, encoded in unchecked["head"].items()}
+    recommendations = [asset["recommendation"] for asset in result["assets"]]
+    try:
+        apply_check(scenario, recommendations, unchecked["plan"], check_chunks, head)
+    except CheckError as exc:
+        raise MergeError(f"the recommendation check: {exc}") from exc
+    return result
+
+
+def merge_unchecked(chunks: Sequence[ChunkResult]) -> UncheckedResult:
+    """Everything of merge() but the recommendation check: the statistics, the
+    recommendations, what their check simulates (its plan) and what it reuses."""
     scenario, arrays = _gather(chunks)
     schedule = Schedule(scenario.hours_per_day, scenario.days_per_week)
     horizon_h = scenario.horizon_days * 24.0
@@ -235,12 +275,8 @@ def merge(
 
     laws, recommendations = _recommend(scenario, arrays)
     plan = plan_check(scenario, recommendations)
-    if check_chunks is None:  # the check in this process
-        check_chunks = [run_check_chunk(scenario, plan, 0, plan["replications"])]
-    try:
-        apply_check(scenario, recommendations, plan, check_chunks, arrays)
-    except CheckError as exc:
-        raise MergeError(f"the recommendation check: {exc}") from exc
+    reused = [] if RUN_TO_FAILURE in plan["simulate"] else list(CHECK_FIELDS)
+    head = {name: encode_array(arrays[name][: plan["replications"]], FIELDS[name]) for name in reused}
 
     # per-asset statistics, each computed for all assets at once
     summaries = {
@@ -318,7 +354,7 @@ def merge(
         "expected_failed_assets": [round(float(v), 4) for v in np.sum(curves, axis=0)],
         "any_failure_probability": [round(float(p), 4) for p in any_curve],
     }
-    return {
+    result = {
         "version": RESULT_VERSION,
         "name": scenario.name,
         "scenario_key": chunks[0]["scenario_key"],
@@ -332,3 +368,4 @@ def merge(
         "fleet": fleet,
         "assumptions": scenario_assumptions(scenario),
     }
+    return {"version": RESULT_VERSION, "result": result, "plan": plan, "head": head}
