@@ -39,7 +39,7 @@ Work = Callable[[ScenarioRun, ScenarioChunk, ChunkProgress, CancelFlag], dict[st
 
 def _run_chunk(chunk_id: int, phase: str, work: Work) -> dict[str, Any]:
     """Run one chunk of `phase` and store its data on its row."""
-    chunk = ScenarioChunk.objects.filter(id=chunk_id, phase=phase).select_related("run").defer("data", "run__results", "run__comparison").first()
+    chunk = ScenarioChunk.objects.filter(id=chunk_id, phase=phase).select_related("run").defer("data", "run__results", "run__comparison", "run__calibration").first()
     if chunk is None:
         log.info("scenario %s chunk %s is gone: nothing to do", phase, chunk_id)
         return {"chunk": chunk_id, "status": "gone"}
