@@ -143,6 +143,9 @@ def test_it_refuses_incomplete_overlapping_or_mixed_chunks():
         merge([a, other])
     with pytest.raises(MergeError):
         merge([])
+    with pytest.raises(MergeError, match="0..59 are missing"):
+        merge([b])
+    assert "scenario" in a and "scenario" not in b  # one copy per run: the first chunk's
     assert merge([b, a])["replications"] == 120
 
 

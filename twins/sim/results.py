@@ -132,6 +132,10 @@ def _gather(chunks: Sequence[ChunkResult]) -> tuple[Scenario, dict[str, np.ndarr
         raise MergeError("chunks come from different scenarios")
     if any(chunk.get("version") != CHUNK_VERSION for chunk in ordered):
         raise MergeError(f"chunk version must be {CHUNK_VERSION}")
+    if ordered[0]["start"] != 0:
+        raise MergeError(f"replications 0..{ordered[0]['start'] - 1} are missing")
+    if "scenario" not in ordered[0]:
+        raise MergeError("the chunk that starts at replication 0 carries no scenario")
     scenario = scenario_from_dict(ordered[0]["scenario"])
     expected = 0
     for chunk in ordered:
