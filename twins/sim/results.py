@@ -123,7 +123,9 @@ def day_grid(horizon_days: int) -> list[int]:
     return grid
 
 
-def _gather(chunks: Sequence[ChunkResult]) -> tuple[Scenario, dict[str, np.ndarray]]:
+def _gather(
+    chunks: Sequence[ChunkResult], names: Sequence[str] = tuple(FIELDS)
+) -> tuple[Scenario, dict[str, np.ndarray]]:
     if not chunks:
         raise MergeError("no chunks to merge")
     ordered = sorted(chunks, key=lambda chunk: chunk["start"])
@@ -153,7 +155,7 @@ def _gather(chunks: Sequence[ChunkResult]) -> tuple[Scenario, dict[str, np.ndarr
         name: np.concatenate(
             [decode_array(chunk["arrays"][name]) for chunk in ordered]
         ).astype(np.float64)
-        for name in FIELDS
+        for name in names
     }
     return scenario, arrays
 
@@ -165,6 +167,10 @@ def _asset_costs(scenario: Scenario) -> tuple[np.ndarray, np.ndarray, np.ndarray
         return np.array([default if v is None else v for v in values], dtype=float)
 
     return pick("pm_cost"), pick("cm_cost"), pick("downtime_cost_per_hour")
+
+
+# what _recommend reads of the replications
+_RECOMMENDATION_FIELDS = ("failures", "preventive", "downtime_h", "failure_downtime_h")
 
 
 def _recommend(
@@ -208,7 +214,7 @@ def _recommend(
 def check_plan(chunks: Sequence[ChunkResult]) -> CheckPlan:
     """What the recommendation check of these chunks' merge simulates (check.py): the
     second phase of a chunked run, whose check chunks merge() then takes."""
-    scenario, arrays = _gather(chunks)
+    scenario, arrays = _gather(chunks, _RECOMMENDATION_FIELDS)
     return plan_check(scenario, _recommend(scenario, arrays)[1])
 
 
