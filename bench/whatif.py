@@ -3,14 +3,19 @@
 to the stored result, with one worker process (`celery worker -c 1`) and with two (`-c 2`). The
 scale-out ratio targets >= 1.7x on two cores, and under 10 s with two workers. Both runs must
 store the identical result. The site is groups of 50 assets of one type with 3 crews and 5
-spares each (bench/whatif_engine.py); the stored result includes the recommendation check.
+spares each (bench/whatif_engine.py); the stored result includes the recommendation check,
+which runs as a second chord of chunks, beside the merge, once the simulation's are in.
 
 The site's 50 twins are calibrated from real run-to-failure lives (NASA C-MAPSS FD001, as in
 bench/whatif_engine.py: one flight cycle = 40 operating hours); the scenario is that bench's
 headline one (more load, two shifts, RUL-based), without the baseline variant. Each worker
 count gets one untimed warm-up run, then the timed runs alternate between the two workers and
-the best of --repeats counts; each run prints where its time went (queue wait, simulation summed over chunks, merge): when the summed
-simulation time doubles with two workers, the cores were busy with other work.
+the best of --repeats counts; each run prints where its time went (queue wait, simulation
+summed over chunks, planning the check, the check summed over its chunks beside the merge of
+all but the check, completing the merge with the check and storing it): when the summed
+simulation time doubles with two workers, the cores were busy with other work. Planning the
+check and completing the merge are the serial part; it is printed on its own, as it depends
+less on other load.
 
 Scratch PostgreSQL database created and dropped (BENCH_PG_URL, default
 postgres://postgres@127.0.0.1:5432/postgres), or SQLite in a temp dir when PostgreSQL is not
@@ -41,7 +46,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-DB_NAME = "bench_whatif"
+DB_NAME = f"bench_whatif_{os.getpid()}"  # one per bench process: two benches never share one
 QUEUE = f"bench-whatif-{uuid.uuid4().hex[:8]}"
 RUN_TIMEOUT_S = 300.0
 
@@ -148,20 +153,36 @@ class Worker:
         self.log.close()
 
 
-def breakdown(run_id: int) -> tuple[str, float]:
-    """Where the time went: simulation in the chunks (summed) and the merge after the last one."""
+def breakdown(run_id: int) -> dict[str, float]:
+    """Where the time went: the simulation's chunks (summed); the gap between the last of them
+    and the second phase's first start (chord callback: plan the check, queue its chord); the
+    second phase, the check's chunks and each variant's merge but the check side by side
+    (summed); and the completion with the check and the store after the last of them. The two
+    gaps are the run's serial part: no second worker shortens them."""
     from django.db.models import Max, Sum
 
     from twins.scenarios.models import ScenarioChunk, ScenarioRun
 
     run = ScenarioRun.objects.only("started_at", "finished_at", "created_at").get(id=run_id)
-    agg = ScenarioChunk.objects.filter(run_id=run_id).aggregate(sim=Sum("seconds"), last=Max("finished_at"))
-    return (f"queued {(run.started_at - run.created_at).total_seconds():.2f} s, simulation {agg['sim']:.2f} s summed over chunks, "
-            f"merge and store {(run.finished_at - agg['last']).total_seconds():.2f} s"), agg["sim"]
+    chunks = ScenarioChunk.objects.filter(run_id=run_id)
+    second = chunks.filter(phase__in=("check", "merge"))
+    sim = chunks.filter(phase="simulate").aggregate(seconds=Sum("seconds"), last=Max("finished_at"))
+    check = chunks.filter(phase="check").aggregate(seconds=Sum("seconds"))
+    merged = chunks.filter(phase="merge").aggregate(seconds=Sum("seconds"))
+    first_second = min(c.finished_at.timestamp() - c.seconds for c in second.only("finished_at", "seconds"))
+    last_second = second.aggregate(last=Max("finished_at"))["last"]
+    return {
+        "queued": (run.started_at - run.created_at).total_seconds(),
+        "simulation": sim["seconds"],
+        "plan": first_second - sim["last"].timestamp(),
+        "check": check["seconds"],
+        "merge": merged["seconds"],
+        "complete": (run.finished_at - last_second).total_seconds(),
+    }
 
 
-def timed_run(scenario_id: int, chunks: int, worker: Worker) -> tuple[float, dict, float]:
-    """Seconds from submit to the stored result, the result, and the simulation seconds summed."""
+def timed_run(scenario_id: int, chunks: int, worker: Worker) -> tuple[float, dict, dict[str, float]]:
+    """Seconds from submit to the stored result, the result, and where the time went."""
     from django.conf import settings
     from django.db import transaction
 
@@ -183,9 +204,11 @@ def timed_run(scenario_id: int, chunks: int, worker: Worker) -> tuple[float, dic
     seconds = time.perf_counter() - began
     if row["state"] != "done":
         raise RuntimeError(f"run {run.id} ended {row['state']}: {row['error']}")
-    text, simulated = breakdown(run.id)
-    print(f"  {worker.queue[-2:]}: run {run.id}: {seconds:.2f} s: {text}")
-    return seconds, ScenarioRun.objects.get(id=run.id).results, simulated
+    parts = breakdown(run.id)
+    print(f"  {worker.queue[-2:]}: run {run.id}: {seconds:.2f} s: queued {parts['queued']:.2f} s, simulation {parts['simulation']:.2f} s "
+          f"summed over chunks, plan the check {parts['plan']:.2f} s, then check {parts['check']:.2f} s summed over chunks "
+          f"beside merge {parts['merge']:.2f} s, complete and store {parts['complete']:.2f} s")
+    return seconds, ScenarioRun.objects.get(id=run.id).results, parts
 
 
 def main() -> None:
@@ -216,7 +239,9 @@ def main() -> None:
             for processes, worker in zip((1, 2), workers):
                 runs[processes].append(timed_run(scenario_id, args.chunks, worker))
         timings = {p: min(r[0] for r in rs) for p, rs in runs.items()}
-        simulated = {p: min(r[2] for r in rs) for p, rs in runs.items()}
+        simulated = {p: min(r[2]["simulation"] + r[2]["check"] + r[2]["merge"] for r in rs) for p, rs in runs.items()}
+        # the serial part of each run (planning the check, completing the merge), least of the repeats
+        serial = {p: min(r[2]["plan"] + r[2]["complete"] for r in rs) for p, rs in runs.items()}
         results = {p: rs[0][1] for p, rs in runs.items()}
         if any(json.dumps(r[1], sort_keys=True) != json.dumps(results[1], sort_keys=True) for rs in runs.values() for r in rs):
             raise RuntimeError("runs of one scenario stored different results")
@@ -231,13 +256,16 @@ def main() -> None:
         print(f"fleet: {fleet['expected_failures']} failures, {fleet['expected_preventive']} preventive jobs, total cost "
               f"{fleet['total_cost']['mean']:,.0f} (p90 {fleet['total_cost']['p90']:,.0f})")
         contention = simulated[2] / simulated[1]
-        print(f"simulation seconds summed over chunks: {simulated[1]:.2f} with one worker, {simulated[2]:.2f} with two "
+        print(f"simulation, check and merge seconds summed over tasks: {simulated[1]:.2f} with one worker, {simulated[2]:.2f} with two "
               f"(x{contention:.2f}: 1.0 when two cores are free for the two processes)")
+        print(f"serial part (plan the check + complete the merge and store): {serial[1]:.2f} s with one worker, {serial[2]:.2f} s with two "
+              f"({100 * serial[2] / timings[2]:.0f} % of the two workers' best run)")
         print(f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (1 min) on {os.cpu_count()} CPUs")
         print(json.dumps({
             "assets": args.assets, "replications": args.replications,
             "seconds_1_worker": round(timings[1], 3), "seconds_2_workers": round(timings[2], 3), "scale": round(scale, 3),
-            "identical": identical, "chunks": args.chunks, "repeats": args.repeats, "cpu_contention": round(contention, 3), "database": "postgresql" if is_postgres else "sqlite",
+            "identical": identical, "chunks": args.chunks, "repeats": args.repeats, "cpu_contention": round(contention, 3),
+            "serial_seconds_1_worker": round(serial[1], 3), "serial_seconds_2_workers": round(serial[2], 3), "database": "postgresql" if is_postgres else "sqlite",
             "load_avg_before": round(load_before[0], 2), "load_avg_after": round(load_after[0], 2),
         }))
     finally:

@@ -18,9 +18,13 @@ function showProgress(msg) {
   const bar = document.getElementById("progress-bar");
   const text = document.getElementById("progress-text");
   const state = document.getElementById("run-state");
-  bar.max = msg.total;
-  bar.value = msg.done;
+  // Two phases on one bar: the replications, then the check of the recommendations.
+  bar.max = msg.total + msg.check_total;
+  bar.value = msg.done + msg.checked;
   text.textContent = `${msg.done} / ${msg.total} replications`;
+  const check = document.getElementById("check-text");
+  check.hidden = !msg.check_total;
+  check.textContent = `recommendations checked on ${msg.checked} / ${msg.check_total}`;
   state.dataset.state = msg.state;
   state.textContent = msg.state;
   const error = document.getElementById("run-error");

@@ -94,13 +94,15 @@ def test_it_lets_a_planner_run_a_scenario_and_compare_it_with_the_baseline(chrom
         assert values == sorted(values)
         assert "running" in {state for _v, state in seen}
         # What the socket delivered: the bar's source, never backwards, ending with "done".
-        done = [f["done"] for f in frames]
-        assert done == sorted(done) and frames[-1]["state"] == "done" and done[-1] == run.total
+        progress = [(f["done"], f["checked"]) for f in frames]
+        assert progress == sorted(progress) and frames[-1]["state"] == "done" and progress[-1] == (run.total, run.check_total)
         assert len(frames) >= 3
 
         run.refresh_from_db()
         assert run.state == "done"
         expect(page.locator("#progress-text")).to_have_text(f"{run.total} / {run.total} replications")
+        expect(page.locator("#check-text")).to_have_text(f"recommendations checked on {run.check_total} / {run.check_total}")
+        assert page.locator("#progress-bar").get_attribute("max") == str(run.total + run.check_total)
         # The comparison chart and table: the what-if's legend entry is the name, as text.
         expect(page.locator("#comparison-chart .legendtext").first).to_have_text(EVIL_NAME)
         expect(page.locator("#comparison-table tbody tr")).to_have_count(len(run.comparison["scenarios"][0]["fleet"]))

@@ -57,7 +57,12 @@ def test_it_closes_sockets_of_strangers_managers_and_other_sites_planners(queued
 
 
 def test_it_sends_the_snapshot_then_coalesced_progress_then_the_final_state(queued_run, planner):
-    total = queued_run.total
+    total, check_total = queued_run.total, queued_run.check_total
+    assert check_total == 200  # the recommendation check: 100 replications of each variant
+
+    def frame(done: int, checked: int = 0, state: str = "running") -> dict:
+        return {"type": "scenario.progress", "run": queued_run.id, "state": state, "done": done, "total": total,
+                "checked": checked, "check_total": check_total, "error": ""}
 
     async def watch():
         comm = communicator(planner, queued_run.id)
@@ -65,26 +70,32 @@ def test_it_sends_the_snapshot_then_coalesced_progress_then_the_final_state(queu
         first = await comm.receive_json_from(timeout=2)
         layer = get_channel_layer()
         began = time.monotonic()
-        for done in range(1, 91):  # within the in-memory layer's capacity of 100
-            await layer.group_send(run_group(queued_run.id), {"type": "scenario.progress", "run": queued_run.id, "state": "running", "done": done, "total": total, "error": ""})
-        await layer.group_send(run_group(queued_run.id), {"type": "scenario.progress", "run": queued_run.id, "state": "running", "done": 5, "total": total, "error": ""})
+        # within the in-memory layer's capacity of 100: the simulation, then the check
+        for step in range(1, 61):
+            await layer.group_send(run_group(queued_run.id), frame(step * total // 60))
+        for step in range(1, 31):
+            await layer.group_send(run_group(queued_run.id), frame(total, step * check_total // 30))
+        # a chunk's report that arrives late (sums are read in each worker) is stale
+        await layer.group_send(run_group(queued_run.id), frame(total, 5))
+        await layer.group_send(run_group(queued_run.id), frame(5))
         frames = []
         while True:
-            frame = await comm.receive_json_from(timeout=2)
-            frames.append(frame)
-            if frame["done"] == 90:
+            received = await comm.receive_json_from(timeout=2)
+            frames.append(received)
+            if received["checked"] == check_total:
                 break
-        await layer.group_send(run_group(queued_run.id), {"type": "scenario.progress", "run": queued_run.id, "state": "done", "done": total, "total": total, "error": ""})
+        await layer.group_send(run_group(queued_run.id), frame(total, check_total, "done"))
         final = await comm.receive_json_from(timeout=2)
         elapsed = time.monotonic() - began
         # A chunk's report that arrives after the end is stale: the page must not go back.
-        await layer.group_send(run_group(queued_run.id), {"type": "scenario.progress", "run": queued_run.id, "state": "running", "done": 7, "total": total, "error": ""})
+        await layer.group_send(run_group(queued_run.id), frame(7))
         assert await comm.receive_nothing(timeout=3 * const.FLUSH_INTERVAL_S)
         await comm.disconnect()
         return first, frames, final, elapsed
 
     first, frames, final, elapsed = async_to_sync(watch)()
-    assert first == {"type": "scenario.progress", "run": queued_run.id, "state": "queued", "done": 0, "total": total, "error": ""}
+    assert first == frame(0, 0, "queued")
     assert len(frames) <= 1 + elapsed / const.FLUSH_INTERVAL_S + 1
-    assert [f["done"] for f in frames] == sorted(f["done"] for f in frames)  # never backwards
-    assert final["state"] == "done" and final["done"] == total
+    # never backwards, the two phases together
+    assert [(f["done"], f["checked"]) for f in frames] == sorted((f["done"], f["checked"]) for f in frames)
+    assert final == frame(total, check_total, "done")

@@ -225,11 +225,12 @@ def test_it_shows_a_run_without_baseline_and_exports_only_its_rows(client, plann
 def test_it_answers_the_status_poll_of_visible_runs_only(client, planner, mine, admin_user):
     site, assets = mine
     started = start_run(make_scenario(site, assets, planner, replications=100).id, planner, dispatch=False)
-    chunk = started.chunks.first()
+    chunk = started.chunks.filter(phase="simulate").first()
     jobs.simulate_chunk(chunk.id)
     client.force_login(planner)
     status = client.get(f"/scenarios/runs/{started.id}/status/").json()
-    assert status == {"type": "scenario.progress", "run": started.id, "state": "running", "done": chunk.stop - chunk.start, "total": 200, "error": ""}
+    assert status == {"type": "scenario.progress", "run": started.id, "state": "running", "done": chunk.stop - chunk.start, "total": 200,
+                      "checked": 0, "check_total": 200, "error": ""}
     foreign_site, foreign_assets = make_site_with_twins(1)
     foreign = start_run(make_scenario(foreign_site, foreign_assets, admin_user, replications=50).id, admin_user, dispatch=False)
     assert client.get(f"/scenarios/runs/{foreign.id}/status/").status_code == 404

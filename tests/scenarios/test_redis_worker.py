@@ -1,5 +1,5 @@
 """End to end on the real Redis broker: a real Celery worker (prefork, two processes) runs a
-scenario's chord, progress reaches the run's socket through the Redis channel layer, and the
+scenario's two chords (the simulation, then the check of its recommendations), progress reaches the run's socket through the Redis channel layer, and the
 stored result is the engine's. Cancelling stops the chunk tasks mid-way."""
 
 from __future__ import annotations
@@ -70,6 +70,11 @@ def test_it_runs_a_scenario_on_two_worker_processes_with_progress_over_the_socke
     done = [f["done"] for f in frames]
     assert done == sorted(done) and done[-1] == started.total
     assert any(0 < d < started.total for d in done), "progress frames between start and end"
+    # the recommendation check ran as a second chord on the workers, its progress on the socket
+    progress = [(f["done"], f["checked"]) for f in frames]
+    assert progress == sorted(progress) and progress[-1] == (started.total, started.check_total) == (2400, 200)
+    checks = ScenarioChunk.objects.filter(run=started, phase="check")
+    assert checks.count() == 8 and all(c.finished_at is not None and c.done == c.stop - c.start for c in checks)
     stored = ScenarioRun.objects.get(id=started.id)
     assert stored.started_at is not None and stored.error == ""
     # The figures are the engine's, whatever the split over worker processes.

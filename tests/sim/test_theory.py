@@ -17,8 +17,10 @@ import pytest
 from tests.sim.theory import (
     age_replacement_expected_cost,
     age_replacement_rate,
+    base_stock_backorders,
     machine_repairman,
     optimal_age,
+    poisson_backorders,
     renewal_function,
     renewal_reward,
     weibull_cdf,
@@ -136,3 +138,27 @@ def test_it_makes_every_failure_wait_the_lead_time_with_zero_stock():
     per_failure = arrays["failure_downtime_h"][finished] / arrays["failures"][finished]
     # each completed failure is down lead + repair; the last one may be cut by the horizon
     assert np.median(per_failure) == pytest.approx(lead_h, rel=0.01)
+
+
+@pytest.mark.parametrize("stock", [3, 7])
+def test_it_backorders_spares_like_a_base_stock_pool_under_poisson_demand(stock):
+    # 400 assets with exponential lives (mean 4,000 h) share one pool of S spares, reordered
+    # one for one and back 50 h later; crews never short (50 for instant repairs); 365 days
+    # around the clock x 60 replications, the pool full at 0. With this many assets failures
+    # are ~Poisson at 0.1/h (a waiting asset does not fail: the rate is (400 - E[B]) / 4,000,
+    # 0.5 % lower with S = 3, found by fixed point), so by Palm's theorem the parts on order
+    # are Poisson(rate x 50 h) and the assets waiting for a part are (X - S)+. Backorders are
+    # counted as the time average of assets waiting for a part: waiting hours / horizon.
+    assets, lead, horizon = 400, 50.0, 365 * 24.0
+    mean_life = 4000.0
+    scenario = Scenario(new_parts(assets, 1.0, mean_life), horizon_days=365, replications=60,
+                        seed=21, spare_stock=stock, spare_lead_time_days=lead / 24.0,
+                        crew_size=50)
+    arrays = simulate_arrays(scenario, 60)
+    rate = assets / mean_life
+    for _ in range(50):
+        rate = (assets - poisson_backorders(rate * lead, stock)) / mean_life
+    assert_within_ci(arrays["failures"].sum(axis=1) / horizon, rate)
+    expected = base_stock_backorders(rate, lead, stock, horizon)
+    assert expected > 0.2  # assets do wait for parts: S is below the ~5 parts on order
+    assert_within_ci(arrays["wait_h"].sum(axis=1) / horizon, expected)

@@ -1,7 +1,8 @@
 """Closed forms of maintenance theory the engine is checked against (tests/sim/test_theory.py).
 
 Plain numerics, independent of the engine: a discretised renewal equation, the age-replacement
-optimum by bisection on its first-order condition, Takacs' finite-source M/G/1 queue.
+optimum by bisection on its first-order condition, Takacs' finite-source M/G/1 queue, Palm's
+theorem (M/G/inf) for the backorders of a base-stock spare pool.
 """
 
 from __future__ import annotations
@@ -101,3 +102,25 @@ def machine_repairman(machines: int, failure_rate: float, median: float, sigma: 
         "wait": down / throughput - mean,
         "throughput": throughput,
     }
+
+
+def poisson_backorders(mean: float, stock: int) -> float:
+    """E[(X - S)+] for X ~ Poisson(mean): mean - S + sum_{x < S} (S - x) P(X = x)."""
+    p, below = math.exp(-mean), 0.0
+    for x in range(stock):
+        below += (stock - x) * p
+        p *= mean / (x + 1)
+    return mean - stock + below
+
+
+def base_stock_backorders(rate: float, lead: float, stock: int, horizon: float, steps: int = 400) -> float:
+    """Time-average expected backorders over [0, horizon] of a base-stock pool (S spares,
+    one-for-one reorders back after `lead`, Poisson demand at `rate`), full at 0.
+
+    Palm's theorem: the parts on order at t are Poisson(rate * min(t, lead)) (every demand of
+    the last `lead` hours, the infinite-server M/G/inf queue), so backorders are (X - S)+;
+    the first `lead` hours fill the pipeline from empty."""
+    t = np.linspace(0.0, lead, steps + 1)
+    filling = np.array([poisson_backorders(rate * u, stock) for u in t])
+    ramp = float(np.sum(0.5 * (filling[1:] + filling[:-1]) * np.diff(t)))
+    return (ramp + (horizon - lead) * poisson_backorders(rate * lead, stock)) / horizon

@@ -15,12 +15,12 @@ class ScenarioAdmin(admin.ModelAdmin):
 
 @admin.register(ScenarioRun)
 class ScenarioRunAdmin(admin.ModelAdmin):
-    list_display = ("id", "scenario", "state", "total", "created_at", "started_at", "finished_at")
+    list_display = ("id", "scenario", "state", "total", "check_total", "created_at", "started_at", "finished_at")
     list_filter = ("state",)
-    readonly_fields = ("specs", "calibration", "results", "comparison")
+    readonly_fields = ("specs", "calibration", "results", "comparison", "check_plans")
 
 
 @admin.register(ScenarioChunk)
 class ScenarioChunkAdmin(admin.ModelAdmin):
-    list_display = ("run", "variant", "index", "start", "stop", "done", "seconds", "finished_at")
+    list_display = ("run", "phase", "variant", "index", "start", "stop", "done", "seconds", "finished_at")
     exclude = ("data",)  # up to megabytes of encoded arrays

@@ -25,6 +25,10 @@ VARIANTS = (VARIANT_BASELINE, VARIANT_SCENARIO)
 # each chunk costs one plan build and one DB row. settings.SCENARIO_CHUNKS overrides it.
 DEFAULT_CHUNKS = 8
 MIN_REPLICATIONS_PER_CHUNK = 25
+# The recommendation check (100 replications of up to two policies): as many chunks as the
+# simulation, each of at least this many replications (each chunk costs a task, a plan build
+# and a row; four chunks keep two workers busy).
+MIN_CHECK_REPLICATIONS_PER_CHUNK = 25
 # The embedded default's in-process worker: two threads (web/embedded.py).
 EMBEDDED_CHUNKS = 2
 # A chunk task reports progress (one UPDATE + one group message) at most this often...

@@ -12,7 +12,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from twins.scenarios import const
-from twins.scenarios.progress import RunProgress, run_group, snapshot
+from twins.scenarios.progress import RunProgress, progress_key, run_group, snapshot
 from web.roles import ADMIN, PLANNER, has_role, visible_sites
 
 
@@ -33,7 +33,7 @@ class ScenarioRunConsumer(AsyncJsonWebsocketConsumer):
         self.flush_task: asyncio.Task | None = None
         self.last_flush = 0.0
         self.frames = 0
-        self.best_done = 0  # chunks report run-wide sums that may arrive out of order
+        self.best_done = 0  # chunks report run-wide sums (progress_key) that may arrive out of order
         self.finished = False  # after done/failed/cancelled, a late progress report is stale
         user = self.scope.get("user")
         run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
@@ -74,9 +74,9 @@ class ScenarioRunConsumer(AsyncJsonWebsocketConsumer):
             self.pending = None
             await self._send(event)
             return
-        if event["done"] < self.best_done:
+        if progress_key(event) < self.best_done:
             return
-        if self.pending is None or event["done"] >= self.pending["done"]:
+        if self.pending is None or progress_key(event) >= progress_key(self.pending):
             self.pending = dict(event)
         if self.flush_task is None:
             delay = max(0.0, self.last_flush + self.flush_interval_s - time.monotonic())
@@ -95,5 +95,5 @@ class ScenarioRunConsumer(AsyncJsonWebsocketConsumer):
     async def _send(self, message: dict[str, Any]) -> None:
         self.last_flush = time.monotonic()
         self.frames += 1
-        self.best_done = max(self.best_done, message["done"])
-        await self.send_json({key: message[key] for key in ("type", "run", "state", "done", "total", "error")})
+        self.best_done = max(self.best_done, progress_key(message))
+        await self.send_json({key: message[key] for key in ("type", "run", "state", "done", "total", "checked", "check_total", "error")})

@@ -46,10 +46,12 @@ class ScenarioRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     chunks_per_variant = models.PositiveIntegerField(default=1)
     total = models.PositiveIntegerField(default=0, help_text="Replications over all variants.")
+    check_total = models.PositiveIntegerField(default=0, help_text="Replications of the recommendation check over all variants.")
     specs = models.JSONField(default=dict, help_text="Engine scenarios (scenario_to_dict) by variant.")
     calibration = models.JSONField(default=list, blank=True, help_text="How each asset was calibrated from its twin.")
     results = models.JSONField(null=True, blank=True, help_text="ScenarioResult by variant.")
     comparison = models.JSONField(null=True, blank=True, help_text="compare(baseline, [scenario]).")
+    check_plans = models.JSONField(null=True, blank=True, help_text="What the recommendation check simulates (twins.sim.check_plan) by variant, once the simulation's chunks are in.")
     error = models.TextField(blank=True)
 
     class Meta:
@@ -65,10 +67,20 @@ class ScenarioRun(models.Model):
 
 
 class ScenarioChunk(models.Model):
-    """Replications start..stop-1 of one variant; `data` holds the engine's ChunkResult until
-    the run's results are merged (then it is cleared: the merged result is what stays)."""
+    """A piece of a run's work for one variant. First the simulation: replications
+    start..stop-1 (`data` the engine's ChunkResult). Once all of them are in, side by side: the
+    check of the recommendations, replications start..stop-1 of it (`data` a CheckChunk), and
+    the merge of the simulation's chunks but that check (one row, 0..replications, `data` an
+    UncheckedResult). `data` is cleared once the run's results are stored: the merged result
+    is what stays."""
+
+    class Phase(models.TextChoices):
+        SIMULATE = "simulate"
+        CHECK = "check"
+        MERGE = "merge"
 
     run = models.ForeignKey(ScenarioRun, on_delete=models.CASCADE, related_name="chunks")
+    phase = models.CharField(max_length=16, choices=Phase.choices, default=Phase.SIMULATE)
     variant = models.CharField(max_length=16)
     index = models.PositiveIntegerField()
     start = models.PositiveIntegerField()
@@ -79,11 +91,11 @@ class ScenarioChunk(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["run", "variant", "index"]
+        ordering = ["run", "phase", "variant", "index"]
         constraints = [
-            models.UniqueConstraint(fields=["run", "variant", "index"], name="scenario_chunk_unique_per_run"),
+            models.UniqueConstraint(fields=["run", "phase", "variant", "index"], name="scenario_chunk_unique_per_run_phase"),
             models.CheckConstraint(condition=models.Q(start__lt=models.F("stop")), name="scenario_chunk_start_before_stop"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.variant} {self.start}..{self.stop} of run {self.run_id}"
+        return f"{self.variant} {self.phase} {self.start}..{self.stop} of run {self.run_id}"

@@ -82,12 +82,13 @@ def comparison_for(run: ScenarioRun, others: Sequence[ScenarioRun] = ()) -> dict
 def run_page_data(run: ScenarioRun, others: Sequence[ScenarioRun] = ()) -> dict[str, Any]:
     """The JSON handed to the run page (json_script): progress, and results once done."""
     if run.state == ScenarioRun.State.DONE:
-        done = run.total
+        done, checked = run.total, run.check_total
     else:  # where the chunks are now; the socket takes over from there
-        done = (snapshot(run.id) or {"done": 0})["done"]
+        now = snapshot(run.id) or {"done": 0, "checked": 0}
+        done, checked = now["done"], now["checked"]
     data: dict[str, Any] = {
-        "run": {"id": run.id, "state": run.state, "total": run.total, "done": done, "error": run.error, "ws_path": ws_path(run.id),
-                "status_url": f"/scenarios/runs/{run.id}/status/"},
+        "run": {"id": run.id, "state": run.state, "total": run.total, "done": done, "check_total": run.check_total, "checked": checked,
+                "error": run.error, "ws_path": ws_path(run.id), "status_url": f"/scenarios/runs/{run.id}/status/"},
         "results": None,
     }
     if run.state != ScenarioRun.State.DONE or not run.results:

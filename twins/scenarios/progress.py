@@ -1,8 +1,10 @@
 """What the run page's socket speaks, and how workers and services publish to it.
 
 Server -> browser: RunProgress frames, {"type": "scenario.progress", "run", "state", "done",
-"total", "error"}; the same dict is the channel-layer group message (its type routes to the
-consumer's scenario_progress handler). Browser -> server: nothing.
+"total", "checked", "check_total", "error"}: done of total replications simulated, then checked
+of check_total replications of the recommendation check (the run's second phase); the same
+dict is the channel-layer group message (its type routes to the consumer's scenario_progress
+handler). Browser -> server: nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Literal, TypedDict
 
 from channels.layers import get_channel_layer
 from django.db import DatabaseError
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 from ingest.group_sender import send_to_groups
 from twins.scenarios import const
@@ -28,7 +30,14 @@ class RunProgress(TypedDict):
     state: str
     done: int
     total: int
+    checked: int
+    check_total: int
     error: str
+
+
+def progress_key(message: RunProgress) -> int:
+    """How far a run is, both phases together: never decreases while it runs."""
+    return message["done"] + message["checked"]
 
 
 def run_group(run_id: int) -> str:
@@ -43,14 +52,18 @@ def snapshot(run_id: int) -> RunProgress | None:
     """The run's progress as stored now (None when the run is gone)."""
     from twins.scenarios.models import ScenarioChunk, ScenarioRun
 
-    row = ScenarioRun.objects.filter(id=run_id).values("state", "total", "error").first()
+    row = ScenarioRun.objects.filter(id=run_id).values("state", "total", "check_total", "error").first()
     if row is None:
         return None
     if row["state"] == ScenarioRun.State.DONE:
-        done = row["total"]
+        done, checked = row["total"], row["check_total"]
     else:
-        done = ScenarioChunk.objects.filter(run_id=run_id).aggregate(n=Sum("done"))["n"] or 0
-    return {"type": "scenario.progress", "run": run_id, "state": row["state"], "done": int(done), "total": row["total"], "error": row["error"]}
+        sums = ScenarioChunk.objects.filter(run_id=run_id).aggregate(
+            simulated=Sum("done", filter=Q(phase=ScenarioChunk.Phase.SIMULATE)), checked=Sum("done", filter=Q(phase=ScenarioChunk.Phase.CHECK))
+        )
+        done, checked = sums["simulated"] or 0, sums["checked"] or 0
+    return {"type": "scenario.progress", "run": run_id, "state": row["state"], "done": int(done), "total": row["total"],
+            "checked": int(checked), "check_total": row["check_total"], "error": row["error"]}
 
 
 def broadcast(message: RunProgress | None) -> bool:
@@ -71,7 +84,7 @@ def broadcast_snapshot(run_id: int) -> bool:
 
 
 class ChunkProgress:
-    """progress(done, total) for run_chunk: stores the chunk's count and tells the run's group,
+    """progress(done, total) for run_chunk and run_check_chunk: stores the chunk's count and tells the run's group,
     at most every PROGRESS_INTERVAL_S (the engine calls it every few replications)."""
 
     def __init__(self, run_id: int, chunk_id: int, interval_s: float = const.PROGRESS_INTERVAL_S, clock: Callable[[], float] = time.monotonic) -> None:

@@ -20,7 +20,7 @@ from twins.scenarios.calibration import (
 )
 from twins.scenarios.models import Scenario, ScenarioChunk, ScenarioRun
 from twins.scenarios.progress import broadcast_snapshot
-from twins.sim import chunk_bounds, scenario_to_dict, validate_scenario
+from twins.sim import check_replications, chunk_bounds, scenario_to_dict, validate_scenario
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +55,17 @@ def chunks_per_variant(replications: int, requested: int | None = None) -> int:
     return max(1, min(int(wanted), replications))
 
 
+def check_chunks_per_variant(check_replications: int, per_variant: int) -> int:
+    """Chunks of the recommendation check: as many as the simulation's, each of at least
+    MIN_CHECK_REPLICATIONS_PER_CHUNK replications."""
+    return max(1, min(per_variant, check_replications // const.MIN_CHECK_REPLICATIONS_PER_CHUNK))
+
+
 def start_run(scenario_id: int, user: Any = None, chunks: int | None = None, dispatch: bool = True) -> ScenarioRun:
     """Calibrate the scenario's assets from their twins now, store the engine scenarios and
-    their chunks, and (after commit) queue the chunk tasks. Raises ScenarioError when the
-    calibrated scenario is out of the engine's bounds."""
+    their chunks (the simulation's and its recommendation check's), and (after commit) queue
+    the simulation's chunk tasks. Raises ScenarioError when the calibrated scenario is out of
+    the engine's bounds."""
     scenario = Scenario.objects.select_related("site").get(id=scenario_id)
     assets = list(scenario.assets.order_by("name", "id"))
     calibrated = calibrate_assets(assets)
@@ -68,40 +75,76 @@ def start_run(scenario_id: int, user: Any = None, chunks: int | None = None, dis
         validate_scenario(spec)
     replications = specs[const.VARIANT_SCENARIO].replications
     per_variant = chunks_per_variant(replications, chunks)
+    checked = check_replications(specs[const.VARIANT_SCENARIO])
+    check_chunks = check_chunks_per_variant(checked, per_variant)
     notes = [c.note for c in calibrated]
     notes.append({"asset_id": "", "name": "schedule", "source": "profile", "statement": profile_note.capitalize() + ".", "parameters": {"hours_per_day": profile_hours}})
     with transaction.atomic():
         run = ScenarioRun.objects.create(
-            scenario=scenario, created_by=user, chunks_per_variant=per_variant, total=replications * len(specs),
+            scenario=scenario, created_by=user, chunks_per_variant=per_variant, total=replications * len(specs), check_total=checked * len(specs),
             specs={variant: scenario_to_dict(spec) for variant, spec in specs.items()}, calibration=notes,
         )
         ScenarioChunk.objects.bulk_create(
-            ScenarioChunk(run=run, variant=variant, index=index, start=start, stop=stop)
-            for variant in specs
-            for index, (start, stop) in enumerate(chunk_bounds(replications, per_variant))
+            [
+                ScenarioChunk(run=run, phase=ScenarioChunk.Phase.SIMULATE, variant=variant, index=index, start=start, stop=stop)
+                for variant in specs
+                for index, (start, stop) in enumerate(chunk_bounds(replications, per_variant))
+            ]
+            + [
+                ScenarioChunk(run=run, phase=ScenarioChunk.Phase.CHECK, variant=variant, index=index, start=start, stop=stop)
+                for variant in specs
+                for index, (start, stop) in enumerate(chunk_bounds(checked, check_chunks))
+            ]
+            + [ScenarioChunk(run=run, phase=ScenarioChunk.Phase.MERGE, variant=variant, index=0, start=0, stop=replications) for variant in specs]
         )
         if dispatch:
             transaction.on_commit(lambda: dispatch_run(run.id))
     return run
 
 
-def dispatch_run(run_id: int) -> Any:
-    """Queue the run: a chord of chunk tasks whose callback merges and stores the result. In the
-    embedded default (memory transport) the same chord runs on the in-process worker. Returns
-    the callback's AsyncResult (None when the broker refused the chord)."""
+def _dispatch_chord(run_id: int, phase: str, queue: str | None) -> Any:
     from celery import chord
 
-    from twins.scenarios.tasks import finish_run, simulate_chunk
+    from twins.scenarios import tasks
 
-    chunk_ids = list(ScenarioChunk.objects.filter(run_id=run_id).order_by("index", "variant").values_list("id", flat=True))
-    queue = getattr(settings, "SCENARIO_QUEUE", "")
+    if queue is None:
+        queue = getattr(settings, "SCENARIO_QUEUE", "")
     options = {"queue": queue} if queue else {}
+    chunks = ScenarioChunk.objects.filter(run_id=run_id).order_by("index", "variant")
+    if phase == ScenarioChunk.Phase.SIMULATE:
+        header = [tasks.simulate_chunk.si(chunk_id) for chunk_id in chunks.filter(phase=phase).values_list("id", flat=True)]
+        # the callback queues the next phase on the same queue (the worker's settings may differ)
+        callback = tasks.plan_checks.si(run_id, queue)
+    else:  # the merges first: each is one task, the longest of the phase
+        header = [tasks.merge_chunk.si(chunk_id) for chunk_id in chunks.filter(phase=ScenarioChunk.Phase.MERGE).values_list("id", flat=True)]
+        header += [tasks.check_chunk.si(chunk_id) for chunk_id in chunks.filter(phase=phase).values_list("id", flat=True)]
+        callback = tasks.finish_run.si(run_id)
     try:
-        return chord([simulate_chunk.si(chunk_id).set(**options) for chunk_id in chunk_ids])(finish_run.si(run_id).set(**options))
+        return chord([signature.set(**options) for signature in header])(callback.set(**options))
     except Exception as exc:
-        log.exception("scenario run %s could not be queued", run_id)
+        log.exception("scenario run %s (%s phase) could not be queued", run_id, phase)
         fail_run(run_id, f"could not be queued: {exc}")
         return None
+
+
+def dispatch_run(run_id: int) -> Any:
+    """Queue the run: a chord of the simulation's chunk tasks whose callback plans the
+    recommendation check and queues it (dispatch_checks) on the same queue. In the embedded
+    default (memory transport) the same chords run on the in-process worker. Returns the
+    callback's AsyncResult (None when the broker refused the chord)."""
+    return _dispatch_chord(run_id, ScenarioChunk.Phase.SIMULATE, None)
+
+
+def dispatch_checks(run_id: int, queue: str = "") -> Any:
+    """Queue the run's second phase on `queue` ("": Celery's default): a chord of each
+    variant's merge (all but the check) and the check's chunk tasks, whose callback completes
+    the merged results with the check and stores them."""
+    return _dispatch_chord(run_id, ScenarioChunk.Phase.CHECK, queue)
+
+
+def store_check_plans(run_id: int, plans: dict[str, Any]) -> bool:
+    """Store what the check simulates (the same plans again when a task is redelivered)."""
+    return bool(ScenarioRun.objects.filter(id=run_id, state__in=ScenarioRun.ACTIVE).update(check_plans=plans))
 
 
 def cancel_run(run_id: int, user: Any = None) -> ScenarioRun:

@@ -10,7 +10,7 @@ from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
 from twins.scenarios import const, jobs
-from twins.scenarios.services import fail_run
+from twins.scenarios.services import dispatch_checks, fail_run
 
 log = logging.getLogger(__name__)
 RETRY = {
@@ -38,6 +38,26 @@ class ChunkTask(Task):
 @shared_task(name="scenarios.simulate_chunk", base=ChunkTask, **RETRY)
 def simulate_chunk(chunk_id: int) -> dict[str, Any]:
     return jobs.simulate_chunk(chunk_id)
+
+
+@shared_task(name="scenarios.check_chunk", base=ChunkTask, **RETRY)
+def check_chunk(chunk_id: int) -> dict[str, Any]:
+    return jobs.check_chunk(chunk_id)
+
+
+@shared_task(name="scenarios.merge_chunk", base=ChunkTask, **RETRY)
+def merge_chunk(chunk_id: int) -> dict[str, Any]:
+    return jobs.merge_chunk(chunk_id)
+
+
+@shared_task(name="scenarios.plan_checks", **RETRY)
+def plan_checks(run_id: int, queue: str = "") -> dict[str, Any]:
+    """The first chord's callback: plan the recommendation check, then queue its chord on the
+    run's queue (again when redelivered: its chunks and callback are idempotent)."""
+    outcome = jobs.plan_checks(run_id)
+    if outcome["status"] == "planned":
+        dispatch_checks(run_id, queue)
+    return outcome
 
 
 @shared_task(name="scenarios.finish_run", **RETRY)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -44,6 +45,13 @@ def production_hours_of_job(schedule: Schedule, hours: float, *, at_shift_end: b
     production instant (a failure, a preventive job) or at the end of a shift (off-shift job)."""
     if schedule.continuous:
         return hours
+    # the same few (schedule, job) pairs come back for every asset of a site
+    return _production_hours_of_job(schedule.hours_per_day, schedule.days_per_week, float(hours), at_shift_end)
+
+
+@lru_cache(maxsize=256)
+def _production_hours_of_job(hours_per_day: float, days_per_week: int, hours: float, at_shift_end: bool) -> float:
+    schedule = Schedule(hours_per_day, days_per_week)
     op = np.linspace(0.0, schedule.week_hours, _STARTS_PER_WEEK, endpoint=False)
     if at_shift_end:
         op = np.unique(np.ceil(op / schedule.hours_per_day + 1e-12) * schedule.hours_per_day)

@@ -14,7 +14,7 @@ import json
 import time
 import zlib
 from collections.abc import Callable
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
@@ -56,7 +56,7 @@ class EncodedArray(TypedDict):
 class ChunkResult(TypedDict):
     version: int
     scenario_key: str
-    scenario: dict[str, Any]
+    scenario: NotRequired[dict[str, Any]]  # in the chunk that starts at 0 only: the merge's copy
     start: int
     stop: int
     seconds: float
@@ -123,10 +123,9 @@ def run_chunk(
         )
     began = time.perf_counter()
     columns = simulate_columns(scenario, start, stop, progress, should_stop, progress_every)
-    return {
+    result: ChunkResult = {
         "version": CHUNK_VERSION,
         "scenario_key": scenario_key(scenario),
-        "scenario": scenario_to_dict(scenario),
         "start": start,
         "stop": stop,
         "seconds": round(time.perf_counter() - began, 4),
@@ -135,6 +134,9 @@ def run_chunk(
             for name, dtype in FIELDS.items()
         },
     }
+    if start == 0:  # one copy of the scenario per run is enough (a site's can weigh 250 kB)
+        result["scenario"] = scenario_to_dict(scenario)
+    return result
 
 
 def simulate_columns(

@@ -8,7 +8,7 @@ never simulates something the form would have refused.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from twins.sim import const
@@ -378,11 +378,27 @@ def validate_scenario(scenario: Scenario) -> None:
         raise ScenarioError(check.errors)
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(value: Any) -> Any:
+    """dataclasses.asdict without its deep copies (the values are immutable numbers, strings
+    and None): the same dict, several times faster for a site of hundreds of assets."""
+    if is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES.get(type(value))
+        if names is None:
+            names = _FIELD_NAMES[type(value)] = tuple(f.name for f in fields(value))
+        return {name: _plain(getattr(value, name)) for name in names}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
     """JSON-ready form of a scenario (what a Celery task receives)."""
-    data = asdict(scenario)
-    data["assets"] = [asdict(asset) for asset in scenario.assets]
-    return data
+    return _plain(scenario)
 
 
 def _build(cls: type, data: Any, path: str, errors: dict[str, str]) -> Any:
