@@ -7,12 +7,15 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import paho.mqtt.publish as publish
+import pytest
 
 from edge_node.agent import contract
 from edge_node.agent.deploy_sim import FleetProcess
-from edge_node.signing_keys import public_key_pem
+from edge_node.signing_keys import public_key_pem, sign_command
 from tests.agent.conftest import Subscriber
 from tests.helpers import wait_until
+
+pytestmark = pytest.mark.django_db  # the platform's active signing key is read from the database
 
 
 def test_it_runs_nodes_in_a_child_process_and_reports_their_versions(registry_settings, model_dirs, mqtt_url, unique, tmp_path):
@@ -28,8 +31,8 @@ def test_it_runs_nodes_in_a_child_process_and_reports_their_versions(registry_se
         wait_until(acks.subscribed.is_set, 10, what="ack subscriber")
         node = next(iter(secrets))
         parts = urlsplit(mqtt_url)
-        publish.single(contract.topic(node, "cmd"), contract.encode({"id": f"c-{unique}", "type": "rollback", "args": {
-            "name": "motor-anomaly", "version": "9"}}), qos=1, hostname=parts.hostname, port=parts.port or 1883)
+        command = sign_command(node, {"id": f"c-{unique}", "type": "rollback", "args": {"name": "motor-anomaly", "version": "9"}})
+        publish.single(contract.topic(node, "cmd"), contract.encode(command), qos=1, hostname=parts.hostname, port=parts.port or 1883)
         ack = wait_until(lambda: acks.of("cmd/ack"), 15, what="the child's ack")[0]
         assert ack["id"] == f"c-{unique}" and ack["report"]["final"] and ack["report"]["version"] == "1"
     finally:
