@@ -204,6 +204,15 @@ def test_it_shows_edge_node_status_from_the_heartbeat(client, manager, fleet):
     assert "online" in row and "agent 9.9.1" in row and ">17<" in row and "12.5 %" in row and "211 MB" in row
 
 
+def test_the_menu_marks_the_page_it_is_on_only(client, admin_user, fleet):
+    """/nodes/ and Fleet security's /fleet-security/nodes/ share the URL name "nodes": each lights
+    its own menu entry."""
+    login(client, admin_user)
+    current = re.compile(r'<a href="([^"]+)" class="current">')
+    assert current.findall(client.get("/nodes/").content.decode()) == ["/nodes/"]
+    assert current.findall(client.get("/fleet-security/nodes/").content.decode()) == ["/fleet-security/tokens/"]
+
+
 def test_it_renders_the_fleet_in_a_fixed_number_of_queries(client, manager):
     def queries_for_fleet() -> int:
         from django.db import connection
