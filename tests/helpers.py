@@ -114,18 +114,24 @@ def start_ingest_process(mqtt_url: str, client_id: str, share: str | None = None
 
 @contextmanager
 def celery_worker_process(
-    queue: str, redis_url: str, database_url: str, processes: int = 2, extra_env: dict | None = None,
+    queue: str | None, redis_url: str, database_url: str, processes: int = 2, extra_env: dict | None = None, *,
+    pool: str = "prefork", name: str | None = None, drop_env: tuple[str, ...] = (),
 ) -> Iterator[subprocess.Popen]:
-    """A real Celery worker (prefork) on the Redis broker consuming ``queue``, named
-    ``queue@<host>``; a warm shutdown at the end (it finishes or requeues its tasks)."""
+    """A real Celery worker on the Redis broker consuming ``queue`` (None: the default queues),
+    named ``<name or queue>@<host>``; ``drop_env`` names variables of this process it must not
+    inherit. A warm shutdown at the end (it finishes or requeues its tasks)."""
     import signal
 
     env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, LOG_LEVEL="WARNING")
-    env.pop("CELERY_BROKER_URL", None)
-    env.pop("CELERY_RESULT_BACKEND", None)
+    for var in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", *drop_env):
+        env.pop(var, None)
     env.update(extra_env or {})
-    cmd = [str(ROOT / ".venv/bin/celery"), "-A", "web", "worker", "-P", "prefork", "-c", str(processes), "--without-gossip", "--without-mingle",
-           "--without-heartbeat", "-Q", queue, "-n", f"{queue}@%h", "--loglevel", "WARNING"]
+    cmd = [str(ROOT / ".venv/bin/celery"), "-A", "web", "worker", "-P", pool, "--without-gossip", "--without-mingle",
+           "--without-heartbeat", "-n", f"{name or queue}@%h", "--loglevel", "WARNING"]
+    if pool != "solo":
+        cmd += ["-c", str(processes)]
+    if queue:
+        cmd += ["-Q", queue]
     process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         yield process

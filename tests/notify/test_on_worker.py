@@ -4,9 +4,6 @@ with backoff on the worker)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -17,7 +14,7 @@ from notify import const
 from notify.models import Delivery, Subscription
 from notify.signing import verify_body
 from tests.factories import make_fleet
-from tests.helpers import ROOT, database_url_for_subprocess, wait_until
+from tests.helpers import celery_worker_process, database_url_for_subprocess, wait_until
 from tests.notify.receivers import SmtpServer, WebhookReceiver
 from twins.alerting import AlertEngine
 from twins.models import AlertRule
@@ -27,23 +24,12 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transac
 
 @pytest.fixture
 def worker(redis_url, settings):
-    smtp = SmtpServer().__enter__()
-    env = dict(os.environ, DATABASE_URL=database_url_for_subprocess(), REDIS_URL=redis_url, LOG_LEVEL="WARNING",
-               EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(smtp.port), NOTIFY_COALESCE_S="0.2", NOTIFY_RETRY_BASE_S="0.5",
-               NOTIFY_RETRY_MAX_S="1", PLATFORM_PUBLIC_URL="https://aiot.example.org")
-    for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "EMAIL_BACKEND"):
-        env.pop(name, None)
-    cmd = [str(ROOT / ".venv/bin/celery"), "-A", "web", "worker", "-P", "threads", "-c", "4", "--without-gossip", "--without-mingle",
-           "--without-heartbeat", "-n", f"notify-{uuid.uuid4().hex[:8]}@%h", "--loglevel", "WARNING"]
-    process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    yield smtp
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
-    smtp.__exit__()
+    with SmtpServer() as smtp, celery_worker_process(
+        None, redis_url, database_url_for_subprocess(), 4, pool="threads", name=f"notify-{uuid.uuid4().hex[:8]}",
+        drop_env=("EMAIL_BACKEND",), extra_env={
+            "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp.port), "NOTIFY_COALESCE_S": "0.2", "NOTIFY_RETRY_BASE_S": "0.5",
+            "NOTIFY_RETRY_MAX_S": "1", "PLATFORM_PUBLIC_URL": "https://aiot.example.org"}):
+        yield smtp
 
 
 def test_it_delivers_a_real_alert_by_email_and_webhook_from_a_worker(worker, manager, settings):

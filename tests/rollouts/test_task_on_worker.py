@@ -4,9 +4,6 @@ signed deploy commands to the canary nodes through the real MQTT broker."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import uuid
 
 import pytest
@@ -19,7 +16,7 @@ from edge_node.rollouts.models import Rollout, RolloutNode
 from edge_node.rollouts.registry import register_anomaly_model
 from tests.agent.conftest import Subscriber
 from tests.factories import make_site
-from tests.helpers import ROOT, database_url_for_subprocess, wait_until
+from tests.helpers import celery_worker_process, database_url_for_subprocess, wait_until
 from web.celery import app
 
 pytestmark = [pytest.mark.redis, pytest.mark.mqtt, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -27,26 +24,13 @@ NAME = f"rollouts-test-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture
-def celery_worker_process(redis_url, mqtt_url, registry_settings):
-    env = dict(
-        os.environ, DATABASE_URL=database_url_for_subprocess(), REDIS_URL=redis_url, MQTT_URL=mqtt_url,
-        AIOT_VAR_DIR=str(registry_settings.VAR_DIR), LOG_LEVEL="WARNING",
-    )
-    for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "MODEL_SIGNING_KEY_FILE"):
-        env.pop(name, None)
-    cmd = [str(ROOT / ".venv/bin/celery"), "-A", "web", "worker", "-P", "solo", "--without-gossip", "--without-mingle",
-           "--without-heartbeat", "-n", f"{NAME}@%h", "--loglevel", "WARNING"]
-    process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    yield process
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
+def rollout_worker(redis_url, mqtt_url, registry_settings):
+    with celery_worker_process(None, redis_url, database_url_for_subprocess(), pool="solo", name=NAME, drop_env=("MODEL_SIGNING_KEY_FILE",),
+                               extra_env={"MQTT_URL": mqtt_url, "AIOT_VAR_DIR": str(registry_settings.VAR_DIR)}) as process:
+        yield process
 
 
-def test_it_steps_a_rollout_on_a_celery_worker_over_redis(celery_worker_process, registry_settings, model_dirs, mqtt_url, unique, admin_user, second_admin):
+def test_it_steps_a_rollout_on_a_celery_worker_over_redis(rollout_worker, registry_settings, model_dirs, mqtt_url, unique, admin_user, second_admin):
     assert str(app.conf.broker_url).startswith(("redis", "rediss", "unix")), "the test process must publish to Redis"
     registry_settings.MQTT_URL = mqtt_url
     registry_settings.ROLLOUT_MAX_CONCURRENT = 5
