@@ -101,8 +101,10 @@ def page(chromium, web_server):
     context.close()
 
 
-def log_in(page, user) -> None:
-    page.goto("/login/")
+def log_in(page, user, base: str = "") -> None:
+    """Log ``user`` in through the login form (``base``: the server's URL for a page opened
+    without one)."""
+    page.goto(f"{base}/login/")
     page.fill("input[name=username]", user.username)
     page.fill("input[name=password]", "pw-" + user.username)
     page.click("button[type=submit]")

@@ -9,6 +9,7 @@ import pytest
 
 from edge_node.models import EdgeNode
 from edge_node.services import enroll_node
+from tests.browser.conftest import log_in
 from tests.factories import make_site
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -18,10 +19,7 @@ def test_it_lets_an_admin_enroll_and_revoke_a_node_in_the_browser(chromium, live
     make_site(name="Harbour <Plant>")
     page = chromium.new_page()
     try:
-        page.goto(f"{live_server.url}/login/")
-        page.fill("input[name=username]", admin_user.username)
-        page.fill("input[name=password]", "pw-" + admin_user.username)
-        page.click("button[type=submit]")
+        log_in(page, admin_user, live_server.url)
         page.click("text=Fleet security")
         page.select_option("select[name=site]", label="Harbour <Plant>")
         page.fill("input[name=node_id]", "gw-browser-1")
@@ -70,10 +68,7 @@ def test_an_admin_rotates_the_signing_key_in_the_browser_after_confirming(chromi
     first = signing_keys.active_key_id()
     page = chromium.new_page()
     try:
-        page.goto(f"{live_server.url}/login/")
-        page.fill("input[name=username]", admin_user.username)
-        page.fill("input[name=password]", "pw-" + admin_user.username)
-        page.click("button[type=submit]")
+        log_in(page, admin_user, live_server.url)
         page.goto(f"{live_server.url}/fleet-security/nodes/")
         assert "active" in page.locator(f"tr[data-key='{first}']").inner_text()
         page.fill("#rotate-keys-form input[name=reason]", "key on a lost laptop")
