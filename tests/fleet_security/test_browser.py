@@ -38,6 +38,7 @@ def test_it_lets_an_admin_enroll_and_revoke_a_node_in_the_browser(chromium, live
         assert "by gw-browser-1" in page.inner_text("#tokens-table")
 
         page.click("text=Nodes & revocation")
+        page.wait_for_url("**/fleet-security/nodes/")  # loaded: the confirm script is attached
         row = page.locator("tr[data-node='gw-browser-1']")
         assert "active" in row.inner_text()
         dialogs = []
