@@ -122,6 +122,12 @@ def celery_worker_process(
     inherit. A warm shutdown at the end (it finishes or requeues its tasks)."""
     import signal
 
+    from kombu import Connection
+
+    # Tasks earlier tests (or an earlier run, whose new test database reuses the same ids) left
+    # in the queue would run against this test's rows: the worker starts on an empty queue.
+    with Connection(redis_url) as conn:
+        conn.default_channel.queue_purge(queue or "celery")
     env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, LOG_LEVEL="WARNING")
     for var in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", *drop_env):
         env.pop(var, None)
