@@ -30,6 +30,7 @@ ACTIONS_BY_STATE = {
     CANCELLED: (),
 }
 ACTION_LABELS = {"approve": "Approve", "cancel": "Cancel", "pause": "Pause", "resume": "Resume", "rollback": "Roll back"}
+ACTION_DONE = {"approve": "approved", "cancel": "cancelled", "pause": "paused", "resume": "resumed", "rollback": "rolled back"}
 FINAL_STATES = (DONE, CANCELLED)
 
 # Per-node states.

@@ -74,9 +74,14 @@ def _actions(rollout: Rollout, user) -> tuple[list[dict], str]:
     return actions, note
 
 
+def _rounded(value, digits: int):
+    """A node's reported figure as the page shows it (1.35 ms, not 1.3484); None stays None."""
+    return round(value, digits) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
 def _state(rollout: Rollout, user) -> dict:
     nodes = [{"node": rn.node.node_id, "state": rn.state, "state_label": rn.get_state_display(), "canary": rn.canary, "reason": rn.reason,
-              "detail": rn.detail, "p99_ms": rn.report.get("latency_p99_ms"), "agreement": rn.report.get("agreement"),
+              "detail": rn.detail, "p99_ms": _rounded(rn.report.get("latency_p99_ms"), 2), "agreement": _rounded(rn.report.get("agreement"), 3),
               "version": rn.report.get("version", "")} for rn in rollout.nodes.select_related("node")]
     actions, note = _actions(rollout, user)
     return {"id": rollout.pk, "state": rollout.state, "state_label": rollout.get_state_display(), "reason": rollout.reason,
@@ -107,7 +112,7 @@ def rollout_action(request: HttpRequest, rollout_id: int, action: str) -> HttpRe
         return HttpResponse(status=404)
     try:
         fn(request.user, rollout)
-        messages.success(request, f"Rollout {rollout.pk}: {const.ACTION_LABELS.get(action, action).lower()} done.")
+        messages.success(request, f"Rollout {rollout.pk} {const.ACTION_DONE[action]}.")
     except actions.RolloutError as exc:
         messages.error(request, str(exc))
     return redirect("rollouts:rollout", rollout_id=rollout.pk)

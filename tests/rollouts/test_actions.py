@@ -90,3 +90,20 @@ def test_it_shows_the_pages_to_an_admin_only(target, client, admin_user, planner
     assert (state["id"], state["state"], state["reason"], state["nodes"]) == (rollout.pk, "proposed", "", [])
     # The proposer may cancel but not approve: the page offers exactly that, and says why.
     assert [a["name"] for a in state["actions"]] == ["cancel"] and state["note"] == "Another admin must approve this rollout."
+
+
+def test_the_page_says_what_an_action_did_and_shows_node_figures_as_people_read_them(target, client, admin_user, second_admin,
+                                                                                    django_capture_on_commit_callbacks):
+    site, nodes, model = target
+    rollout = propose_rollout(admin_user, model, site=site)
+    client.force_login(second_admin)
+    with django_capture_on_commit_callbacks(execute=False):
+        page = client.post(f"/rollouts/{rollout.pk}/approve/", follow=True).content.decode()
+    assert f"Rollout {rollout.pk} approved." in page
+    rn = rollout.nodes.get(node=nodes[0])
+    rn.report = {"latency_p99_ms": 1.348412, "agreement": 2 / 3}
+    rn.save(update_fields=["report"])
+    state = client.get(f"/rollouts/{rollout.pk}/state.json").json()
+    [mine] = [n for n in state["nodes"] if n["node"] == nodes[0].node_id]
+    assert (mine["p99_ms"], mine["agreement"]) == (1.35, 0.667)
+    assert {n["p99_ms"] for n in state["nodes"] if n["node"] != nodes[0].node_id} == {None}
