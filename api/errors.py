@@ -13,10 +13,26 @@ from rest_framework.views import exception_handler
 log = logging.getLogger(__name__)
 
 
+def _messages(value, path: str, out: dict[str, list[str]]) -> None:
+    """DRF's nested errors ({"assets": {0: ["..."]}}, {"params": {"policy": {...}}}) as
+    dotted field paths ("assets.0", "params.policy.name") with plain messages."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            here = path if path and k == "non_field_errors" else (f"{path}.{k}" if path else str(k))
+            _messages(v, here, out)
+    elif isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+        for i, v in enumerate(value):
+            if v:  # a list field's error list has an empty entry per valid item
+                _messages(v, f"{path}.{i}" if isinstance(v, dict) else path, out)
+    else:
+        out.setdefault(path or "non_field_errors", []).extend(str(x) for x in (value if isinstance(value, list) else [value]))
+
+
 def _flatten(detail) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
     if isinstance(detail, dict):
-        return {str(k): [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in detail.items()}
-    return {}
+        _messages(detail, "", out)
+    return out
 
 
 def json_errors(exc, context):

@@ -8,7 +8,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.views import APIView
 
-from api.params import RangeParams, parse
+from api.params import MAX_ID, RangeParams, parse
 from api.streaming import spreadsheet_safe, streamed_file
 from api.telemetry import csv_chunks, queryset_csv
 from api.telemetry_parquet import CONTENT_TYPE, parquet_chunks
@@ -19,8 +19,13 @@ from web.roles import ADMIN, visible_sites
 
 
 class ExportParams(RangeParams):
-    asset = serializers.IntegerField(required=False)
-    site = serializers.IntegerField(required=False)
+    asset = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    site = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+
+    def validate(self, data):
+        if data.get("asset") is not None and data.get("site") is not None:
+            raise ValidationError({"site": ["Give an asset or a site, not both."]})
+        return super().validate(data)
 
 
 def _export_assets(request, p: dict) -> list[int]:

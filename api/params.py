@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -29,19 +31,52 @@ class StrictModelSerializer(serializers.ModelSerializer):
         return super().to_internal_value(data)
 
 
+# Ids in query strings and paths: ASCII digits only (str.isdigit also takes '²' and '١'), and
+# no more than a 64-bit integer column holds.
+ID_PATTERN = r"[0-9]{1,18}"
+MAX_ID = 10**18 - 1
+_ID = re.compile(ID_PATTERN)
+_EPOCH = re.compile(r"-?[0-9]{1,12}(\.[0-9]{1,9})?")
+# Times the platform can hold and compute with (a range's default start is end - 24 h).
+EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+NOT_A_TIME = "Not a time: use ISO 8601 (2026-01-31T12:00:00Z) or epoch seconds."
+
+
+def parse_id(value: str) -> int | None:
+    """A query string's id, or None when it is not one (the caller names the field)."""
+    return int(value) if isinstance(value, str) and _ID.fullmatch(value) else None
+
+
+class FiniteFloatField(serializers.FloatField):
+    """A float that is a number: NaN and infinities (also as the strings "NaN", "inf") refused."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not math.isfinite(value):
+            self.fail("invalid")
+        return value
+
+
 class TimeField(serializers.Field):
-    """ISO 8601 (a zone required, or UTC assumed) or epoch seconds."""
+    """ISO 8601 (a zone required, or UTC assumed) or epoch seconds, from 1970 to 2199."""
 
     def to_internal_value(self, value):
         text = str(value).strip()
+        if not text.isascii() or not text.isprintable():
+            raise ValidationError(NOT_A_TIME)
         try:
-            if text.replace(".", "", 1).lstrip("-").isdigit():
+            if _EPOCH.fullmatch(text):
                 dt = datetime.fromtimestamp(float(text), UTC)
             else:
                 dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            dt = dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+            in_range = EARLIEST <= dt < LATEST
         except (ValueError, OverflowError, OSError):
-            raise ValidationError("Not a time: use ISO 8601 (2026-01-31T12:00:00Z) or epoch seconds.") from None
-        return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+            raise ValidationError(NOT_A_TIME) from None
+        if not in_range:
+            raise ValidationError(f"Out of range: times from {EARLIEST:%Y-%m-%d} to {LATEST.year - 1}.")
+        return dt
 
     def to_representation(self, value):
         return value.isoformat()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import math
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
@@ -25,7 +26,10 @@ def encode_cursor(ts: float) -> str:
 def decode_cursor(text: str) -> float:
     """ValueError when it was not one of ours."""
     raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-    return float(raw)
+    value = float(raw)
+    if not math.isfinite(value) or value <= 0:  # ours are the epoch seconds of a reading
+        raise ValueError(f"not a cursor: {raw!r}")
+    return value
 
 
 def _sql_time(ts: float):

@@ -10,13 +10,13 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api import serializers as s
-from api.params import ReadingsParams, SeriesParams, parse
+from api.params import ReadingsParams, SeriesParams, parse, parse_id
 from api.streaming import spreadsheet_safe, streamed_file
 from api.telemetry import decode_cursor, queryset_csv, readings_page
 from edge_node.models import AuditEvent, EdgeNode
@@ -37,13 +37,19 @@ class Pages(CursorPagination):
     max_page_size = 1000
     ordering = "-id"
 
+    def decode_cursor(self, request):
+        try:
+            return super().decode_cursor(request)
+        except NotFound:  # DRF's answer to a cursor it did not write: a 400 naming the field
+            raise ValidationError({"cursor": ["Not a cursor of this API: pass next as it came."]}) from None
+
 
 def _strict_query(request, allowed: set[str]) -> None:
     unknown = sorted(set(request.query_params) - allowed - {"cursor", "limit", "format"})
     if unknown:
         raise ValidationError({k: ["Unknown parameter."] for k in unknown})
     limit = request.query_params.get("limit")
-    if limit is not None and (not limit.isdigit() or not 1 <= int(limit) <= Pages.max_page_size):
+    if limit is not None and not 1 <= (parse_id(limit) or 0) <= Pages.max_page_size:
         raise ValidationError({"limit": [f"A whole number from 1 to {Pages.max_page_size}."]})
 
 
@@ -51,9 +57,18 @@ def _int_param(request, name: str) -> int | None:
     value = request.query_params.get(name)
     if value is None or value == "":
         return None
-    if not value.isdigit():
+    number = parse_id(value)
+    if number is None:
         raise ValidationError({name: ["A whole number (an id)."]})
-    return int(value)
+    return number
+
+
+class StrictDetail(generics.RetrieveAPIView):
+    """One object: a query parameter is refused by name like on the lists (none are known)."""
+
+    def retrieve(self, request, *args, **kwargs):
+        _strict_query(request, set())
+        return super().retrieve(request, *args, **kwargs)
 
 
 class FilteredList(generics.ListAPIView):
@@ -90,7 +105,7 @@ class AssetList(FilteredList):
         return qs.filter(site_id=site) if site is not None else qs
 
 
-class AssetDetail(generics.RetrieveAPIView):
+class AssetDetail(StrictDetail):
     serializer_class = s.AssetSerializer
 
     def get_queryset(self):
@@ -198,7 +213,7 @@ class AlertAcknowledge(APIView):
 # --- twins, RUL models, scenarios ---------------------------------------------------------
 
 
-class TwinDetail(generics.RetrieveAPIView):
+class TwinDetail(StrictDetail):
     serializer_class = s.TwinSerializer
     lookup_field = "asset_id"
     lookup_url_kwarg = "pk"
@@ -242,14 +257,19 @@ class ScenarioRunList(FilteredList):
             raise ValidationError({"assets": ["Every asset must belong to the site (and be visible to you)."]})
         try:
             with transaction.atomic():  # a scenario whose run cannot start is not kept
-                scenario = create_scenario(request.user, name=d["name"], site=site, assets=assets, params=d["params"], compare_baseline=d["compare_baseline"])
+                scenario = create_scenario(request.user, name=d["name"], site=site, assets=assets, params=_plain(d.get("params") or {}), compare_baseline=d["compare_baseline"])
                 run = start_run(scenario.id, request.user)
         except (ScenarioServiceError, ScenarioError, ValueError, KeyError, TypeError) as exc:
             raise ValidationError({"params": [f"{type(exc).__name__}: {exc}" if isinstance(exc, KeyError) else str(exc)]}) from None
         return Response(s.ScenarioRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
-class ScenarioRunDetail(generics.RetrieveAPIView):
+def _plain(value):
+    """Validated nested data as plain dicts (what the UI's form stores)."""
+    return {k: _plain(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+
+class ScenarioRunDetail(StrictDetail):
     serializer_class = s.ScenarioRunDetailSerializer
     read_roles = PLANNING
 
@@ -303,6 +323,13 @@ class RolloutList(FilteredList):
         site = Site.objects.filter(id=d["site"]).first() if d.get("site") is not None else None
         if d.get("site") is not None and site is None:
             raise ValidationError({"site": ["No site with this id."]})
+        if d.get("nodes"):
+            known = set(EdgeNode.objects.filter(node_id__in=d["nodes"]).values_list("node_id", flat=True))
+            unknown = sorted(set(d["nodes"]) - known)
+            if unknown:
+                raise ValidationError({"nodes": [f"No node {', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''}."]})
+            if len(set(d["nodes"])) != len(d["nodes"]):
+                raise ValidationError({"nodes": ["A node is listed twice."]})
         try:
             rollout = propose_rollout(request.user, model, site=site, tag=d["tag"], node_ids=d.get("nodes"), canary_share=d["canary_share"],
                                       max_p99_latency_ms=d["max_p99_latency_ms"], min_agreement=d["min_agreement"], max_load_failures=d["max_load_failures"])
@@ -316,8 +343,10 @@ class RolloutApprove(APIView):
 
     @extend_schema(request=None, responses=s.RolloutSerializer)
     def post(self, request, pk: int):
+        if not isinstance(request.data, dict):
+            raise ValidationError({"body": ["Send no body, or an empty JSON object."]})
         if request.data:
-            raise ValidationError({k: ["Unknown field."] for k in request.data})
+            raise ValidationError({str(k): ["Unknown field."] for k in request.data})
         rollout = get_object_or_404(Rollout, id=pk)
         try:
             rollout = approve_rollout(request.user, rollout)

@@ -6,5 +6,5 @@ from twins import views
 
 urlpatterns = [
     path("models/rul/", views.models, name="twin-models"),
-    path("assets/<int:asset_id>/twin.json", views.twin_history, name="twin-history"),
+    path("assets/<id:asset_id>/twin.json", views.twin_history, name="twin-history"),
 ]

@@ -6,6 +6,8 @@ class WebConfig(AppConfig):
     verbose_name = "Web"
 
     def ready(self) -> None:
+        from web import url_converters
         from web.json_logs import install_record_factory
 
         install_record_factory()
+        url_converters.register()

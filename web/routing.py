@@ -10,5 +10,5 @@ from web.live_messages import LIVE_PATH
 
 websocket_urlpatterns: list = [
     path(LIVE_PATH, LiveConsumer.as_asgi()),
-    path("ws/scenarios/runs/<int:run_id>/", ScenarioRunConsumer.as_asgi()),
+    path("ws/scenarios/runs/<id:run_id>/", ScenarioRunConsumer.as_asgi()),
 ]

@@ -332,6 +332,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"token": API_THROTTLE_RATE},
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "api.errors.json_errors",
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.JSONParser", "rest_framework.parsers.FormParser", "rest_framework.parsers.MultiPartParser"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "AIoT platform API",
@@ -343,6 +344,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "PATH_CONVERTER_OVERRIDES": {"id": int},  # web/url_converters.py
     "ENUM_NAME_OVERRIDES": {"AlertStateEnum": "twins.models.Alert.State", "RolloutStateEnum": "edge_node.rollouts.const.ROLLOUT_STATES", "ScenarioRunStateEnum": "twins.scenarios.models.ScenarioRun.State"},
 }
 

@@ -13,18 +13,18 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics_view, name="metrics"),
     path("", views.fleet, name="fleet"),
-    path("assets/<int:asset_id>/", views.asset_detail, name="asset"),
-    path("assets/<int:asset_id>/delta", views.asset_delta, name="asset-delta"),
+    path("assets/<id:asset_id>/", views.asset_detail, name="asset"),
+    path("assets/<id:asset_id>/delta", views.asset_delta, name="asset-delta"),
     path("nodes/", views.nodes, name="nodes"),
     path("alerts/", alert_views.alerts, name="alerts"),
-    path("alerts/<int:alert_id>/ack/", alert_views.acknowledge, name="alert-ack"),
+    path("alerts/<id:alert_id>/ack/", alert_views.acknowledge, name="alert-ack"),
     path("rules/", alert_views.rules, name="rules"),
     path("rules/new/", alert_views.rule_edit, name="rule-new"),
-    path("rules/<int:rule_id>/", alert_views.rule_edit, name="rule-edit"),
-    path("rules/<int:rule_id>/delete/", alert_views.rule_delete, name="rule-delete"),
+    path("rules/<id:rule_id>/", alert_views.rule_edit, name="rule-edit"),
+    path("rules/<id:rule_id>/delete/", alert_views.rule_delete, name="rule-delete"),
     path("rules/combined/new/", combined_rule_views.combined_rule_edit, name="combined-rule-new"),
-    path("rules/combined/<int:rule_id>/", combined_rule_views.combined_rule_edit, name="combined-rule-edit"),
-    path("rules/combined/<int:rule_id>/delete/", combined_rule_views.combined_rule_delete, name="combined-rule-delete"),
+    path("rules/combined/<id:rule_id>/", combined_rule_views.combined_rule_edit, name="combined-rule-edit"),
+    path("rules/combined/<id:rule_id>/delete/", combined_rule_views.combined_rule_delete, name="combined-rule-delete"),
     path("scenarios/", include("twins.scenarios.urls")),
     path("", include("notify.urls")),
     path("", include("api.urls")),
@@ -36,3 +36,4 @@ urlpatterns = [
 ]
 
 handler403 = "web.views.forbidden"
+handler404 = "web.views.not_found"

@@ -21,6 +21,7 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
+from django.views.defaults import page_not_found
 
 from twins.models import Asset
 from twins.twin_presenters import fleet_twins, twin_panel
@@ -73,6 +74,13 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     reason = str(exception) if exception and str(exception) else "Your role does not allow this page."
     return render(request, "403.html", {"reason": reason}, status=403)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """A 404 as its client reads it: JSON under /api/ (what an API client parses), the page otherwise."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": "Not found: no such API endpoint or object (ids are whole numbers)."}, status=404)
+    return page_not_found(request, exception)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

@@ -68,6 +68,12 @@ def propose_rollout(user: Any, model: ModelArtifact, *, site: Any = None, tag: s
         raise RolloutError(f"{revoked}: nodes refuse it. Register the model again (a new version) to sign it with the active key")
     if not 0.0 < canary_share <= 1.0:
         raise RolloutError("canary share must be in (0, 1]")
+    node_ids = list(dict.fromkeys(n.strip() for n in node_ids or [] if n.strip()))  # as listed, once each
+    if node_ids:
+        known = set(EdgeNode.objects.filter(node_id__in=node_ids).values_list("node_id", flat=True))
+        unknown = [n for n in node_ids if n not in known]
+        if unknown:
+            raise RolloutError(f"no node {', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''}: check the node ids")
     if not (site or tag or node_ids):
         raise RolloutError("a rollout needs a target: a site, a tag or node ids")
     rollout = Rollout(model=model, target_site=site, target_tag=tag.strip(), target_nodes=list(node_ids or []),

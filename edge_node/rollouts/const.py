@@ -85,3 +85,8 @@ AUDIT_MODEL_DOWNGRADED = "model.downgraded"  # a node switched to an older versi
 # Where artifacts live, under VAR_DIR.
 REGISTRY_SUBDIR = ("models", "registry")
 ARTIFACT_URL_PREFIX = "/api/models/"
+
+# Bounds of a rollout's health gates (the form and the API): a p99 over a minute or more load
+# failures than any fleet has nodes is a typo, not a gate.
+MAX_P99_GATE_MS = 60_000.0
+MAX_LOAD_FAILURES_GATE = 100_000

@@ -50,9 +50,9 @@ class ProposeForm(forms.Form):
     tag = forms.CharField(max_length=64, required=False)
     node_ids = forms.CharField(required=False, help_text="Comma-separated node ids")
     canary_share = forms.FloatField(initial=0.1, min_value=0.01, max_value=1.0)
-    max_p99_latency_ms = forms.FloatField(initial=50.0, min_value=0.0)
+    max_p99_latency_ms = forms.FloatField(initial=50.0, min_value=0.0, max_value=const.MAX_P99_GATE_MS)
     min_agreement = forms.FloatField(initial=0.9, min_value=0.0, max_value=1.0)
-    max_load_failures = forms.IntegerField(initial=0, min_value=0)
+    max_load_failures = forms.IntegerField(initial=0, min_value=0, max_value=const.MAX_LOAD_FAILURES_GATE)
     allow_downgrade = forms.BooleanField(required=False, label="Explicit rollback to an older version",
                                          help_text="Nodes refuse a version older than the one they run unless this is set "
                                                    "(the signed command says so; audited).")

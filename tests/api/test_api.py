@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -29,7 +30,7 @@ def api_paths() -> list[str]:
 
 
 def concrete(path: str, ids: dict[str, int]) -> str:
-    return "/" + path.replace("<int:pk>", str(ids.get(path, 0)))
+    return "/" + path.replace("<id:pk>", str(ids.get(path, 0)))
 
 
 def test_it_gives_a_token_once_records_its_use_and_revokes_it(client, manager, fleet):
@@ -55,14 +56,14 @@ def test_it_holds_the_roles_of_the_ui_over_every_endpoint(client, manager, plann
     asset = fleet.assets[0]
     TwinState.objects.create(asset=asset, computed_at=timezone.now(), health=0.8)
     alert = Alert.objects.create(site=fleet.site, asset=asset, severity="warning", title="hot", opened_at=timezone.now())
-    ids = {p: asset.id for p in api_paths() if p.startswith("api/v1/assets/<int:pk>")}
-    ids["api/v1/alerts/<int:pk>/acknowledge/"] = alert.id
+    ids = {p: asset.id for p in api_paths() if p.startswith("api/v1/assets/<id:pk>")}
+    ids["api/v1/alerts/<id:pk>/acknowledge/"] = alert.id
     # Expected GET status per role (None: the endpoint is write-only).
     reads = {"manager": 200, "planner": 200, "admin": 200}
     only = {"api/v1/rollouts/": ("admin",), "api/v1/audit/": ("admin",), "api/v1/exports/audit.csv": ("admin",),
-            "api/v1/scenario-runs/": ("planner", "admin"), "api/v1/scenario-runs/<int:pk>/": ("planner", "admin"),
-            "api/v1/scenario-runs/<int:pk>/csv/": ("planner", "admin")}
-    writes = {"api/v1/alerts/<int:pk>/acknowledge/": ("manager", "admin"), "api/v1/rollouts/<int:pk>/approve/": ("admin",)}
+            "api/v1/scenario-runs/": ("planner", "admin"), "api/v1/scenario-runs/<id:pk>/": ("planner", "admin"),
+            "api/v1/scenario-runs/<id:pk>/csv/": ("planner", "admin")}
+    writes = {"api/v1/alerts/<id:pk>/acknowledge/": ("manager", "admin"), "api/v1/rollouts/<id:pk>/approve/": ("admin",)}
     headers = {name: token_of(u) for name, u in (("manager", manager), ("planner", planner), ("admin", admin_user), ("outsider", outsider))}
     export_q = f"?asset={asset.id}"
     checked = 0
@@ -78,7 +79,7 @@ def test_it_holds_the_roles_of_the_ui_over_every_endpoint(client, manager, plann
             else:
                 status = client.get(url, HTTP_AUTHORIZATION=header).status_code
                 allowed = name in only.get(path, tuple(reads))
-                if "scenario-runs/<int:pk>" in path:
+                if "scenario-runs/<id:pk>" in path:
                     assert status == (404 if allowed else 403), f"{name} GET {url}: {status}"
                 else:
                     assert status == (200 if allowed else 403), f"{name} GET {url}: {status}"
@@ -101,7 +102,7 @@ def test_it_serves_a_valid_openapi_schema_naming_every_endpoint(client, manager)
     validate(schema)
     documented = set(schema["paths"])
     for path in api_paths():
-        assert "/" + path.replace("<int:pk>", "{id}") in documented, path
+        assert "/" + path.replace("<id:pk>", "{id}") in documented, path
     assert schema["components"]["securitySchemes"]["tokenAuth"]["name"] == "Authorization"
     docs = client.get("/api/docs/")
     assert docs.status_code == 200 and b"swagger-ui" in docs.content and b"cdn" not in docs.content.lower()
@@ -187,12 +188,91 @@ def test_it_keeps_the_two_person_rule_for_rollouts_over_the_api(client, admin_us
     ("/api/v1/alerts/?severity=apocalyptic", "severity"),
     ("/api/v1/alerts/?sort=id", "sort"),
     ("/api/v1/exports/telemetry.csv?site={s}&start=0&end=4102444800", "start"),
+    # Ids and numbers: ASCII digits only, no more than a 64-bit column holds.
+    ("/api/v1/assets/?site=%C2%B2", "site"),  # '²' (str.isdigit says yes)
+    ("/api/v1/assets/?site=%D9%A1%D9%A2", "site"),  # Arabic-Indic 12
+    ("/api/v1/alerts/?asset=9223372036854775808", "asset"),
+    ("/api/v1/alerts/?site=" + "9" * 5000, "site"),
+    ("/api/v1/alerts/?limit=%C2%B2", "limit"),
+    ("/api/v1/exports/telemetry.csv?site=9223372036854775808", "site"),
+    ("/api/v1/exports/telemetry.csv?asset={a}&site={s}", "site"),
+    # Times the platform cannot hold: a 400, never a 500 or a download that never ends.
+    ("/api/v1/assets/{a}/series/?end=0001-01-01T00:00:00Z", "end"),
+    ("/api/v1/assets/{a}/readings/?metric=temperature_c&end=0001-01-01T12:00:00%2B14:00", "end"),
+    ("/api/v1/exports/alerts.csv?start=0001-01-01T00:00:00%2B01:00&end=0001-01-02T00:00:00Z", "start"),
+    ("/api/v1/exports/alerts.csv?start=9999-12-31T20:00:00Z&end=9999-12-31T23:00:00-14:00", "start"),
+    ("/api/v1/exports/telemetry.csv?asset={a}&start=2026-01-01T00:00:00%00", "start"),
+    ("/api/v1/assets/{a}/series/?start=%D9%A1%D9%A2%D9%A3", "start"),
+    # Cursors: only what the API wrote.
+    ("/api/v1/alerts/?cursor=bogus", "cursor"),
+    ("/api/v1/assets/{a}/readings/?metric=temperature_c&cursor=bmFu", "cursor"),  # base64 of "nan"
+    ("/api/v1/assets/{a}/?bogus=1", "bogus"),
+    ("/api/v1/assets/{a}/twin/?bogus=1", "bogus"),
 ])
 def test_it_answers_bad_input_with_a_4xx_naming_the_field(client, manager, fleet, token_of, url, field):
     r = client.get(url.format(a=fleet.assets[0].id, s=fleet.site.id), HTTP_AUTHORIZATION=token_of(manager))
     assert r.status_code == 400, r.content
     body = r.json()
     assert field in body["fields"] and field in body["error"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/assets/9223372036854775808/twin/", "/api/v1/assets/" + "9" * 5000 + "/", "/api/v1/assets/-1/",
+                                  "/api/v1/assets/%C2%B2/", "/api/v1/nope/"])
+def test_an_unknown_api_path_or_an_impossible_id_is_a_json_404(client, manager, fleet, token_of, path):
+    r = client.get(path, HTTP_AUTHORIZATION=token_of(manager))
+    assert r.status_code == 404 and r["Content-Type"] == "application/json" and "Not found" in r.json()["error"]
+
+
+def test_a_page_with_an_impossible_id_is_the_404_page(client, manager):
+    client.force_login(manager)
+    r = client.get("/assets/9223372036854775808/")
+    assert r.status_code == 404 and r["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"policy": [1]}, "params.policy"),
+    ({"policy": "x"}, "params.policy"),
+    ({"policy": {"name": "sometimes"}}, "params.policy.name"),
+    ({"policy": {"name": "time_based", "interval_hours": "NaN"}}, "params.policy.interval_hours"),
+    ({"bogus_key": 1}, "params.bogus_key"),
+    ({"a\x00b": "\x00"}, "params.a\x00b"),
+    ({"load_factor": "Infinity"}, "params.load_factor"),
+    ({"replications": 10**9}, "params.replications"),
+    ({"seed": -1}, "params.seed"),
+])
+def test_scenario_params_are_checked_field_by_field_and_nothing_is_stored(client, planner, token_of, body, field):
+    from tests.scenarios.factories import make_site_with_twins
+    from twins.scenarios.models import Scenario
+
+    site, assets = make_site_with_twins(1, members=[planner])
+    raw = json.dumps({"name": "x", "site": site.id, "assets": [assets[0].id], "params": body})
+    r = client.post("/api/v1/scenario-runs/", raw, content_type="application/json", HTTP_AUTHORIZATION=token_of(planner))
+    assert r.status_code == 400, r.content
+    assert field in r.json()["fields"] and "ErrorDetail" not in r.json()["error"]
+    assert not Scenario.objects.exists()
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"assets": [1e30]}, "assets.0"),
+    ({"assets": [9223372036854775808]}, "assets.0"),
+    ({"assets": [[1]]}, "assets.0"),
+    ({"site": 2**63}, "site"),
+])
+def test_scenario_ids_are_checked_with_readable_messages(client, planner, token_of, body, field):
+    from tests.scenarios.factories import make_site_with_twins
+
+    site, assets = make_site_with_twins(1, members=[planner])
+    r = client.post("/api/v1/scenario-runs/", {"name": "x", "site": site.id, "assets": [assets[0].id], **body}, content_type="application/json",
+                    HTTP_AUTHORIZATION=token_of(planner))
+    assert r.status_code == 400 and field in r.json()["fields"], r.content
+    assert "ErrorDetail" not in r.json()["error"]
+
+
+@pytest.mark.parametrize("raw", ["5", "true", '[{"a": 1}]', "[[1]]", '"abc"', "[" * 100_000 + "]" * 100_000])
+def test_a_body_that_is_not_an_object_or_nests_too_deep_is_a_400(client, admin_user, token_of, raw):
+    for path in ("/api/v1/rollouts/1/approve/", "/api/v1/rollouts/", "/api/v1/scenario-runs/"):
+        r = client.post(path, raw, content_type="application/json", HTTP_AUTHORIZATION=token_of(admin_user))
+        assert r.status_code == 400 and r["Content-Type"] == "application/json", (path, raw[:20], r.status_code, r.content[:200])
 
 
 def test_it_refuses_unknown_body_fields_and_stores_nothing(client, manager, fleet, token_of):
@@ -240,7 +320,7 @@ def test_a_planner_creates_runs_and_downloads_a_scenario_over_the_api(client, pl
     auth = {"HTTP_AUTHORIZATION": token_of(planner)}
     assert client.post("/api/v1/scenario-runs/", body, content_type="application/json", HTTP_AUTHORIZATION=token_of(manager)).status_code == 403
     bad = client.post("/api/v1/scenario-runs/", {**body, "params": {"replications": "many"}}, content_type="application/json", **auth)
-    assert bad.status_code == 400 and "params" in bad.json()["fields"] and not Scenario.objects.exists()  # nothing stored half-way
+    assert bad.status_code == 400 and bad.json()["fields"] == {"params.replications": ["A valid integer is required."]} and not Scenario.objects.exists()  # nothing stored half-way
     r = client.post("/api/v1/scenario-runs/", body, content_type="application/json", **auth)
     assert r.status_code == 201, r.content
     run_id = r.json()["id"]

@@ -61,7 +61,8 @@ def test_an_empty_range_is_a_valid_file_with_no_rows(client, manager, fleet, tok
 
 
 @pytest.mark.parametrize(("query", "field", "words"), [
-    ("site={s}&start=1900-01-01T00:00:00Z&end=2026-01-01T00:00:00Z", "start", "at most"),  # centuries
+    ("site={s}&start=1980-01-01T00:00:00Z&end=2026-01-01T00:00:00Z", "start", "at most"),  # decades
+    ("site={s}&start=1500-01-01T00:00:00Z&end=2026-01-01T00:00:00Z", "start", "Out of range"),  # centuries
     ("asset=987654321", "asset", "Not found"),
     ("site={s}&start=2026-01-02T00:00:00Z&end=2026-01-01T00:00:00Z", "start", "before end"),
     ("", "asset", "Give an asset or a site"),

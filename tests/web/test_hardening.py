@@ -30,7 +30,7 @@ def _every_url() -> list[tuple[str, str]]:
                 route = prefix + str(p.pattern)
                 if route.startswith("^") or "(?P" in route:  # the admin's regex routes: covered by admin:index
                     continue
-                for conv, value in (("<int:", "1"), ("<str:", "x"), ("<path:", "x"), ("<slug:", "x"), ("<", "x")):
+                for conv, value in (("<id:", "1"), ("<int:", "1"), ("<str:", "x"), ("<path:", "x"), ("<slug:", "x"), ("<", "x")):
                     while conv in route:
                         start = route.index(conv)
                         route = route[:start] + value + route[route.index(">", start) + 1:]

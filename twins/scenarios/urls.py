@@ -8,9 +8,9 @@ app_name = "scenarios"
 urlpatterns = [
     path("", views.scenario_list, name="list"),
     path("new/", views.scenario_new, name="new"),
-    path("<int:scenario_id>/rerun/", views.scenario_rerun, name="rerun"),
-    path("runs/<int:run_id>/", views.run_detail, name="run"),
-    path("runs/<int:run_id>/status/", views.run_status, name="status"),
-    path("runs/<int:run_id>/cancel/", views.run_cancel, name="cancel"),
-    path("runs/<int:run_id>/csv/", views.run_csv, name="csv"),
+    path("<id:scenario_id>/rerun/", views.scenario_rerun, name="rerun"),
+    path("runs/<id:run_id>/", views.run_detail, name="run"),
+    path("runs/<id:run_id>/status/", views.run_status, name="status"),
+    path("runs/<id:run_id>/cancel/", views.run_cancel, name="cancel"),
+    path("runs/<id:run_id>/csv/", views.run_csv, name="csv"),
 ]
