@@ -10,7 +10,6 @@ from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 
-
 log = logging.getLogger(__name__)
 
 
