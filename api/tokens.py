@@ -24,7 +24,8 @@ def _hash(key: str) -> str:
 
 def create_token(user: Any, name: str) -> tuple[ApiToken, str]:
     """A new token and its key (the only time the key exists outside the caller)."""
-    name = (name or "").strip()[:100] or "token"
+    # A label for people: control characters (NUL, escapes) dropped, at most 100 characters.
+    name = "".join(ch for ch in (name or "") if ch.isprintable()).strip()[:100] or "token"
     for _ in range(5):
         prefix = secrets.token_hex(4)
         key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"

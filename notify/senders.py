@@ -13,7 +13,7 @@ import urllib.request
 from django.conf import settings
 from django.core.mail import EmailMessage
 
-from notify import const
+from notify import const, targets
 from notify.compose import Message
 from notify.models import Subscription
 from notify.signing import sign_body
@@ -35,6 +35,7 @@ def webhook_body(sub: Subscription, message: Message) -> bytes:
 
 
 def send_webhook(sub: Subscription, message: Message, delivery_id: int) -> None:
+    targets.check_resolved(sub.target)
     body = webhook_body(sub, message)
     ts = int(time.time())
     request = urllib.request.Request(sub.target, data=body, method="POST", headers={

@@ -52,6 +52,12 @@ def test_it_gives_a_token_once_records_its_use_and_revokes_it(client, manager, f
     assert response.status_code == 401 and "not valid" in response.json()["error"]
 
 
+def test_a_token_name_keeps_only_printable_characters(client, manager):
+    client.force_login(manager)
+    client.post("/api/tokens/", {"name": "CM\x00MS\x1b[31m \u202e"})
+    assert list(ApiToken.objects.filter(user=manager).values_list("name", flat=True)) == ["CMMS[31m"]
+
+
 def test_it_holds_the_roles_of_the_ui_over_every_endpoint(client, manager, planner, admin_user, outsider, fleet, token_of):
     asset = fleet.assets[0]
     TwinState.objects.create(asset=asset, computed_at=timezone.now(), health=0.8)
@@ -330,3 +336,16 @@ def test_a_planner_creates_runs_and_downloads_a_scenario_over_the_api(client, pl
     assert detail["state"] == "done" and detail["results"]
     table = b"".join(client.get(f"/api/v1/scenario-runs/{run_id}/csv/", **auth).streaming_content).decode()
     assert assets[0].name in table and len(table.splitlines()) > 2
+
+
+def test_a_download_that_fails_part_way_is_logged_and_ends_saying_so(caplog):
+    from api.streaming import guarded
+
+    def rows():
+        yield b"a,b\n"
+        raise OverflowError("date value out of range")
+
+    with caplog.at_level("ERROR", logger="api.streaming"):
+        body = b"".join(guarded(rows(), "/api/v1/exports/alerts.csv (alerts.csv)", b"# incomplete\n"))
+    assert body == b"a,b\n# incomplete\n"
+    assert "alerts.csv" in caplog.text and "OverflowError" in caplog.text

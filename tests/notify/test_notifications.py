@@ -143,13 +143,33 @@ def test_it_refuses_webhook_urls_at_the_platform_or_not_http(manager, settings):
     settings.PLATFORM_PUBLIC_URL = "https://aiot.example.org"
     settings.ALLOWED_HOSTS = ["aiot.example.org", "localhost"]
     base = {"name": "x", "channel": "webhook", "payload_format": "json", "min_severity": "warning", "quiet_timezone": "UTC", "mode": "immediate", "digest_every_s": 3600}
-    for url in ("ftp://files.example.org/x", "file:///etc/passwd", "https://aiot.example.org/api/v1/alerts/", "http://localhost:8000/admin/", "https://user:pw@hooks.example.org/"):
+    settings.NOTIFY_PLATFORM_PORTS = [8000]
+    refused = ("ftp://files.example.org/x", "file:///etc/passwd", "gopher://hooks.example.org/", "https://aiot.example.org/api/v1/alerts/",
+               "http://localhost:8000/admin/", "https://user:pw@hooks.example.org/",
+               # the platform's loopback port in other spellings: 127.0.0.1, 127.1, 2130706433, 0x7f.1, ::1, ::ffff:127.0.0.1, LOCALHOST.
+               "http://127.0.0.1:8000/", "http://127.1:8000/", "http://2130706433:8000/", "http://0x7f.1:8000/", "http://[::1]:8000/",
+               "http://[::ffff:127.0.0.1]:8000/", "http://LOCALHOST.:8000/",
+               # never a destination: this machine's any-address, link-local (cloud metadata), multicast
+               "http://0.0.0.0:9000/", "http://[::]:9000/", "http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/", "http://224.0.0.1/")
+    for url in refused:
         form = SubscriptionForm(data={**base, "target": url}, instance=Subscription(user=manager))
         assert not form.is_valid() and "target" in form.errors, url
-    ok = SubscriptionForm(data={**base, "target": "https://hooks.example.org/aiot"}, instance=Subscription(user=manager))
-    assert ok.is_valid(), ok.errors
+    for url in ("https://hooks.example.org/aiot", "http://127.0.0.1:9876/cmms", "http://10.0.0.5/hook"):  # another local service is fine
+        ok = SubscriptionForm(data={**base, "target": url}, instance=Subscription(user=manager))
+        assert ok.is_valid(), (url, ok.errors)
     bad_mail = SubscriptionForm(data={**base, "channel": "email", "target": "not-an-address"}, instance=Subscription(user=manager))
     assert not bad_mail.is_valid() and "target" in bad_mail.errors
+
+
+def test_a_webhook_whose_name_now_resolves_to_the_platform_is_not_sent(settings):
+    """Checked again at send time: a name that passed validation may resolve elsewhere later."""
+    from notify.targets import check_resolved
+
+    settings.ALLOWED_HOSTS = ["localhost"]
+    settings.NOTIFY_PLATFORM_PORTS = [8000]
+    with pytest.raises(PermissionError, match="platform itself"):
+        check_resolved("http://localhost:8000/hook")
+    check_resolved("http://localhost:9876/hook")  # another local service: allowed
 
 
 def test_the_sweep_tells_unacknowledged_alerts_offline_nodes_maintenance_and_rollouts_once(manager, admin_user, fleet, settings, queue):
