@@ -14,7 +14,6 @@ from django.core.validators import validate_email
 
 from notify import const
 
-
 LOOPBACK = "loopback"  # every spelling of this machine: localhost, 127.0.0.0/8, ::1
 
 
