@@ -22,3 +22,19 @@ def record_audit(action: str, *, actor: str = "system", target: str = "", ok: bo
 
 def actor_name(user: Any) -> str:
     return getattr(user, "get_username", lambda: "")() or "system"
+
+
+def readable(value: Any) -> str:
+    """An audit detail's value as people read it: none as '-', yes/no, lists comma-separated,
+    nested mappings as 'key value' pairs (not Python's None, True, ['a'] and {'k': v})."""
+    if value is None or value == "" or value == [] or value == {}:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return ", ".join(readable(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k} {readable(v)}" for k, v in value.items())
+    return str(value)

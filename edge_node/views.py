@@ -18,7 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from edge_node import const
-from edge_node.audit import actor_name, record_audit
+from edge_node.audit import actor_name, readable, record_audit
 from edge_node.forms import AuditFilterForm, EnrollmentTokenForm
 from edge_node.key_rotation import RotationError, keyring_rows, rotate_signing_keys
 from edge_node.models import AuditEvent, EdgeNode, EnrollmentToken
@@ -173,4 +173,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         if form.cleaned_data["action"]:
             events = events.filter(action=form.cleaned_data["action"])
     actions = AuditEvent.objects.order_by().values_list("action", flat=True).distinct()
-    return render(request, "edge_node/audit.html", {"form": form, "events": events.order_by("-at", "-id")[:AUDIT_PAGE_ROWS], "actions": sorted(set(actions)), "limit": AUDIT_PAGE_ROWS})
+    rows = list(events.order_by("-at", "-id")[:AUDIT_PAGE_ROWS])
+    for e in rows:
+        e.detail_items = [(k, readable(v)) for k, v in (e.detail or {}).items()] if isinstance(e.detail, dict) else [("detail", readable(e.detail))]
+    return render(request, "edge_node/audit.html", {"form": form, "events": rows, "actions": sorted(set(actions)), "limit": AUDIT_PAGE_ROWS})

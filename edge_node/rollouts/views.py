@@ -52,8 +52,15 @@ def model_detail(request: HttpRequest, model_id: int) -> HttpResponse:
             return redirect("rollouts:rollout", rollout_id=rollout.pk)
     verified = registry.verify_stored(model)  # also finds the key id of a model signed before key ids
     return render(request, "rollouts/model_detail.html", {"model": model, "form": form, "verified": verified,
+                                                          "inputs": _signature(model.inputs), "outputs": _signature(model.outputs),
                                                           "key_revoked": registry.revoked_signature(model) is not None,
                                                           "variants": model.quantized_variants.all()})
+
+
+def _signature(args: list[dict] | None) -> list[dict]:
+    """A model's inputs or outputs as the page shows them: a dynamic dimension (the batch) is
+    'N', not Python's None: X tensor(float) [N, 3]."""
+    return [{**a, "shape": "[" + ", ".join("N" if d is None else str(d) for d in a.get("shape") or []) + "]"} for a in args or []]
 
 
 @require_role(ADMIN)

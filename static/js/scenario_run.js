@@ -21,7 +21,7 @@ function showProgress(msg) {
   // Two phases on one bar: the replications, then the check of the recommendations.
   bar.max = msg.total + msg.check_total;
   bar.value = msg.done + msg.checked;
-  text.textContent = `${msg.done} / ${msg.total} replications`;
+  text.textContent = `${msg.done} / ${msg.total} ${text.dataset.unit}`;  // both variants' when the baseline is compared
   const check = document.getElementById("check-text");
   check.hidden = !msg.check_total;
   check.textContent = `recommendations checked on ${msg.checked} / ${msg.check_total}`;

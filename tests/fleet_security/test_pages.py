@@ -107,3 +107,23 @@ def test_it_filters_the_audit_log_by_node_and_action(as_admin):
     everything = as_admin.get("/fleet-security/audit/").content.decode()
     assert "&lt;script&gt;x&lt;/script&gt;" in everything and "<script>x</script>" not in everything
     assert "refused" in everything and "192.0.2.1" in everything
+
+
+def test_the_audit_log_shows_details_as_people_read_them_and_exports_them_as_json(as_admin, admin_user):
+    import csv
+    import io
+    import json
+
+    from api.tokens import create_token
+
+    detail = {"site": None, "downgrade": False, "nodes": ["gw-1", "gw-2"], "gates": {"max_p99_latency_ms": 50.0, "min_agreement": 0.9}}
+    AuditEvent.objects.create(actor="admin1", action="rollout.proposed", target="rollout 7", detail=detail)
+    row = as_admin.get("/fleet-security/audit/").content.decode().split("rollout 7")[1].split("</tr>")[0]
+    assert "site:</span> -" in row and "downgrade:</span> no" in row and "nodes:</span> gw-1, gw-2" in row
+    assert "max_p99_latency_ms 50" in row and "min_agreement 0.9" in row
+    assert "None" not in row and "False" not in row and "[" not in row and "{" not in row
+
+    key = create_token(admin_user, "audit")[1]
+    body = b"".join(as_admin.get("/api/v1/exports/audit.csv", HTTP_AUTHORIZATION=f"Token {key}").streaming_content).decode()
+    [exported] = [r for r in csv.DictReader(io.StringIO(body)) if r["target"] == "rollout 7"]
+    assert json.loads(exported["detail"]) == detail

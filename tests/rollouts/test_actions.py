@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from edge_node.models import AuditEvent
@@ -85,7 +87,9 @@ def test_it_shows_the_pages_to_an_admin_only(target, client, admin_user, planner
     page = client.get(f"/rollouts/{rollout.pk}/").content.decode()
     assert model.label in page and "Another admin must approve" in page
     assert client.get("/model-registry/").status_code == 200
-    assert "verifies" in client.get(f"/model-registry/{model.pk}/").content.decode()
+    detail = client.get(f"/model-registry/{model.pk}/").content.decode()
+    assert "verifies" in detail and "None" not in detail.split("Inputs:")[1].split("</p>")[0]
+    assert re.search(r"<code>\S+ tensor\(float\) \[N, \d+\]</code>", detail)  # a dynamic batch dimension reads N
     state = client.get(f"/rollouts/{rollout.pk}/state.json").json()
     assert (state["id"], state["state"], state["reason"], state["nodes"]) == (rollout.pk, "proposed", "", [])
     # The proposer may cancel but not approve: the page offers exactly that, and says why.

@@ -100,7 +100,8 @@ def test_it_lets_a_planner_run_a_scenario_and_compare_it_with_the_baseline(chrom
 
         run.refresh_from_db()
         assert run.state == "done"
-        expect(page.locator("#progress-text")).to_have_text(f"{run.total} / {run.total} replications")
+        assert run.total == 2 * 4000  # the what-if's and the baseline's, as the label says
+        expect(page.locator("#progress-text")).to_have_text(f"{run.total} / {run.total} replications (what-if and baseline)")
         expect(page.locator("#check-text")).to_have_text(f"recommendations checked on {run.check_total} / {run.check_total}")
         assert page.locator("#progress-bar").get_attribute("max") == str(run.total + run.check_total)
         # The comparison chart and table: the what-if's legend entry is the name, as text.
