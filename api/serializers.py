@@ -99,6 +99,11 @@ class ProposeRolloutInput(StrictSerializer):
     min_agreement = serializers.FloatField(required=False, default=0.9, min_value=0.0, max_value=1.0)
     max_load_failures = serializers.IntegerField(required=False, default=0, min_value=0, max_value=rollout_const.MAX_LOAD_FAILURES_GATE)
 
+    def validate_nodes(self, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("A node is listed twice.")
+        return value
+
 
 class AuditSerializer(serializers.ModelSerializer):
     class Meta:

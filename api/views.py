@@ -20,7 +20,7 @@ from api.params import ReadingsParams, SeriesParams, parse, parse_id
 from api.streaming import spreadsheet_safe, streamed_file
 from api.telemetry import decode_cursor, queryset_csv, readings_page
 from edge_node.models import AuditEvent, EdgeNode
-from edge_node.rollouts.actions import RolloutError, approve_rollout, propose_rollout
+from edge_node.rollouts.actions import RolloutError, UnknownNodesError, approve_rollout, propose_rollout
 from edge_node.rollouts.models import ModelArtifact, Rollout
 from ingest.timeseries.queries import bucketed_metrics, latest_values
 from twins.alerting import AlertError, acknowledge_alert
@@ -257,16 +257,11 @@ class ScenarioRunList(FilteredList):
             raise ValidationError({"assets": ["Every asset must belong to the site (and be visible to you)."]})
         try:
             with transaction.atomic():  # a scenario whose run cannot start is not kept
-                scenario = create_scenario(request.user, name=d["name"], site=site, assets=assets, params=_plain(d.get("params") or {}), compare_baseline=d["compare_baseline"])
+                scenario = create_scenario(request.user, name=d["name"], site=site, assets=assets, params=d.get("params") or {}, compare_baseline=d["compare_baseline"])
                 run = start_run(scenario.id, request.user)
         except (ScenarioServiceError, ScenarioError, ValueError, KeyError, TypeError) as exc:
             raise ValidationError({"params": [f"{type(exc).__name__}: {exc}" if isinstance(exc, KeyError) else str(exc)]}) from None
         return Response(s.ScenarioRunSerializer(run).data, status=status.HTTP_201_CREATED)
-
-
-def _plain(value):
-    """Validated nested data as plain dicts (what the UI's form stores)."""
-    return {k: _plain(v) for k, v in value.items()} if isinstance(value, dict) else value
 
 
 class ScenarioRunDetail(StrictDetail):
@@ -323,16 +318,11 @@ class RolloutList(FilteredList):
         site = Site.objects.filter(id=d["site"]).first() if d.get("site") is not None else None
         if d.get("site") is not None and site is None:
             raise ValidationError({"site": ["No site with this id."]})
-        if d.get("nodes"):
-            known = set(EdgeNode.objects.filter(node_id__in=d["nodes"]).values_list("node_id", flat=True))
-            unknown = sorted(set(d["nodes"]) - known)
-            if unknown:
-                raise ValidationError({"nodes": [f"No node {', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''}."]})
-            if len(set(d["nodes"])) != len(d["nodes"]):
-                raise ValidationError({"nodes": ["A node is listed twice."]})
         try:
             rollout = propose_rollout(request.user, model, site=site, tag=d["tag"], node_ids=d.get("nodes"), canary_share=d["canary_share"],
                                       max_p99_latency_ms=d["max_p99_latency_ms"], min_agreement=d["min_agreement"], max_load_failures=d["max_load_failures"])
+        except UnknownNodesError as exc:
+            raise ValidationError({"nodes": [str(exc)]}) from None
         except RolloutError as exc:
             return Response({"error": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(s.RolloutSerializer(rollout).data, status=status.HTTP_201_CREATED)

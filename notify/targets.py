@@ -19,36 +19,32 @@ LOOPBACK = "loopback"  # every spelling of this machine: localhost, 127.0.0.0/8,
 
 def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address a host literal stands for in any notation the resolver accepts (127.1,
-    2130706433 and 0x7f.0.0.1 are all 127.0.0.1); None for a name."""
-    host = host.strip("[]")
+    2130706433, 0x7f.0.0.1 and ::ffff:127.0.0.1 are all 127.0.0.1); None for a name."""
+    host = host.lower().strip("[]").rstrip(".")
     try:
-        return ipaddress.ip_address(host.split("%")[0])
+        ip = ipaddress.ip_address(host.split("%")[0])
     except ValueError:
-        pass
-    try:
-        return ipaddress.IPv4Address(socket.inet_aton(host))
-    except OSError:
-        return None
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return getattr(ip, "ipv4_mapped", None) or ip
 
 
 def _canonical(host: str) -> str:
-    host = host.lower().strip("[]").rstrip(".")
     ip = _ip(host)
     if ip is not None:
-        if getattr(ip, "ipv4_mapped", None):
-            ip = ip.ipv4_mapped
         return LOOPBACK if ip.is_loopback else str(ip)
+    host = host.lower().rstrip(".")
     return LOOPBACK if host == "localhost" or host.endswith(".localhost") else host
 
 
 def forbidden_address(host: str) -> str | None:
     """Why no webhook may go to this host at all (the unspecified address is this machine;
     link-local holds cloud metadata services), or None."""
-    ip = _ip(host.lower().strip("[]").rstrip("."))
+    ip = _ip(host)
     if ip is None:
         return None
-    if getattr(ip, "ipv4_mapped", None):
-        ip = ip.ipv4_mapped
     if ip.is_unspecified:
         return f"{ip} is not a destination"
     if ip.is_link_local:

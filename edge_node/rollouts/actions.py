@@ -24,6 +24,10 @@ class RolloutError(ValueError):
     """An action that is refused; the message says why (shown to the admin, audited)."""
 
 
+class UnknownNodesError(RolloutError):
+    """A proposal names node ids that do not exist (a typo: the API's 400 on ``nodes``)."""
+
+
 def _require_admin(user: Any, action: str, target: str) -> None:
     if not getattr(user, "is_authenticated", False) or ADMIN not in roles_of(user):
         record_audit(const.AUDIT_ROLLOUT_REFUSED, actor=actor_name(user), target=target, ok=False,
@@ -73,7 +77,7 @@ def propose_rollout(user: Any, model: ModelArtifact, *, site: Any = None, tag: s
         known = set(EdgeNode.objects.filter(node_id__in=node_ids).values_list("node_id", flat=True))
         unknown = [n for n in node_ids if n not in known]
         if unknown:
-            raise RolloutError(f"no node {', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''}: check the node ids")
+            raise UnknownNodesError(f"no node {', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''}: check the node ids")
     if not (site or tag or node_ids):
         raise RolloutError("a rollout needs a target: a site, a tag or node ids")
     rollout = Rollout(model=model, target_site=site, target_tag=tag.strip(), target_nodes=list(node_ids or []),

@@ -183,6 +183,20 @@ def test_it_keeps_the_two_person_rule_for_rollouts_over_the_api(client, admin_us
     assert AuditEvent.objects.filter(action__icontains="approved").exists()
 
 
+@pytest.mark.parametrize(("extra", "words"), [
+    ({"nodes": ["{node}", "does-not-exist"]}, "does-not-exist"),
+    ({"nodes": ["{node}", "{node}"]}, "listed twice"),
+    ({"max_load_failures": 2147483648}, "less than or equal"),
+    ({"max_p99_latency_ms": 1e308}, "less than or equal"),
+])
+def test_a_rollout_proposal_with_unknown_nodes_or_absurd_gates_is_a_400_and_stores_nothing(client, admin_user, fleet, token_of, extra, words):
+    model = ModelArtifact.objects.create(name="anom", version="2", kind="anomaly", sha256="0" * 64, signature="s", size=1, file_path="/dev/null")
+    body = {"model": model.id, **json.loads(json.dumps(extra).replace("{node}", fleet.node.node_id))}
+    r = client.post("/api/v1/rollouts/", body, content_type="application/json", HTTP_AUTHORIZATION=token_of(admin_user))
+    assert r.status_code == 400 and words in " ".join(next(iter(r.json()["fields"].values()))), r.content
+    assert set(r.json()["fields"]) == set(extra) and not Rollout.objects.exists()
+
+
 @pytest.mark.parametrize(("url", "field"), [
     ("/api/v1/assets/{a}/series/?metrc=temperature_c", "metrc"),
     ("/api/v1/assets/{a}/series/?bucket=ten", "bucket"),
