@@ -221,6 +221,9 @@ def _timed_download(client, url: str) -> dict:
 
 
 def start_worker(smtp_port: int) -> subprocess.Popen:
+    from tests.helpers import purge_celery_queue
+
+    purge_celery_queue(os.environ["REDIS_URL"])
     env = dict(os.environ, DATABASE_URL=db_url(DB_NAME), LOG_LEVEL="WARNING", EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(smtp_port),
                PLATFORM_PUBLIC_URL="https://aiot.example.org")
     for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "EMAIL_BACKEND"):

@@ -395,6 +395,9 @@ def stack(procs: Procs, env: dict, tmp: Path, mqtt_port: int) -> dict:
         # The second daphne stands for another host: its own, empty AIOT_VAR_DIR.
         var = {} if i == 0 else {"AIOT_VAR_DIR": str(tmp / "second-host-var")}
         procs.start(f"daphne{i}", [PY, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "web.asgi:application"], **var)
+    from tests.helpers import purge_celery_queue
+
+    purge_celery_queue(REDIS_URL)  # tasks an earlier run or test left would run against this run's rows
     for i in range(2):
         procs.start(f"celery{i}", [PY, "-m", "celery", "-A", "web", "worker", "-c", "1", "-n", f"bench{i}@%h", "--without-gossip", "--without-mingle", "-l", "INFO"])
     procs.start("beat", [PY, "-m", "celery", "-A", "web", "beat", "-l", "INFO", "-s", str(tmp / "beat-schedule")])

@@ -112,6 +112,16 @@ def start_ingest_process(mqtt_url: str, client_id: str, share: str | None = None
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def purge_celery_queue(redis_url: str, queue: str = "celery") -> int:
+    """Empty a Celery queue on Redis before a worker starts: tasks earlier tests (or an earlier
+    run, whose new database reuses the same ids) left there would run against this run's rows,
+    and rollout steps retrying against a broker long gone would hold the worker's threads."""
+    from kombu import Connection
+
+    with Connection(redis_url) as conn:
+        return conn.default_channel.queue_purge(queue) or 0
+
+
 @contextmanager
 def celery_worker_process(
     queue: str | None, redis_url: str, database_url: str, processes: int = 2, extra_env: dict | None = None, *,
@@ -122,12 +132,7 @@ def celery_worker_process(
     inherit. A warm shutdown at the end (it finishes or requeues its tasks)."""
     import signal
 
-    from kombu import Connection
-
-    # Tasks earlier tests (or an earlier run, whose new test database reuses the same ids) left
-    # in the queue would run against this test's rows: the worker starts on an empty queue.
-    with Connection(redis_url) as conn:
-        conn.default_channel.queue_purge(queue or "celery")
+    purge_celery_queue(redis_url, queue or "celery")
     env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, LOG_LEVEL="WARNING")
     for var in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", *drop_env):
         env.pop(var, None)
